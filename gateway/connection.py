@@ -1,0 +1,201 @@
+"""The I/O shell of one WebSocket: feed frames to the session core and carry out its actions.
+
+It reads frames, hands them to :class:`~gateway.session.Session`, and performs what comes
+back: frames go to the outbox, joins and publishes go to the fan-out and the broker, closes
+flush first. One timer per connection, set to the core's next deadline, drives heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, cast
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from gateway.actions import (
+    AckTo,
+    Action,
+    Close,
+    Closed,
+    Join,
+    Leave,
+    NamespaceSocket,
+    Observed,
+    Opened,
+    Publish,
+    SendBinary,
+    SendText,
+)
+from gateway.broker import Broker, BrokerUnavailable
+from gateway.fanout import Fanout
+from gateway.outbox import Flusher, Outbox
+from gateway.pipeline import Failure, ack_frame, answer_failure
+from gateway.session import Session
+from shared import envelope
+from shared.metrics import GatewayMetrics, event_label
+from shared.protocol.errors import CloseCode, ErrorCode
+from shared.protocol.frames import BINARY, ws_frame
+
+log = logging.getLogger(__name__)
+
+
+class Connection:
+    def __init__(
+        self,
+        ws: ServerConnection,
+        session: Session,
+        fanout: Fanout,
+        broker: Broker,
+        metrics: GatewayMetrics,
+        flusher: Flusher,
+        budget: int,
+    ) -> None:
+        self.ws = ws
+        self.session = session
+        self._fanout = fanout
+        self._broker = broker
+        self._metrics = metrics
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing = False
+        transport = cast(asyncio.WriteTransport, ws.transport)  # uvloop's is not a subclass
+        self.outbox = Outbox(transport, flusher, budget, self._slow_consumer)
+
+    async def run(self) -> None:
+        self._metrics.connections.inc()
+        try:
+            await self._perform(self.session.open())
+            self._arm_timer()
+            async for frame in self.ws:
+                actions = self.session.receive(frame, self._loop.time())
+                if actions:
+                    await self._perform(actions)
+                if self._closing:
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._metrics.connections.dec()
+            log.info("connection %s closed: code=%s namespaces=%s", self.session.eio_sid[:6],
+                     self.ws.close_code, ",".join(self.session.sockets) or "-")
+            await self._perform(self.session.transport_closed())
+
+    # --- timers ---------------------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        delay = max(0.0, self.session.next_deadline() - self._loop.time())
+        self._timer = self._loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        for action in self.session.on_timer(self._loop.time()):
+            self._perform_now(action)
+        if not self.session.closed and not self._closing:
+            self._arm_timer()
+
+    # --- actions --------------------------------------------------------------------------
+
+    def _perform_now(self, action: Action) -> None:
+        """Actions that need no await: frames and closes."""
+        if isinstance(action, SendText):
+            self.outbox.push(ws_frame(action.text.encode()))
+        elif isinstance(action, SendBinary):
+            self.outbox.push(ws_frame(action.data, BINARY))
+        elif isinstance(action, Close):
+            self.close(action.code, action.reason)
+        elif isinstance(action, Observed):
+            self._metrics.packets_in.labels(action.nsp, event_label(action.event)).inc()
+            if action.error is not None:
+                self._metrics.errors.labels(action.nsp, action.error).inc()
+
+    async def _perform(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, SendText | SendBinary | Close | Observed):
+                self._perform_now(action)
+            elif isinstance(action, Join):
+                await self._join(action)
+            elif isinstance(action, Leave):
+                await self._leave(action)
+            elif isinstance(action, Publish):
+                await self._publish(action)
+            elif isinstance(action, Opened):
+                await self._opened(action.socket)
+            elif isinstance(action, Closed):
+                await self._closed(action.socket, action.rooms)
+
+    def close(self, code: int, reason: str) -> None:
+        """Flush what is queued, then close the transport with ``code``."""
+        if self._closing:
+            return
+        self._closing = True
+        self._metrics.closes.labels(str(code)).inc()
+        log.info("closing connection %s: code=%s reason=%s", self.session.eio_sid[:6], code,
+                 reason)
+        self.outbox.flush()
+        self._loop.create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.close(code, reason)
+
+    def _slow_consumer(self) -> None:
+        self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
+
+    async def _opened(self, socket: NamespaceSocket) -> None:
+        self._metrics.sockets.labels(socket.nsp).inc()
+        for room in list(socket.rooms):
+            try:
+                await self._fanout.join((socket.nsp, room), self)
+            except BrokerUnavailable:
+                log.warning("could not subscribe a user room; the socket misses direct events")
+
+    async def _closed(self, socket: NamespaceSocket, rooms: frozenset[str]) -> None:
+        self._metrics.sockets.labels(socket.nsp).dec()
+        for room in rooms:
+            await self._fanout.leave((socket.nsp, room), self)
+        socket.rooms.clear()
+
+    async def _join(self, action: Join) -> None:
+        socket = action.socket
+        if action.room not in socket.rooms:
+            try:
+                await self._fanout.join((socket.nsp, action.room), self)
+            except BrokerUnavailable:
+                self._fail(action.reply, "room:join", ErrorCode.UNAVAILABLE, "try again")
+                return
+            socket.rooms.add(action.room)
+        self._ack(action.reply, {"ok": True, "room": action.room})
+
+    async def _leave(self, action: Leave) -> None:
+        socket = action.socket
+        if action.room in socket.rooms:
+            socket.rooms.discard(action.room)
+            await self._fanout.leave((socket.nsp, action.room), self)
+        self._ack(action.reply, {"ok": True})
+
+    async def _publish(self, action: Publish) -> None:
+        nsp = action.socket.nsp
+        body = envelope.pack(action.args, action.attachments)
+        try:
+            result = await self._broker.publish(nsp, action.room, body, action.message_id)
+        except BrokerUnavailable:
+            self._fail(action.reply, None, ErrorCode.UNAVAILABLE, "message not sent, retry")
+            return
+        self._metrics.published.labels(nsp).inc()
+        if action.message_id is None:
+            self._ack(action.reply, {"ok": True})
+        else:
+            self._ack(action.reply, {"ok": True, "id": action.message_id, "seq": result.seq,
+                                     "duplicate": result.duplicate})
+
+    def _ack(self, reply: AckTo, body: dict[str, Any]) -> None:
+        if reply.id is not None:
+            self._perform_now(ack_frame(reply, body))
+
+    def _fail(self, reply: AckTo, event: str | None, code: ErrorCode, message: str) -> None:
+        self._metrics.errors.labels(reply.nsp, code.value).inc()
+        self._perform_now(answer_failure(reply, event, Failure(code, message, 1000)))

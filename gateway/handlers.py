@@ -1,0 +1,110 @@
+"""Event handlers: validated payload in, actions (or a failure) out. No I/O here.
+
+Handlers run after the namespace's event chain, so the payload already matches its schema;
+what is left is the contract's rules: who may join what, membership before publishing,
+sanitising and the attachment limit.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from gateway.actions import Action, Join, Leave, Publish
+from gateway.pipeline import EventContext, Failure
+from shared.protocol.errors import ErrorCode
+from shared.protocol.events import MESSAGE_RECEIVED, TYPING_START, TYPING_STOP
+from shared.protocol.packets import deconstruct
+from shared.sanitize import clean_text
+from shared.subjects import USER_ROOM_PREFIX, is_valid_room_name, user_room
+
+
+def _room_of(ctx: EventContext) -> str | Failure:
+    room = ctx.payload.get("room")
+    if not is_valid_room_name(room):
+        return Failure(ErrorCode.BAD_REQUEST, "room must be 1-128 characters of [A-Za-z0-9_:@-]")
+    assert isinstance(room, str)
+    return room
+
+
+def join(ctx: EventContext) -> list[Action] | Failure:
+    room = _room_of(ctx)
+    if isinstance(room, Failure):
+        return room
+    socket = ctx.socket
+    if room.startswith(USER_ROOM_PREFIX) and room != user_room(socket.identity.sub):
+        return Failure(ErrorCode.FORBIDDEN, "user rooms are joined automatically")
+    if room != user_room(socket.identity.sub) and not socket.identity.may_join(room):
+        return Failure(ErrorCode.FORBIDDEN, "the token does not allow this room")
+    if room not in socket.rooms and len(socket.rooms) >= ctx.limits.max_rooms:
+        return Failure(ErrorCode.FORBIDDEN, f"at most {ctx.limits.max_rooms} rooms per socket")
+    return [Join(socket, room, ctx.reply)]
+
+
+def leave(ctx: EventContext) -> list[Action] | Failure:
+    room = _room_of(ctx)
+    if isinstance(room, Failure):
+        return room
+    if room == user_room(ctx.socket.identity.sub):
+        return Failure(ErrorCode.FORBIDDEN, "a socket stays in its own user room")
+    return [Leave(ctx.socket, room, ctx.reply)]
+
+
+def send_message(ctx: EventContext) -> list[Action] | Failure:
+    room = _room_of(ctx)
+    if isinstance(room, Failure):
+        return room
+    if room not in ctx.socket.rooms:
+        return Failure(ErrorCode.FORBIDDEN, "join the room before sending to it")
+    payload: dict[str, Any] = ctx.payload
+    attachment = payload.get("attachment")
+    if attachment is not None and not isinstance(attachment, bytes):
+        return Failure(ErrorCode.BAD_REQUEST, "attachment must be binary")
+    if attachment is not None and len(attachment) > ctx.limits.attachment_max_bytes:
+        return Failure(ErrorCode.TOO_LARGE,
+                       f"attachment over {ctx.limits.attachment_max_bytes} bytes")
+    text = clean_text(payload["text"])
+    if not text.strip() and attachment is None:
+        return Failure(ErrorCode.BAD_REQUEST, "text is empty")
+    message: dict[str, Any] = {
+        "room": room,
+        "id": payload["id"],
+        "from": ctx.socket.identity.sub,
+        "text": text,
+        "ts": int(time.time() * 1000),
+    }
+    if attachment is not None:
+        message["attachment"] = attachment
+    attachments: list[bytes] = []
+    args = orjson.dumps(deconstruct([MESSAGE_RECEIVED, message], attachments))
+    return [Publish(ctx.socket, room, args, tuple(attachments), payload["id"], ctx.reply)]
+
+
+def typing(event: str) -> Any:
+    """``typing:start`` / ``typing:stop`` go to the room's members as ``{room, user}``."""
+
+    def handle(ctx: EventContext) -> list[Action] | Failure:
+        room = _room_of(ctx)
+        if isinstance(room, Failure):
+            return room
+        if room not in ctx.socket.rooms:
+            return Failure(ErrorCode.FORBIDDEN, "join the room before typing in it")
+        args = orjson.dumps([event, {"room": room, "user": ctx.socket.identity.sub}])
+        return [Publish(ctx.socket, room, args, (), None, ctx.reply)]
+
+    return handle
+
+
+typing_start = typing(TYPING_START)
+typing_stop = typing(TYPING_STOP)
+
+
+def not_yet(feature: str) -> Any:
+    """Events of the contract whose service is not deployed answer ``unavailable``."""
+
+    def handle(ctx: EventContext) -> Failure:
+        return Failure(ErrorCode.UNAVAILABLE, f"{feature} is not available on this cluster yet")
+
+    return handle

@@ -1,0 +1,77 @@
+"""The upgrade decision, in one pure function: accept (with an identity if a token came on the
+upgrade) or reject with the HTTP status the contract names, before any upgrade happens."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+from shared.jwtauth import Identity, TokenVerifier
+
+SOCKET_IO_PATH = "/socket.io/"
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    identity: Identity | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakePolicy:
+    verifier: TokenVerifier
+    allowed_origins: frozenset[str] = frozenset()
+    require_tls: bool = False
+    trust_proxy_tls: bool = False
+
+
+def token_from(query: Mapping[str, list[str]], headers: Mapping[str, str]) -> str | None:
+    """``?token=`` wins over ``Authorization: Bearer``; ``None`` when neither is present."""
+    if "token" in query:
+        return query["token"][0]
+    auth = headers.get("authorization") or headers.get("Authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip()
+        return ""
+    return None
+
+
+def decide(path: str, headers: Mapping[str, str], policy: HandshakePolicy) -> Accept | Reject:
+    """Map an upgrade request to Accept or Reject(400/401/403)."""
+    parts = urlsplit(path)
+    if parts.path != SOCKET_IO_PATH:
+        return Reject(404, "Not Found")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if query.get("EIO", [""])[0] != "4":
+        return Reject(400, "Unsupported protocol version")
+    if query.get("transport", [""])[0] != "websocket":
+        return Reject(400, "Transport unknown: this gateway speaks the websocket transport only")
+    if "sid" in query:
+        return Reject(400, "Session ID unknown")
+    origin = headers.get("origin") or headers.get("Origin")
+    if policy.allowed_origins and origin is not None and origin not in policy.allowed_origins:
+        return Reject(403, "Origin not allowed")
+    if policy.require_tls and not _behind_tls(headers, policy.trust_proxy_tls):
+        return Reject(403, "TLS required")
+    token = token_from(query, headers)
+    if token is None:
+        return Accept(None)
+    identity = policy.verifier.verify(token)
+    if identity is None:
+        return Reject(401, "Unauthorized")
+    return Accept(identity)
+
+
+def _behind_tls(headers: Mapping[str, str], trust_proxy: bool) -> bool:
+    if not trust_proxy:
+        return False
+    proto = headers.get("x-forwarded-proto") or headers.get("X-Forwarded-Proto") or ""
+    return proto.split(",")[0].strip().lower() == "https"

@@ -1,0 +1,64 @@
+"""The links of the namespaces' chains: authentication on CONNECT; rate limit, known event
+and schema on every EVENT. Each returns ``None`` to go on or a refusal/failure to stop."""
+
+from __future__ import annotations
+
+from gateway.pipeline import (
+    ConnectContext,
+    EventContext,
+    EventSpec,
+    Failure,
+    LimitClass,
+    Refusal,
+)
+from shared.protocol.errors import ErrorCode
+from shared.ratelimit import TokenBucket
+from shared.schemas import SchemaViolation
+
+UNAUTHORIZED = Refusal("unauthorized", "unauthorized")
+
+
+def authenticate(ctx: ConnectContext) -> Refusal | None:
+    """A token in the CONNECT ``auth`` wins; else the identity proven on the upgrade."""
+    token = ctx.auth.get("token")
+    if token is not None:
+        ctx.identity = ctx.verifier.verify(token)
+    else:
+        ctx.identity = ctx.upgrade_identity
+    return None if ctx.identity is not None else UNAUTHORIZED
+
+
+def rate_limit(ctx: EventContext, spec: EventSpec | None) -> Failure | None:
+    """Unknown events count against the request budget, so probing is throttled too."""
+    limit = spec.limit if spec is not None else LimitClass.REQUEST
+    bucket = ctx.buckets.get(limit)
+    if bucket is None:
+        rate, burst = (
+            (ctx.limits.chat_rate, ctx.limits.chat_burst)
+            if limit is LimitClass.CHAT
+            else (ctx.limits.request_rate, ctx.limits.request_burst)
+        )
+        bucket = ctx.buckets[limit] = TokenBucket.full(rate, burst, ctx.now)
+    wait_ms = bucket.take(ctx.now)
+    if wait_ms:
+        return Failure(ErrorCode.RATE_LIMITED, "rate limit exceeded", wait_ms)
+    return None
+
+
+def known_event(ctx: EventContext, spec: EventSpec | None) -> Failure | None:
+    if spec is None:
+        return Failure(ErrorCode.UNKNOWN_EVENT, f"unknown event in {ctx.socket.nsp}")
+    return None
+
+
+def validate_schema(ctx: EventContext, spec: EventSpec | None) -> Failure | None:
+    if spec is None or spec.validate is None:
+        return None
+    if len(ctx.args) != 1:
+        return Failure(ErrorCode.BAD_REQUEST, "expected exactly one payload object")
+    try:
+        spec.validate(ctx.args[0])
+    except SchemaViolation as exc:
+        code = ErrorCode.TOO_LARGE if exc.too_large else ErrorCode.BAD_REQUEST
+        return Failure(code, exc.message)
+    return None

@@ -1,0 +1,81 @@
+"""Per-connection output: frames queued during one event-loop pass leave in one ``write``.
+
+Writing each delivery with its own syscall costs more kernel time than all the Python work
+of a fan-out; joining what one socket is owed within a loop pass divides that by the batch
+size and adds no latency (the flush runs at the end of the same pass). Writes go straight to
+the transport, bypassing websockets' own backpressure, so the send budget is enforced here:
+bytes the kernel has not taken plus bytes queued must stay under the budget, or the socket is
+a slow consumer and is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+
+class Outbox:
+    __slots__ = ("_flusher", "budget", "frames", "on_overflow", "queued", "transport")
+
+    def __init__(
+        self,
+        transport: asyncio.WriteTransport,
+        flusher: Flusher,
+        budget: int,
+        on_overflow: Callable[[], None],
+    ) -> None:
+        self.transport = transport
+        self.budget = budget
+        self.on_overflow = on_overflow
+        self.frames: list[bytes] = []
+        self.queued = 0
+        self._flusher = flusher
+
+    def push(self, frame: bytes) -> bool:
+        """Queue ``frame``; ``False`` (and the overflow callback) if it would bust the budget."""
+        transport = self.transport
+        if transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() + self.queued + len(frame) > self.budget:
+            self.frames.clear()
+            self.queued = 0
+            self.on_overflow()
+            return False
+        if not self.frames:
+            self._flusher.mark(self)
+        self.frames.append(frame)
+        self.queued += len(frame)
+        return True
+
+    def flush(self) -> None:
+        frames = self.frames
+        if not frames:
+            return
+        self.frames = []
+        self.queued = 0
+        if self.transport.is_closing():
+            return
+        self.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+
+class Flusher:
+    """Flushes every outbox that got frames in this loop pass, once, at its end."""
+
+    __slots__ = ("_dirty", "_loop", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dirty: list[Outbox] = []
+        self._scheduled = False
+
+    def mark(self, outbox: Outbox) -> None:
+        self._dirty.append(outbox)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for outbox in dirty:
+            outbox.flush()

@@ -1,0 +1,174 @@
+"""The gateway process: a websockets server on one port for Socket.IO, health and metrics.
+
+``process_request`` answers ``/healthz``, ``/readyz`` and ``/metrics`` and runs the upgrade
+decision, so refused upgrades get their HTTP status before any WebSocket exists. websockets'
+own compression and keepalive are off: frames are encoded once and written as bytes, and
+Engine.IO does its own heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from http import HTTPStatus
+
+from nats.aio.client import Client
+from prometheus_client import CollectorRegistry
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from gateway.broker import Broker
+from gateway.connection import Connection
+from gateway.fanout import Fanout
+from gateway.handshake import Accept, HandshakePolicy, decide
+from gateway.namespaces import NAMESPACES
+from gateway.nats_broker import NatsBroker
+from gateway.outbox import Flusher
+from gateway.pipeline import Limits
+from gateway.session import Session, SessionConfig
+from shared.config import GatewaySettings
+from shared.jwtauth import Identity, TokenVerifier
+from shared.metrics import CONTENT_TYPE, GatewayMetrics, render
+from shared.natsconn import connect
+from shared.subjects import Subjects
+
+log = logging.getLogger(__name__)
+
+
+def new_id() -> str:
+    """20 url-safe characters, like the reference server's ids."""
+    return secrets.token_urlsafe(15)
+
+
+def session_config(settings: GatewaySettings) -> SessionConfig:
+    return SessionConfig(
+        ping_interval_ms=settings.ping_interval_ms,
+        ping_timeout_ms=settings.ping_timeout_ms,
+        ping_misses=settings.ping_misses,
+        max_payload=settings.max_payload,
+        connect_timeout_ms=settings.connect_timeout_ms,
+        limits=Limits(
+            chat_rate=settings.chat_rate,
+            chat_burst=settings.chat_burst,
+            request_rate=settings.request_rate,
+            request_burst=settings.request_burst,
+            attachment_max_bytes=settings.attachment_max_bytes,
+        ),
+    )
+
+
+def verifier_for(settings: GatewaySettings) -> TokenVerifier:
+    return TokenVerifier(
+        algorithms=settings.jwt_algorithms,
+        secret=settings.jwt_secret,
+        public_key=settings.jwt_public_key,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        leeway_s=settings.jwt_leeway_s,
+    )
+
+
+def _quiet_websockets_logger() -> logging.Logger:
+    """websockets logs every open/close at INFO; the gateway writes its own line instead."""
+    logger = logging.getLogger("gateway.websockets")
+    if logger.level == logging.NOTSET and logging.getLogger().level >= logging.INFO:
+        logger.setLevel(logging.WARNING)
+    return logger
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, broker: Broker, nc: Client | None,
+                 metrics: GatewayMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or GatewayMetrics(CollectorRegistry())
+        self.verifier = verifier_for(settings)
+        self.policy = HandshakePolicy(
+            verifier=self.verifier,
+            allowed_origins=frozenset(settings.allowed_origins),
+            require_tls=settings.env == "production",
+            trust_proxy_tls=settings.trust_proxy_tls,
+        )
+        self.config = session_config(settings)
+        self.broker = broker
+        self.nc = nc
+        self.fanout = Fanout(broker, self.metrics, settings.fanout_batch)
+        self._identities: dict[ServerConnection, Identity | None] = {}
+        self._flusher: Flusher | None = None
+        self.server: Server | None = None
+
+    def ready(self) -> bool:
+        return self.server is not None and (self.nc is None or self.nc.is_connected)
+
+    def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return ws.respond(HTTPStatus.OK, "ok\n")
+        if path == "/readyz":
+            if self.ready():
+                return ws.respond(HTTPStatus.OK, "ready\n")
+            return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
+        if path == "/metrics":
+            body = render(self.metrics.registry)
+            headers = Headers([("Content-Type", CONTENT_TYPE),
+                               ("Content-Length", str(len(body)))])
+            return Response(200, "OK", headers, body)
+        verdict = decide(request.path, request.headers, self.policy)
+        if not isinstance(verdict, Accept):
+            self.metrics.handshakes.labels(str(verdict.status)).inc()
+            if verdict.status == 401:
+                self.metrics.auth_failures.labels("upgrade").inc()
+            return ws.respond(verdict.status, verdict.reason + "\n")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return ws.respond(HTTPStatus.BAD_REQUEST, "expected a WebSocket upgrade\n")
+        self.metrics.handshakes.labels("accepted").inc()
+        self._identities[ws] = verdict.identity
+        return None
+
+    async def handle(self, ws: ServerConnection) -> None:
+        identity = self._identities.pop(ws, None)
+        loop = asyncio.get_running_loop()
+        if self._flusher is None:
+            self._flusher = Flusher(loop)
+        session = Session(new_id(), identity, self.config, NAMESPACES, self.verifier, new_id,
+                          loop.time())
+        connection = Connection(ws, session, self.fanout, self.broker, self.metrics,
+                                self._flusher, self.settings.send_budget_bytes)
+        await connection.run()
+
+    async def start(self) -> Server:
+        self.server = await serve(
+            self.handle,
+            self.settings.host,
+            self.settings.port,
+            process_request=self.process_request,
+            compression=None,
+            ping_interval=None,
+            max_size=self.settings.max_payload,
+            server_header="switchboard",
+            logger=_quiet_websockets_logger(),
+        )
+        return self.server
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        await self.broker.close()
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.drain()
+
+
+async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
+    metrics = GatewayMetrics(CollectorRegistry())
+    nc = await connect(settings.nats_url, f"gateway-{settings.instance_id}", metrics.nats)
+    broker = NatsBroker(nc, Subjects(settings.subject_prefix))
+    gateway = Gateway(settings, broker, nc, metrics)
+    await gateway.start()
+    log.info("gateway %s listening on %s:%s", settings.instance_id, settings.host,
+             settings.port)
+    try:
+        await stop.wait()
+    finally:
+        await gateway.stop()

@@ -1,0 +1,251 @@
+"""One Engine.IO connection as pure state: frames and ``now`` in, actions out.
+
+It owns the Engine.IO rules (open, heartbeat, connect deadline), the Socket.IO namespace
+state machine (CONNECT / DISCONNECT / EVENT per namespace, as the reference server's
+``client.ts`` has it) and binary reassembly, and runs each namespace's chains. Malformed
+packets get a ``request:error`` and the connection lives; state violations the reference
+server closes on (an event before CONNECT, a stray binary frame) close it here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.actions import (
+    AckTo,
+    Action,
+    Close,
+    Closed,
+    NamespaceSocket,
+    Observed,
+    Opened,
+    SendText,
+)
+from gateway.pipeline import (
+    ConnectContext,
+    EventContext,
+    Failure,
+    LimitClass,
+    Limits,
+    Namespace,
+    answer_failure,
+)
+from shared.heartbeat import Beat, Heartbeat
+from shared.jwtauth import Identity, TokenVerifier
+from shared.protocol.engineio import PING_FRAME, EioType, InvalidFrame, encode_open, parse_frame
+from shared.protocol.errors import CloseCode, ErrorCode
+from shared.protocol.packets import (
+    BinaryAssembler,
+    InvalidPacket,
+    Packet,
+    PacketType,
+    encode_packet,
+    parse_packet,
+)
+from shared.ratelimit import TokenBucket
+from shared.subjects import user_room
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    ping_interval_ms: int = 25_000
+    ping_timeout_ms: int = 5_000
+    ping_misses: int = 2
+    max_payload: int = 1_000_000
+    connect_timeout_ms: int = 45_000
+    limits: Limits = field(default_factory=Limits)
+
+
+class Session:
+    """Sans-I/O core of one connection. The shell calls :meth:`open` once, then
+    :meth:`receive` per frame and :meth:`on_timer` at :meth:`next_deadline`."""
+
+    def __init__(
+        self,
+        eio_sid: str,
+        upgrade_identity: Identity | None,
+        config: SessionConfig,
+        namespaces: Mapping[str, Namespace],
+        verifier: TokenVerifier,
+        new_id: Callable[[], str],
+        now: float,
+    ) -> None:
+        self.eio_sid = eio_sid
+        self.config = config
+        self.sockets: dict[str, NamespaceSocket] = {}
+        self.closed = False
+        self._upgrade_identity = upgrade_identity
+        self._namespaces = namespaces
+        self._verifier = verifier
+        self._new_id = new_id
+        self._assembler = BinaryAssembler()
+        self._buckets: dict[LimitClass, TokenBucket] = {}
+        self._heartbeat = Heartbeat.start(
+            now, config.ping_interval_ms / 1000, config.ping_timeout_ms / 1000, config.ping_misses
+        )
+        self._connect_deadline: float | None = now + config.connect_timeout_ms / 1000
+
+    # --- Engine.IO -------------------------------------------------------------------------
+
+    def open(self) -> list[Action]:
+        c = self.config
+        return [SendText(encode_open(self.eio_sid, c.ping_interval_ms, c.ping_timeout_ms,
+                                     c.max_payload))]
+
+    def next_deadline(self) -> float:
+        deadline = self._heartbeat.next_deadline()
+        if self._connect_deadline is not None:
+            deadline = min(deadline, self._connect_deadline)
+        return deadline
+
+    def on_timer(self, now: float) -> list[Action]:
+        if self.closed:
+            return []
+        if self._connect_deadline is not None and now >= self._connect_deadline:
+            return self._close(CloseCode.CONNECT_TIMEOUT, "no namespace CONNECT in time")
+        actions: list[Action] = []
+        for beat in self._heartbeat.on_timer(now):
+            if beat is Beat.DEAD:
+                return self._close(CloseCode.PING_TIMEOUT, "ping timeout")
+            actions.append(SendText(PING_FRAME))
+        return actions
+
+    def receive(self, frame: str | bytes, now: float) -> list[Action]:
+        if self.closed:
+            return []
+        eio = parse_frame(frame)
+        if isinstance(eio, InvalidFrame):
+            return self._close(CloseCode.PROTOCOL, eio.detail)
+        if eio.type is EioType.MESSAGE:
+            if isinstance(eio.data, bytes):
+                return self._attachment(eio.data, now)
+            if self._assembler.pending:
+                return self._close(CloseCode.PROTOCOL, "text frame while attachments pending")
+            return self._socketio(eio.data, now)
+        if eio.type is EioType.PONG:
+            self._heartbeat.on_pong()
+            return []
+        if eio.type is EioType.PING:
+            return self._close(CloseCode.POLICY, "invalid heartbeat direction")
+        if eio.type is EioType.CLOSE:
+            return self._close(1000, "client close")
+        return []  # NOOP / UPGRADE mean nothing on a websocket-only session
+
+    def transport_closed(self) -> list[Action]:
+        """The socket is gone (any reason): every namespace socket ends."""
+        self.closed = True
+        sockets, self.sockets = list(self.sockets.values()), {}
+        return [Closed(s, frozenset(s.rooms)) for s in sockets]
+
+    def _close(self, code: int, reason: str) -> list[Action]:
+        return [Close(code, reason)]
+
+    # --- Socket.IO -------------------------------------------------------------------------
+
+    def _attachment(self, data: bytes, now: float) -> list[Action]:
+        result = self._assembler.add(data)
+        if result is None:
+            return []
+        if isinstance(result, InvalidPacket):
+            return self._close(CloseCode.PROTOCOL, result.detail)
+        return self._packet(result, now)
+
+    def _socketio(self, text: str, now: float) -> list[Action]:
+        packet = parse_packet(text)
+        if isinstance(packet, InvalidPacket):
+            return self._malformed(text, packet.detail)
+        if packet.type in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
+            if packet.nsp not in self.sockets:
+                return self._close(CloseCode.POLICY, "binary packet before CONNECT")
+            started = self._assembler.start(packet)
+            if started is None:
+                return []
+            if isinstance(started, InvalidPacket):
+                return self._malformed(text, started.detail)
+            return self._packet(started, now)
+        return self._packet(packet, now)
+
+    def _malformed(self, text: str, detail: str) -> list[Action]:
+        """Answer on the namespace the packet named, if it is connected, else on any."""
+        nsp = _guess_namespace(text)
+        target = nsp if nsp in self.sockets else next(iter(self.sockets), None)
+        if target is None:
+            return []
+        failure = Failure(ErrorCode.BAD_REQUEST, f"malformed packet: {detail}")
+        return [Observed(target, "malformed", failure.code.value),
+                answer_failure(AckTo(target, None), None, failure)]
+
+    def _packet(self, packet: Packet, now: float) -> list[Action]:
+        if packet.type is PacketType.CONNECT:
+            return self._connect(packet)
+        socket = self.sockets.get(packet.nsp)
+        if packet.type is PacketType.DISCONNECT:
+            if socket is None:
+                return []
+            del self.sockets[packet.nsp]
+            return [Closed(socket, frozenset(socket.rooms))]
+        if socket is None:
+            return self._close(CloseCode.POLICY, "packet for a namespace not connected")
+        if packet.type is PacketType.EVENT:
+            return self._event(socket, packet, now)
+        return []  # the server never asks clients for acks, so a client ACK answers nothing
+
+    def _connect(self, packet: Packet) -> list[Action]:
+        if packet.nsp in self.sockets:
+            return self._close(CloseCode.POLICY, "second CONNECT for a namespace")
+        namespace = self._namespaces.get(packet.nsp)
+        if namespace is None:
+            return [_connect_error(packet.nsp, {"message": "Invalid namespace"})]
+        ctx = ConnectContext(packet.nsp, packet.data or {}, self._upgrade_identity,
+                             self._verifier)
+        for middleware in namespace.connect_chain:
+            refusal = middleware(ctx)
+            if refusal is not None:
+                return [_connect_error(packet.nsp, {"message": refusal.message,
+                                                     "data": {"code": refusal.code}})]
+        if ctx.identity is None:
+            return [_connect_error(packet.nsp, {"message": "unauthorized",
+                                                 "data": {"code": "unauthorized"}})]
+        socket = NamespaceSocket(packet.nsp, self._new_id(), ctx.identity)
+        socket.rooms.add(user_room(ctx.identity.sub))
+        self.sockets[packet.nsp] = socket
+        self._connect_deadline = None
+        reply, _ = encode_packet(Packet(PacketType.CONNECT, packet.nsp, {"sid": socket.sid}))
+        return [SendText("4" + reply), Opened(socket)]
+
+    def _event(self, socket: NamespaceSocket, packet: Packet, now: float) -> list[Action]:
+        namespace = self._namespaces[socket.nsp]
+        data: list[Any] = packet.data
+        name = data[0]
+        event = name if isinstance(name, str) else str(name)
+        spec = namespace.events.get(event)
+        reply = AckTo(socket.nsp, packet.id)
+        ctx = EventContext(socket, event, data[1:], reply, now, self.config.limits, self._buckets)
+        for middleware in namespace.event_chain:
+            failure = middleware(ctx, spec)
+            if failure is not None:
+                return self._failed(reply, event, failure)
+        assert spec is not None
+        result = spec.handler(ctx)
+        if isinstance(result, Failure):
+            return self._failed(reply, event, result)
+        return [Observed(socket.nsp, event), *result]
+
+    def _failed(self, reply: AckTo, event: str, failure: Failure) -> list[Action]:
+        return [Observed(reply.nsp, event, failure.code.value),
+                answer_failure(reply, event, failure)]
+
+
+def _connect_error(nsp: str, body: dict[str, Any]) -> SendText:
+    text, _ = encode_packet(Packet(PacketType.CONNECT_ERROR, nsp, body))
+    return SendText("4" + text)
+
+
+def _guess_namespace(text: str) -> str:
+    start = text.find("/")
+    if start < 0 or start > 4:
+        return "/"
+    end = text.find(",", start)
+    return text[start:] if end < 0 else text[start:end]

@@ -1,0 +1,202 @@
+"""Service settings: one frozen object per service, read from ``SB_*`` variables.
+
+Every field names its variable, unit and default in its metadata, so the README table, the
+error messages and the loader all come from one declaration. A bad value fails at start-up with
+the variable and the value in the message, never later inside a handler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+
+class ConfigError(ValueError):
+    """A setting could not be parsed; the message names the variable and the value."""
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _parse_positive_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _parse_port(raw: str) -> int:
+    value = int(raw.strip())
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a TCP port between 0 and 65535")
+    return value
+
+
+def _parse_csv(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _parse_env(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in {"development", "production"}:
+        raise ValueError("must be 'development' or 'production'")
+    return value
+
+
+def _parse_algorithms(raw: str) -> tuple[str, ...]:
+    algorithms = _parse_csv(raw)
+    if not algorithms:
+        raise ValueError("needs at least one algorithm")
+    if any(alg.lower() == "none" for alg in algorithms):
+        raise ValueError("'none' is never an accepted JWT algorithm")
+    return algorithms
+
+
+def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """Settings every service shares."""
+
+    env: str = _setting("SB_ENV", _parse_env, "development",
+                        "`development` or `production` (production refuses plain ws://)")
+    host: str = _setting("SB_HOST", str, "127.0.0.1", "address the HTTP/WebSocket port binds")
+    port: int = _setting("SB_PORT", _parse_port, 8001,
+                         "HTTP port (gateway: Socket.IO + health; others: API + health)")
+    nats_url: tuple[str, ...] = _setting("SB_NATS_URL", _parse_csv, ("nats://127.0.0.1:4222",),
+                                         "comma-separated NATS server URLs")
+    subject_prefix: str = _setting("SB_SUBJECT_PREFIX", str, "sb",
+                                   "first token of every subject and KV bucket name")
+    instance_id: str = _setting("SB_INSTANCE_ID", str, "",
+                                "this process's id in the cluster (default: host-pid)")
+    log_level: str = _setting("SB_LOG_LEVEL", str, "INFO", "Python log level")
+
+    def __post_init__(self) -> None:
+        if not self.instance_id:
+            object.__setattr__(self, "instance_id", _default_instance_id())
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings(ServiceSettings):
+    """The gateway's settings; the defaults are the public contract's."""
+
+    jwt_secret: str = _setting("SB_JWT_SECRET", str, "", "HS* key for JWT verification")
+    jwt_public_key: str = _setting("SB_JWT_PUBLIC_KEY", str, "",
+                                   "PEM key for RS*/ES*/EdDSA JWT verification")
+    jwt_algorithms: tuple[str, ...] = _setting("SB_JWT_ALGORITHMS", _parse_algorithms,
+                                               ("HS256",), "accepted JWT algorithms")
+    jwt_audience: str = _setting("SB_JWT_AUDIENCE", str, "", "required `aud`, if set")
+    jwt_issuer: str = _setting("SB_JWT_ISSUER", str, "", "required `iss`, if set")
+    jwt_leeway_s: int = _setting("SB_JWT_LEEWAY_S", int, 10, "clock leeway in seconds")
+    allowed_origins: tuple[str, ...] = _setting(
+        "SB_ALLOWED_ORIGINS", _parse_csv, (),
+        "comma-separated Origin allow-list for upgrades (unset = any)")
+    trust_proxy_tls: bool = _setting("SB_TRUST_PROXY_TLS", _parse_bool, False,
+                                     "production: trust X-Forwarded-Proto from a TLS proxy")
+    ping_interval_ms: int = _setting("SB_PING_INTERVAL_MS", _parse_positive_int, 25_000,
+                                     "Engine.IO ping interval, ms")
+    ping_timeout_ms: int = _setting("SB_PING_TIMEOUT_MS", _parse_positive_int, 5_000,
+                                    "time a pong may take, ms")
+    ping_misses: int = _setting("SB_PING_MISSES", _parse_positive_int, 2,
+                                "consecutive missed pongs before close 4000")
+    max_payload: int = _setting("SB_MAX_PAYLOAD", _parse_positive_int, 1_000_000,
+                                "largest WebSocket frame, bytes (over it: close 1009)")
+    connect_timeout_ms: int = _setting("SB_CONNECT_TIMEOUT_MS", _parse_positive_int, 45_000,
+                                       "time from open packet to first namespace CONNECT, ms")
+    send_budget_bytes: int = _setting("SB_SEND_BUDGET_BYTES", _parse_positive_int, 1_000_000,
+                                      "per-connection unsent bytes before close 4008")
+    chat_rate: float = _setting("SB_CHAT_RATE", float, 100.0,
+                                "message:send and typing events per second per connection")
+    chat_burst: int = _setting("SB_CHAT_BURST", _parse_positive_int, 100, "chat burst")
+    request_rate: float = _setting("SB_REQUEST_RATE", float, 10.0,
+                                   "join/leave/history/presence/unknown events per second")
+    request_burst: int = _setting("SB_REQUEST_BURST", _parse_positive_int, 20,
+                                  "request burst")
+    attachment_max_bytes: int = _setting("SB_ATTACHMENT_MAX_BYTES", _parse_positive_int,
+                                         262_144, "message attachment limit, bytes")
+    fanout_batch: int = _setting("SB_FANOUT_BATCH", _parse_positive_int, 2_000,
+                                 "members written per batch before yielding to the loop")
+
+    def __post_init__(self) -> None:
+        ServiceSettings.__post_init__(self)
+        if not self.jwt_secret and not self.jwt_public_key:
+            raise ConfigError("SB_JWT_SECRET (or SB_JWT_PUBLIC_KEY) must be set for the gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSettings(ServiceSettings):
+    """The router's settings."""
+
+    api_key: str = _setting("SB_API_KEY", str, "", "bearer key of the server API")
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceSettings(ServiceSettings):
+    """The presence service's settings."""
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """Read ``SB_X=value`` lines (``#`` comments, blank lines allowed)."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, value = stripped.partition("=")
+        if not sep or not key.strip().startswith("SB_"):
+            raise ConfigError(f"{path}:{number}: expected SB_NAME=value, got {stripped!r}")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def load(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
+    """Build ``cls`` from ``SB_*`` variables (and ``SB_CONFIG_FILE``; variables win)."""
+    env = dict(os.environ if environ is None else environ)
+    config_file = env.get("SB_CONFIG_FILE")
+    merged = {**(read_config_file(Path(config_file)) if config_file else {}), **env}
+    kwargs: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):
+        name = item.metadata["env"]
+        if name not in merged:
+            continue
+        raw = merged[name]
+        try:
+            kwargs[item.name] = item.metadata["parse"](raw)
+        except ValueError as exc:
+            shown = "<redacted>" if _is_secret(name) else repr(raw)
+            raise ConfigError(f"{name}={shown}: {exc}") from None
+    return cls(**kwargs)
+
+
+def _is_secret(name: str) -> bool:
+    return any(word in name for word in ("SECRET", "KEY", "TOKEN"))
+
+
+def describe(cls: type[ServiceSettings]) -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) rows, for docs and ``--help``."""
+    rows = []
+    for item in dataclasses.fields(cls):
+        default = item.default
+        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        rows.append((item.metadata["env"], shown, item.metadata["doc"]))
+    return rows

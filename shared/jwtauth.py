@@ -1,0 +1,88 @@
+"""JWT verification for handshakes: an algorithm allow-list that can never contain ``none``.
+
+The verifier returns an :class:`Identity` or ``None``; it never says *why* a token failed to
+the client (that is ``unauthorized`` either way) and never logs the token itself.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from shared.subjects import SUB_MAX
+
+DEFAULT_ROOM_PATTERNS = ("room:*",)
+_HMAC = ("HS256", "HS384", "HS512")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    sub: str
+    name: str | None
+    room_patterns: tuple[str, ...]
+    expires_at: float
+
+    def may_join(self, room: str) -> bool:
+        """The JWT ``rooms`` claim is an allow-list of glob patterns (absent: any ``room:*``)."""
+        return any(fnmatch.fnmatchcase(room, pattern) for pattern in self.room_patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenVerifier:
+    algorithms: tuple[str, ...]
+    secret: str = ""
+    public_key: str = ""
+    audience: str = ""
+    issuer: str = ""
+    leeway_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.algorithms or any(a.lower() == "none" for a in self.algorithms):
+            raise ValueError("JWT algorithms must be a non-empty list without 'none'")
+
+    def verify(self, token: object) -> Identity | None:
+        if not isinstance(token, str) or not token or len(token) > 8192:
+            return None
+        try:
+            header = jwt.get_unverified_header(token)
+            alg = header.get("alg")
+            if alg not in self.algorithms:
+                return None
+            key = self.secret if alg in _HMAC else self.public_key
+            if not key:
+                return None
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=self.audience or None,
+                issuer=self.issuer or None,
+                leeway=self.leeway_s,
+                options={"require": ["exp", "sub"], "verify_aud": bool(self.audience)},
+            )
+        except (jwt.PyJWTError, ValueError, TypeError):
+            return None
+        return _identity(claims)
+
+
+def _identity(claims: dict[str, Any]) -> Identity | None:
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not 0 < len(sub) <= SUB_MAX:
+        return None
+    name = claims.get("name")
+    rooms = claims.get("rooms")
+    if rooms is None:
+        patterns = DEFAULT_ROOM_PATTERNS
+    elif isinstance(rooms, list) and all(isinstance(r, str) for r in rooms):
+        patterns = tuple(rooms)
+    else:
+        return None
+    return Identity(
+        sub=sub,
+        name=name if isinstance(name, str) else None,
+        room_patterns=patterns,
+        expires_at=float(claims["exp"]),
+    )

@@ -1,0 +1,69 @@
+"""Prometheus metrics: ``switchboard_`` prefix, bounded labels (namespace, event, code,
+stage — never a room or a user), and a registry injected per service so tests and several
+services in one process never share counters."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from shared.protocol.events import CLIENT_EVENTS
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+PREFIX = "switchboard"
+
+
+def event_label(event: str) -> str:
+    """Client-chosen event names are folded to ``other`` so labels stay bounded."""
+    return event if event in CLIENT_EVENTS else "other"
+
+
+class NatsMetrics:
+    """What every service reports about its NATS connection."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.service = service
+        self.connected = Gauge(f"{PREFIX}_nats_connected", "1 while connected to NATS",
+                               ["service"], registry=registry).labels(service)
+        self.reconnects = Counter(f"{PREFIX}_nats_reconnects", "NATS reconnections",
+                                  ["service"], registry=registry).labels(service)
+        self.disconnects = Counter(f"{PREFIX}_nats_disconnects", "NATS disconnections",
+                                   ["service"], registry=registry).labels(service)
+        self.errors = Counter(f"{PREFIX}_nats_errors", "NATS client errors",
+                              ["service", "kind"], registry=registry)
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.registry = registry
+        self.nats = NatsMetrics(r, "gateway")
+        self.connections = Gauge(f"{PREFIX}_gateway_connections",
+                                 "open Engine.IO connections", registry=r)
+        self.sockets = Gauge(f"{PREFIX}_gateway_sockets", "connected namespace sockets",
+                             ["namespace"], registry=r)
+        self.handshakes = Counter(f"{PREFIX}_gateway_handshakes", "upgrade decisions",
+                                  ["result"], registry=r)
+        self.auth_failures = Counter(f"{PREFIX}_gateway_auth_failures",
+                                     "refused tokens", ["stage"], registry=r)
+        self.packets_in = Counter(f"{PREFIX}_gateway_packets_in", "events received",
+                                  ["namespace", "event"], registry=r)
+        self.packets_out = Counter(f"{PREFIX}_gateway_packets_out",
+                                   "event frames written to sockets", ["namespace"], registry=r)
+        self.errors = Counter(f"{PREFIX}_gateway_request_errors", "failed requests",
+                              ["namespace", "code"], registry=r)
+        self.closes = Counter(f"{PREFIX}_gateway_closes", "transport closes by the server",
+                              ["code"], registry=r)
+        self.published = Counter(f"{PREFIX}_gateway_published", "messages published to NATS",
+                                 ["namespace"], registry=r)
+        self.fanout_in = Counter(f"{PREFIX}_gateway_fanout_messages",
+                                 "messages received from NATS for local rooms",
+                                 ["namespace"], registry=r)
+        self.rooms = Gauge(f"{PREFIX}_gateway_rooms", "rooms with local members", registry=r)
+        self.fanout_seconds = Histogram(
+            f"{PREFIX}_gateway_fanout_seconds", "time to hand one message to local members",
+            registry=r, buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0))
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
