@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 
+MIN_SECRET_BYTES = 32
+
+
 class ConfigError(ValueError):
     """A setting could not be parsed; the message names the variable and the value."""
 
@@ -138,6 +141,9 @@ class GatewaySettings(ServiceSettings):
         ServiceSettings.__post_init__(self)
         if not self.jwt_secret and not self.jwt_public_key:
             raise ConfigError("SB_JWT_SECRET (or SB_JWT_PUBLIC_KEY) must be set for the gateway")
+        if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"SB_JWT_SECRET=<redacted>: must be at least {MIN_SECRET_BYTES} "
+                              "bytes (RFC 7518 3.2)")
 
 
 @dataclass(frozen=True, slots=True)
