@@ -94,7 +94,7 @@ class JsClients:
         await self._send({"op": "emit", "id": client, "event": event, "args": list(args)})
 
     async def call(self, client: str, event: str, *args: Any,
-                   timeout: float = 5 * UNIT) -> Any:
+                   within: float = 5 * UNIT) -> Any:
         """Emit with an ack callback and return the ack's first argument."""
         self._next_ack += 1
         tag = self._next_ack
@@ -102,22 +102,22 @@ class JsClients:
         self._acks[(client, tag)] = future
         await self._send({"op": "emit", "id": client, "event": event, "args": list(args),
                           "ack": tag})
-        reply = await asyncio.wait_for(future, timeout)
+        reply = await asyncio.wait_for(future, within)
         return reply[0] if reply else None
 
     async def expect(self, client: str, types: set[str],
-                     timeout: float = 5 * UNIT) -> dict[str, Any]:
+                     within: float = 5 * UNIT) -> dict[str, Any]:
         queue = self._queue(client)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
                 msg = await queue.get()
                 if msg["type"] in types:
                     return msg
 
     async def expect_event(self, client: str, event: str,
-                           timeout: float = 5 * UNIT) -> list[Any]:
+                           within: float = 5 * UNIT) -> list[Any]:
         queue = self._queue(client)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
                 msg = await queue.get()
                 if msg["type"] == "event" and msg["event"] == event:
