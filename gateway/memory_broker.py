@@ -3,7 +3,12 @@ and the bus unit tests of the gateway core run on."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from gateway.broker import Deliver, Delivery, PublishResult
+
+log = logging.getLogger(__name__)
 
 
 class MemoryBus:
@@ -12,6 +17,7 @@ class MemoryBus:
     def __init__(self) -> None:
         self.subscribers: dict[tuple[str, str], dict[MemoryBroker, Deliver]] = {}
         self.published = 0
+        self.locks: dict[tuple[str, str], asyncio.Lock] = {}
 
 
 class MemoryBroker:
@@ -19,7 +25,7 @@ class MemoryBroker:
         self._bus = bus
 
     async def subscribe(self, nsp: str, room: str, deliver: Deliver) -> None:
-        self._bus.subscribers.setdefault((nsp, room), {})[self] = deliver
+        self._bus.subscribers.setdefault((nsp, room), {}).setdefault(self, deliver)
 
     async def unsubscribe(self, nsp: str, room: str) -> None:
         subscribers = self._bus.subscribers.get((nsp, room), {})
@@ -31,8 +37,12 @@ class MemoryBroker:
         self, nsp: str, room: str, body: bytes, msg_id: str | None = None
     ) -> PublishResult:
         self._bus.published += 1
-        for deliver in list(self._bus.subscribers.get((nsp, room), {}).values()):
-            await deliver(Delivery(body))
+        async with self._bus.locks.setdefault((nsp, room), asyncio.Lock()):
+            for deliver in list(self._bus.subscribers.get((nsp, room), {}).values()):
+                try:
+                    await deliver(Delivery(body))
+                except Exception:  # a subscriber's failure is its own, as on NATS
+                    log.exception("a subscriber failed on a delivery")
         return PublishResult()
 
     async def close(self) -> None:

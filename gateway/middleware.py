@@ -9,6 +9,7 @@ from gateway.pipeline import (
     EventSpec,
     Failure,
     LimitClass,
+    Limits,
     Refusal,
 )
 from shared.protocol.errors import ErrorCode
@@ -31,15 +32,21 @@ def authenticate(ctx: ConnectContext) -> Refusal | None:
 def rate_limit(ctx: EventContext, spec: EventSpec | None) -> Failure | None:
     """Unknown events count against the request budget, so probing is throttled too."""
     limit = spec.limit if spec is not None else LimitClass.REQUEST
-    bucket = ctx.buckets.get(limit)
+    return charge(ctx.buckets, ctx.limits, limit, ctx.now)
+
+
+def charge(buckets: dict[LimitClass, TokenBucket], limits: Limits, limit: LimitClass,
+           now: float) -> Failure | None:
+    """Take one token from the connection's bucket for ``limit``."""
+    bucket = buckets.get(limit)
     if bucket is None:
         rate, burst = (
-            (ctx.limits.chat_rate, ctx.limits.chat_burst)
+            (limits.chat_rate, limits.chat_burst)
             if limit is LimitClass.CHAT
-            else (ctx.limits.request_rate, ctx.limits.request_burst)
+            else (limits.request_rate, limits.request_burst)
         )
-        bucket = ctx.buckets[limit] = TokenBucket.full(rate, burst, ctx.now)
-    wait_ms = bucket.take(ctx.now)
+        bucket = buckets[limit] = TokenBucket.full(rate, burst, now)
+    wait_ms = bucket.take(now)
     if wait_ms:
         return Failure(ErrorCode.RATE_LIMITED, "rate limit exceeded", wait_ms)
     return None

@@ -23,6 +23,7 @@ from gateway.actions import (
     Opened,
     SendText,
 )
+from gateway.middleware import charge
 from gateway.pipeline import (
     ConnectContext,
     EventContext,
@@ -149,13 +150,15 @@ class Session:
         if result is None:
             return []
         if isinstance(result, InvalidPacket):
+            if result.nsp is not None:  # a complete packet with bad placeholders
+                return self._malformed(result, now)
             return self._close(CloseCode.PROTOCOL, result.detail)
         return self._packet(result, now)
 
     def _socketio(self, text: str, now: float) -> list[Action]:
         packet = parse_packet(text)
         if isinstance(packet, InvalidPacket):
-            return self._malformed(text, packet.detail)
+            return self._malformed(packet, now)
         if packet.type in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
             if packet.nsp not in self.sockets:
                 return self._close(CloseCode.POLICY, "binary packet before CONNECT")
@@ -163,19 +166,22 @@ class Session:
             if started is None:
                 return []
             if isinstance(started, InvalidPacket):
-                return self._malformed(text, started.detail)
+                return self._malformed(started, now)
             return self._packet(started, now)
         return self._packet(packet, now)
 
-    def _malformed(self, text: str, detail: str) -> list[Action]:
-        """Answer on the namespace the packet named, if it is connected, else on any."""
-        nsp = _guess_namespace(text)
+    def _malformed(self, invalid: InvalidPacket, now: float) -> list[Action]:
+        """Answer on the namespace the packet named (else any connected one), with an ack
+        when it carried an id. Bad packets spend the request budget like any request."""
+        nsp = invalid.nsp if invalid.nsp is not None else "/"
         target = nsp if nsp in self.sockets else next(iter(self.sockets), None)
         if target is None:
             return []
-        failure = Failure(ErrorCode.BAD_REQUEST, f"malformed packet: {detail}")
+        reply = AckTo(target, invalid.id if target == nsp else None)
+        failure = charge(self._buckets, self.config.limits, LimitClass.REQUEST, now) or Failure(
+            ErrorCode.BAD_REQUEST, f"malformed packet: {invalid.detail}")
         return [Observed(target, "malformed", failure.code.value),
-                answer_failure(AckTo(target, None), None, failure)]
+                answer_failure(reply, None, failure)]
 
     def _packet(self, packet: Packet, now: float) -> list[Action]:
         if packet.type is PacketType.CONNECT:
@@ -241,11 +247,3 @@ class Session:
 def _connect_error(nsp: str, body: dict[str, Any]) -> SendText:
     text, _ = encode_packet(Packet(PacketType.CONNECT_ERROR, nsp, body))
     return SendText("4" + text)
-
-
-def _guess_namespace(text: str) -> str:
-    start = text.find("/")
-    if start < 0 or start > 4:
-        return "/"
-    end = text.find(",", start)
-    return text[start:] if end < 0 else text[start:end]

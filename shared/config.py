@@ -8,6 +8,7 @@ the variable and the value in the message, never later inside a handler.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -36,6 +37,27 @@ def _parse_positive_int(raw: str) -> int:
     if value <= 0:
         raise ValueError("must be a positive integer")
     return value
+
+
+def _parse_positive_float(raw: str) -> float:
+    value = float(raw.strip())
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _parse_non_negative_int(raw: str) -> int:
+    value = int(raw.strip())
+    if value < 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
+def _parse_urls(raw: str) -> tuple[str, ...]:
+    urls = _parse_csv(raw)
+    if not urls:
+        raise ValueError("needs at least one URL")
+    return urls
 
 
 def _parse_port(raw: str) -> int:
@@ -82,7 +104,7 @@ class ServiceSettings:
     host: str = _setting("SB_HOST", str, "127.0.0.1", "address the HTTP/WebSocket port binds")
     port: int = _setting("SB_PORT", _parse_port, 8001,
                          "HTTP port (gateway: Socket.IO + health; others: API + health)")
-    nats_url: tuple[str, ...] = _setting("SB_NATS_URL", _parse_csv, ("nats://127.0.0.1:4222",),
+    nats_url: tuple[str, ...] = _setting("SB_NATS_URL", _parse_urls, ("nats://127.0.0.1:4222",),
                                          "comma-separated NATS server URLs")
     subject_prefix: str = _setting("SB_SUBJECT_PREFIX", str, "sb",
                                    "first token of every subject and KV bucket name")
@@ -106,7 +128,8 @@ class GatewaySettings(ServiceSettings):
                                                ("HS256",), "accepted JWT algorithms")
     jwt_audience: str = _setting("SB_JWT_AUDIENCE", str, "", "required `aud`, if set")
     jwt_issuer: str = _setting("SB_JWT_ISSUER", str, "", "required `iss`, if set")
-    jwt_leeway_s: int = _setting("SB_JWT_LEEWAY_S", int, 10, "clock leeway in seconds")
+    jwt_leeway_s: int = _setting("SB_JWT_LEEWAY_S", _parse_non_negative_int, 10,
+                                 "clock leeway in seconds")
     allowed_origins: tuple[str, ...] = _setting(
         "SB_ALLOWED_ORIGINS", _parse_csv, (),
         "comma-separated Origin allow-list for upgrades (unset = any)")
@@ -124,10 +147,10 @@ class GatewaySettings(ServiceSettings):
                                        "time from open packet to first namespace CONNECT, ms")
     send_budget_bytes: int = _setting("SB_SEND_BUDGET_BYTES", _parse_positive_int, 1_000_000,
                                       "per-connection unsent bytes before close 4008")
-    chat_rate: float = _setting("SB_CHAT_RATE", float, 100.0,
+    chat_rate: float = _setting("SB_CHAT_RATE", _parse_positive_float, 100.0,
                                 "message:send and typing events per second per connection")
     chat_burst: int = _setting("SB_CHAT_BURST", _parse_positive_int, 100, "chat burst")
-    request_rate: float = _setting("SB_REQUEST_RATE", float, 10.0,
+    request_rate: float = _setting("SB_REQUEST_RATE", _parse_positive_float, 10.0,
                                    "join/leave/history/presence/unknown events per second")
     request_burst: int = _setting("SB_REQUEST_BURST", _parse_positive_int, 20,
                                   "request burst")
@@ -169,7 +192,8 @@ def read_config_file(path: Path) -> dict[str, str]:
             continue
         key, sep, value = stripped.partition("=")
         if not sep or not key.strip().startswith("SB_"):
-            raise ConfigError(f"{path}:{number}: expected SB_NAME=value, got {stripped!r}")
+            # never echo the line: it may hold a secret
+            raise ConfigError(f"{path}:{number}: expected SB_NAME=value")
         values[key.strip()] = value.strip()
     return values
 
@@ -178,7 +202,13 @@ def load(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
     """Build ``cls`` from ``SB_*`` variables (and ``SB_CONFIG_FILE``; variables win)."""
     env = dict(os.environ if environ is None else environ)
     config_file = env.get("SB_CONFIG_FILE")
-    merged = {**(read_config_file(Path(config_file)) if config_file else {}), **env}
+    from_file: dict[str, str] = {}
+    if config_file:
+        try:
+            from_file = read_config_file(Path(config_file))
+        except OSError as exc:
+            raise ConfigError(f"SB_CONFIG_FILE={config_file!r}: {exc.strerror}") from None
+    merged = {**from_file, **env}
     kwargs: dict[str, Any] = {}
     for item in dataclasses.fields(cls):
         name = item.metadata["env"]
@@ -188,8 +218,9 @@ def load(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
         try:
             kwargs[item.name] = item.metadata["parse"](raw)
         except ValueError as exc:
-            shown = "<redacted>" if _is_secret(name) else repr(raw)
-            raise ConfigError(f"{name}={shown}: {exc}") from None
+            if _is_secret(name):  # a parser's message may quote its input
+                raise ConfigError(f"{name}=<redacted>: invalid value") from None
+            raise ConfigError(f"{name}={raw!r}: {exc}") from None
     return cls(**kwargs)
 
 

@@ -17,4 +17,4 @@ _STRIP = re.compile(
 
 def clean_text(text: str) -> str:
     """NFC-normalise and strip Cc (except newline and tab) and Bidi_Control characters."""
-    return _STRIP.sub("", unicodedata.normalize("NFC", text))
+    return unicodedata.normalize("NFC", _STRIP.sub("", text))

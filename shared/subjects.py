@@ -60,7 +60,10 @@ def decode_token(token: str) -> str:
         else:
             raw.append(ord(char))
             index += 1
-    return raw.decode("utf-8", "surrogatepass")
+    name = raw.decode("utf-8", "surrogatepass")
+    if encode_token(name) != token:
+        raise ValueError("not the canonical encoding of any name")
+    return name
 
 
 def user_room(sub: str) -> str:

@@ -20,6 +20,7 @@ from shared.protocol.events import RESERVED
 MAX_ATTACHMENTS = 10
 MAX_ACK_ID_DIGITS = 15
 MAX_NAMESPACE_LENGTH = 256
+MAX_PLACEHOLDER_DEPTH = 32
 
 
 class PacketType(IntEnum):
@@ -43,7 +44,12 @@ class Packet:
 
 @dataclass(frozen=True, slots=True)
 class InvalidPacket:
+    """Why a packet was refused, with its namespace and ack id when the header got that far
+    (so a bad event that asked for an ack still gets one)."""
+
     detail: str
+    nsp: str | None = None
+    id: int | None = None
 
 
 _DIGITS = frozenset("0123456789")
@@ -79,17 +85,17 @@ def parse_packet(text: str) -> Packet | InvalidPacket:
     ack_id = None
     if pos > start:
         if pos - start > MAX_ACK_ID_DIGITS:
-            return InvalidPacket("ack id too long")
+            return InvalidPacket("ack id too long", nsp)
         ack_id = int(text[start:pos])
     data: Any = None
     if pos < len(text):
         try:
             data = orjson.loads(text[pos:])
         except orjson.JSONDecodeError:
-            return InvalidPacket("payload is not valid JSON")
+            return InvalidPacket("payload is not valid JSON", nsp, ack_id)
     problem = _payload_problem(kind, data, ack_id)
     if problem:
-        return InvalidPacket(problem)
+        return InvalidPacket(problem, nsp, ack_id)
     return Packet(kind, nsp, data, ack_id, attachments)
 
 
@@ -159,16 +165,18 @@ def deconstruct(value: Any, out: list[bytes]) -> Any:
     return value
 
 
-def _reconstruct(value: Any, buffers: list[bytes]) -> Any:
+def _reconstruct(value: Any, buffers: list[bytes], depth: int = 0) -> Any:
+    if depth > MAX_PLACEHOLDER_DEPTH and isinstance(value, dict | list):
+        raise ValueError("binary packet nested too deep")
     if isinstance(value, dict):
         if value.get("_placeholder") is True and set(value) == {"_placeholder", "num"}:
             num = value["num"]
             if type(num) is not int or not 0 <= num < len(buffers):
                 raise ValueError("placeholder refers to a missing attachment")
             return buffers[num]
-        return {key: _reconstruct(item, buffers) for key, item in value.items()}
+        return {key: _reconstruct(item, buffers, depth + 1) for key, item in value.items()}
     if isinstance(value, list):
-        return [_reconstruct(item, buffers) for item in value]
+        return [_reconstruct(item, buffers, depth + 1) for item in value]
     return value
 
 
@@ -210,6 +218,6 @@ class BinaryAssembler:
         try:
             data = _reconstruct(header.data, buffers)
         except ValueError as exc:
-            return InvalidPacket(str(exc))
+            return InvalidPacket(str(exc), header.nsp, header.id)
         plain = PacketType.EVENT if header.type is PacketType.BINARY_EVENT else PacketType.ACK
         return Packet(plain, header.nsp, data, header.id, header.attachments)

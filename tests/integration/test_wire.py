@@ -69,15 +69,24 @@ async def test_frame_over_max_payload_closes_with_1009(gateway_pair: list[Servic
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
 
 
-@pytest.mark.parametrize("garbage", ["4", "42/chat,[", "42/chat,{}", "45x-[]", "42/chat,0[1,]",
-                                     '42/chat,["connect"]'])
-async def test_malformed_packet_gets_request_error_and_the_socket_lives(
-    gateway_pair: list[Service], garbage: str
+REQUEST_ERROR = '42/chat,["request:error",{"code":"bad_request"'
+
+
+@pytest.mark.parametrize(("garbage", "answer"), [
+    ("4", REQUEST_ERROR),
+    ("42/chat,[", REQUEST_ERROR),
+    ("42/chat,{}", REQUEST_ERROR),
+    ("45x-[]", REQUEST_ERROR),
+    ('42/chat,["connect"]', REQUEST_ERROR),
+    ("42/chat,0[1,]", '43/chat,0[{"ok":false,"error":{"code":"bad_request"'),
+    ('42/chat,9["connect"]', '43/chat,9[{"ok":false,"error":{"code":"bad_request"'),
+])
+async def test_malformed_packet_gets_an_error_answer_and_the_socket_lives(
+    gateway_pair: list[Service], garbage: str, answer: str
 ) -> None:
     ws = await open_chat(gateway_pair[0].ws_url)
     await ws.send(garbage)
-    error = await recv_text(ws)
-    assert error.startswith('42/chat,["request:error",{"code":"bad_request"')
+    assert (await recv_text(ws)).startswith(answer)
     await ws.send('42/chat,7["room:join",{"room":"room:after"}]')
     assert await recv_text(ws) == '43/chat,7[{"ok":true,"room":"room:after"}]'
     await ws.close()
@@ -172,4 +181,5 @@ def test_health_readiness_and_metrics(gateway_pair: list[Service]) -> None:
         assert name in text
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(base + "/nope", timeout=5)
+    missing.value.close()
     assert missing.value.code == 404

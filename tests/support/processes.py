@@ -54,6 +54,8 @@ class Service:
                 with urllib.request.urlopen(self.url + "/readyz", timeout=1) as answer:
                     if answer.status == 200:
                         return
+            except urllib.error.HTTPError as not_ready:
+                not_ready.close()
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.05)

@@ -1,0 +1,193 @@
+"""Process plumbing for the benchmarks: children that die with us, readiness, CPU accounting.
+
+CPU comes from ``/proc/<pid>/stat`` (utime + stime of all threads) and ``/proc/stat`` (the
+machine), sampled at two instants; percentages are of one core (a 2-core machine tops at 200).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PR_SET_PDEATHSIG = 1
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before any fork
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel sends SIGTERM to the child when the runner dies (even SIGKILL)."""
+    _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Child:
+    """A child process with its output in a log file; :meth:`stop` terminates, then kills."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        stdin: int | None = subprocess.DEVNULL,
+        stdout_pipe: bool = False,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            list(argv),
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            stdin=stdin,
+            stdout=subprocess.PIPE if stdout_pipe else self._log,
+            stderr=self._log,
+            preexec_fn=_die_with_parent,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        with contextlib.suppress(OSError):
+            self._log.flush()
+            text = self.log_path.read_text(errors="replace").splitlines()
+            return "\n".join(text[-lines:])
+        return ""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self._log.close()
+
+
+def wait_http_ok(url: str, child: Child, timeout: float) -> None:
+    """Poll ``url`` until it answers 200; fail early if ``child`` exits."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise RuntimeError(
+                f"{child.name} exited with {child.proc.returncode} before {url} was ready:\n"
+                + child.log_tail()
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                if response.status == 200:
+                    return
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout} s ({last}):\n{child.log_tail()}")
+
+
+# -- CPU ----------------------------------------------------------------------------------------
+
+
+def process_ticks(pid: int) -> int | None:
+    """utime + stime of ``pid`` (all threads) in clock ticks, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+
+
+@dataclass(frozen=True, slots=True)
+class MachineTicks:
+    busy: int  # everything but idle, iowait and steal
+    total: int
+    softirq: int
+    steal: int
+
+
+def machine_ticks() -> MachineTicks:
+    first = Path("/proc/stat").read_text().splitlines()[0].split()
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in first[1:9])
+    total = user + nice + system + idle + iowait + irq + softirq + steal
+    return MachineTicks(
+        busy=total - idle - iowait - steal, total=total, softirq=softirq, steal=steal
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSnapshot:
+    at: float
+    processes: dict[str, int | None]
+    machine: MachineTicks
+
+
+def snapshot(pids: Mapping[str, int]) -> CpuSnapshot:
+    return CpuSnapshot(
+        at=time.monotonic(),
+        processes={name: process_ticks(pid) for name, pid in pids.items()},
+        machine=machine_ticks(),
+    )
+
+
+def cpu_percent(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float | None]:
+    """CPU % of one core between two snapshots: each process, then the machine.
+
+    ``machine`` is all busy time (/proc/stat); ``softirq`` the part of it spent in softirqs
+    (loopback TCP), most of which the kernel also charges to whichever process was running, so
+    it is a share of the processes' time, not an addition; ``unattributed`` = machine - the
+    listed processes: everything else on the box (a busy neighbour shows up here); ``steal``
+    the hypervisor's.
+    """
+    elapsed = max(after.at - before.at, 1e-9)
+    result: dict[str, float | None] = {}
+    for name, start in before.processes.items():
+        end = after.processes.get(name)
+        if start is None or end is None:
+            result[name] = None
+        else:
+            result[name] = round(100.0 * (end - start) / CLK_TCK / elapsed, 1)
+    ncpu = os.cpu_count() or 1
+    total = max(after.machine.total - before.machine.total, 1)
+
+    def share(a: int, b: int) -> float:
+        return round(100.0 * ncpu * (b - a) / total, 1)
+
+    machine = share(before.machine.busy, after.machine.busy)
+    softirq = share(before.machine.softirq, after.machine.softirq)
+    processes = sum(v for v in result.values() if v is not None)
+    result["machine"] = machine
+    result["softirq"] = softirq
+    result["unattributed"] = round(machine - processes, 1)
+    result["steal"] = share(before.machine.steal, after.machine.steal)
+    return result

@@ -1,0 +1,58 @@
+"""``python -m devcluster``: the whole Switchboard cluster on 127.0.0.1 in one command.
+
+Ports: gateway *i* on base+i (default 8001, 8002, ...), the demo page on base+100 (default
+8100), router, presence and NATS on free ports. stdout carries exactly one line,
+``READY {"gateways": [...], "nats": ..., "router": ..., "presence": ..., "demo": ...}``; the
+log, each child's output (prefixed ``[name]``) and lines ``devcluster: started NAME pid=PID
+url=URL`` go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from devcluster.cluster import run
+from devcluster.layout import DEMO_OFFSET, MAX_GATEWAYS, Options
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    """Command line to :class:`Options`; defaults live on ``Options`` alone."""
+    defaults = Options()
+    parser = argparse.ArgumentParser(
+        prog="python -m devcluster",
+        description=(
+            "Start NATS, router, presence, N gateways and the demo page on 127.0.0.1. "
+            f"Gateway i listens on BASE+i, the demo page on BASE+{DEMO_OFFSET}; the rest on "
+            "free ports. Prints one READY line with every URL to stdout when all are ready. "
+            "SB_* variables are passed to every child; SB_JWT_SECRET and SB_API_KEY get "
+            "development keys (printed to stderr) when unset."
+        ),
+    )
+    parser.add_argument("--gateways", type=int, default=defaults.gateways, metavar="N",
+                        help=f"gateway processes, 1-{MAX_GATEWAYS} (default %(default)s)")
+    parser.add_argument("--base-port", type=int, default=defaults.base_port, metavar="P",
+                        help="gateway i listens on P+i (default %(default)s)")
+    parser.add_argument("--ready-timeout", type=float, default=defaults.ready_timeout,
+                        metavar="S", help="seconds each child has to become ready "
+                        "(default %(default)s)")
+    parser.add_argument("--stop-timeout", type=float, default=defaults.stop_timeout,
+                        metavar="S", help="seconds a child has after SIGTERM before SIGKILL "
+                        "(default %(default)s)")
+    args = parser.parse_args(argv)
+    return Options(gateways=args.gateways, base_port=args.base_port,
+                   ready_timeout=args.ready_timeout, stop_timeout=args.stop_timeout)
+
+
+def main() -> int:
+    """Entry point; the exit code is 0 after a requested stop, 1 after any failure."""
+    options = parse_args()
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="devcluster: %(message)s")
+    return asyncio.run(run(options, dict(os.environ)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The demo page's web server: the files under ``web/``, the gateway list and dev tokens.
+
+Only the named files are served (never a directory listing or ``node_modules`` at large),
+and ``socket.io.min.js`` is the unmodified build from npm, so the demo proves the gateways
+work with the client users actually run. ``POST /dev-token`` exists so a person can log in
+without an identity provider; it is refused outside ``SB_ENV=development``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+SOCKET_IO_BUILD = Path("node_modules/socket.io-client/dist/socket.io.min.js")
+TOKEN_LIFETIME_S = 3600
+NAME_MAX_CHARS = 128
+"""Same bound as a JWT ``sub`` the gateways accept."""
+
+_PAGES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/events.js": ("events.js", "text/javascript; charset=utf-8"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoConfig:
+    """What the page needs to know; ``development`` gates ``/dev-token``."""
+
+    gateways: tuple[str, ...]
+    jwt_secret: str
+    development: bool
+    web_dir: Path = WEB_DIR
+
+
+def issue_dev_token(name: str, secret: str, now: int) -> str:
+    """An HS256 token the gateways accept for user ``name`` for one hour."""
+    claims = {"sub": name, "name": name, "iat": now, "exp": now + TOKEN_LIFETIME_S}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def parse_name(body: Any) -> str | None:
+    """The requested user name if ``body`` is ``{"name": <1-128 chars, not blank>}``."""
+    if not isinstance(body, dict):
+        return None
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX_CHARS:
+        return None
+    return name
+
+
+def content_security_policy(gateways: tuple[str, ...]) -> str:
+    """Scripts from this origin only; sockets only to this origin and the cluster's gateways."""
+    sockets = " ".join(
+        f"{url} {url.replace('http://', 'ws://', 1)}" for url in gateways
+    )
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        f"connect-src 'self' {sockets}; img-src 'self' data:; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    )
+
+
+def make_app(config: DemoConfig) -> web.Application:
+    """The aiohttp application; separate from serving so tests can drive it in-process."""
+    app = web.Application(client_max_size=4096, middlewares=[_headers(config)])
+    for path, (filename, content_type) in _PAGES.items():
+        app.router.add_get(path, _page(config.web_dir / filename, content_type))
+    app.router.add_get("/socket.io.min.js", _socket_io(config.web_dir / SOCKET_IO_BUILD))
+    app.router.add_get("/config.json", _config(config))
+    app.router.add_post("/dev-token", _dev_token(config))
+    app.router.add_get("/healthz", _ok)
+    app.router.add_get("/readyz", _ok)
+    return app
+
+
+async def serve(config: DemoConfig, host: str, port: int) -> web.AppRunner:
+    """Serve on ``host:port`` until the returned runner's ``cleanup()``."""
+    runner = web.AppRunner(make_app(config), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+def _headers(config: DemoConfig) -> Middleware:
+    policy = content_security_policy(config.gateways)
+
+    @web.middleware
+    async def add_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers.setdefault("Content-Security-Policy", policy)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"  # edits to web/ show on reload
+        return response
+
+    return add_headers
+
+
+def _page(path: Path, content_type: str) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not await asyncio.to_thread(path.is_file):
+            raise web.HTTPNotFound(text=f"{path.name} is missing from {path.parent}")
+        return web.FileResponse(path, headers={"Content-Type": content_type})
+
+    return handler
+
+
+def _socket_io(path: Path) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not await asyncio.to_thread(path.is_file):
+            return web.Response(
+                status=500, content_type="text/plain",
+                text=f"{path} is missing: run `npm ci --prefix web` to install socket.io-client",
+            )
+        return web.FileResponse(
+            path, headers={"Content-Type": "text/javascript; charset=utf-8"}
+        )
+
+    return handler
+
+
+def _config(config: DemoConfig) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"gateways": list(config.gateways)})
+
+    return handler
+
+
+def _dev_token(config: DemoConfig) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not config.development:
+            return _error(404, "/dev-token exists only when SB_ENV=development")
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, 'expected a JSON body {"name": "..."}')
+        name = parse_name(body)
+        if name is None:
+            return _error(400, f"name must be a non-blank string of 1-{NAME_MAX_CHARS} chars")
+        now = int(time.time())
+        return web.json_response({"token": issue_dev_token(name, config.jwt_secret, now)})
+
+    return handler
+
+
+async def _ok(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.Response(
+        status=status, content_type="application/json",
+        text=json.dumps({"error": {"code": "bad_request" if status == 400 else "not_found",
+                                   "message": message}}),
+    )
+
