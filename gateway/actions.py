@@ -84,9 +84,13 @@ class Publish:
     reply: AckTo
 
 
+CONNECT_EVENT = "connect"
+
+
 @dataclass(frozen=True, slots=True)
 class Observed:
-    """An event was handled (for metrics); ``error`` is the failure code, if any."""
+    """An event (or a CONNECT, as :data:`CONNECT_EVENT`) was handled, for metrics;
+    ``error`` is the failure code, if any."""
 
     nsp: str
     event: str

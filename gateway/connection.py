@@ -16,6 +16,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from gateway.actions import (
+    CONNECT_EVENT,
     AckTo,
     Action,
     Close,
@@ -108,9 +109,7 @@ class Connection:
         elif isinstance(action, Close):
             self.close(action.code, action.reason)
         elif isinstance(action, Observed):
-            self._metrics.packets_in.labels(action.nsp, event_label(action.event)).inc()
-            if action.error is not None:
-                self._metrics.errors.labels(action.nsp, action.error).inc()
+            self._observe(action)
 
     async def _perform(self, actions: list[Action]) -> None:
         for action in actions:
@@ -126,6 +125,15 @@ class Connection:
                 await self._opened(action.socket)
             elif isinstance(action, Closed):
                 await self._closed(action.socket, action.rooms)
+
+    def _observe(self, seen: Observed) -> None:
+        if seen.event == CONNECT_EVENT:
+            if seen.error == ErrorCode.UNAUTHORIZED:
+                self._metrics.auth_failures.labels("connect").inc()
+            return
+        self._metrics.packets_in.labels(seen.nsp, event_label(seen.event)).inc()
+        if seen.error is not None:
+            self._metrics.errors.labels(seen.nsp, seen.error).inc()
 
     def close(self, code: int, reason: str) -> None:
         """Flush what is queued, then close the transport with ``code``."""

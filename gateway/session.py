@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.actions import (
+    CONNECT_EVENT,
     AckTo,
     Action,
     Close,
@@ -209,8 +210,9 @@ class Session:
         for middleware in namespace.connect_chain:
             refusal = middleware(ctx)
             if refusal is not None:
-                return [_connect_error(packet.nsp, {"message": refusal.message,
-                                                     "data": {"code": refusal.code}})]
+                return [Observed(packet.nsp, CONNECT_EVENT, refusal.code),
+                        _connect_error(packet.nsp, {"message": refusal.message,
+                                                    "data": {"code": refusal.code}})]
         if ctx.identity is None:
             return [_connect_error(packet.nsp, {"message": "unauthorized",
                                                  "data": {"code": "unauthorized"}})]

@@ -18,7 +18,7 @@ from tests.support.tokens import SECRET
 
 @pytest.fixture(scope="session")
 def nats_server() -> Iterator[NatsServer]:
-    server = NatsServer(jetstream=True)
+    server = NatsServer(jetstream=True, monitoring=True)
     server.start()
     try:
         yield server

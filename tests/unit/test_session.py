@@ -153,9 +153,10 @@ def test_connect_with_a_bad_token() -> None:
     for token in ["garbage", make_token("alice", ttl=-3600), make_token("a", secret="x" * 32)]:
         actions = client().connect("/chat", token)
 
-        assert actions == [SendText(
+        assert texts(actions) == [
             '44/chat,{"message":"unauthorized","data":{"code":"unauthorized"}}'
-        )]
+        ]
+        assert Observed("/chat", "connect", "unauthorized") in actions
 
 
 def test_connect_without_any_identity_is_unauthorized() -> None:
