@@ -19,6 +19,9 @@ class NamespaceSocket:
     sid: str
     identity: Identity
     rooms: set[str] = field(default_factory=set)
+    pid: str | None = None
+    """Recovery session id (durable namespaces, unless the client opted out)."""
+    durable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +47,20 @@ class Close:
 
 
 @dataclass(frozen=True, slots=True)
+class Restore:
+    """What a reconnecting client sent to recover its session."""
+
+    pid: str
+    offset: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Opened:
-    """A namespace socket was connected (the shell joins its user room)."""
+    """A namespace socket was connected. The shell joins its user room; in a durable
+    namespace it also saves (or restores) the session and only then sends the CONNECT reply."""
 
     socket: NamespaceSocket
+    restore: Restore | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +69,8 @@ class Closed:
 
     socket: NamespaceSocket
     rooms: frozenset[str]
+    final: bool = False
+    """The client left the namespace (or was kicked): its session is not recoverable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +78,17 @@ class Join:
     socket: NamespaceSocket
     room: str
     reply: AckTo
+    since: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    socket: NamespaceSocket
+    room: str
+    reply: AckTo
+    since: int | None
+    before: int | None
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +108,7 @@ class Publish:
     attachments: tuple[bytes, ...]
     message_id: str | None
     reply: AckTo
+    logged: bool = False
 
 
 CONNECT_EVENT = "connect"
@@ -97,4 +124,5 @@ class Observed:
     error: str | None = None
 
 
-Action = Observed | SendText | SendBinary | Close | Opened | Closed | Join | Leave | Publish
+Action = (Observed | SendText | SendBinary | Close | Opened | Closed | Join | Leave | Publish
+          | History)

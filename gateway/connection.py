@@ -21,9 +21,9 @@ from gateway.actions import (
     Action,
     Close,
     Closed,
+    History,
     Join,
     Leave,
-    NamespaceSocket,
     Observed,
     Opened,
     Publish,
@@ -31,14 +31,16 @@ from gateway.actions import (
     SendText,
 )
 from gateway.broker import Broker, BrokerUnavailable
-from gateway.fanout import Fanout
+from gateway.fanout import Fanout, Member
 from gateway.outbox import Flusher, Outbox
-from gateway.pipeline import Failure, ack_frame, answer_failure
-from gateway.session import Session
+from gateway.pipeline import Failure, ack_frames, answer_failure
+from gateway.session import Session, connect_reply
+from gateway.sessions import JoinFailed, Sessions
 from shared import envelope
 from shared.metrics import GatewayMetrics, event_label
 from shared.protocol.errors import CloseCode, ErrorCode
 from shared.protocol.frames import BINARY, ws_frame
+from shared.subjects import encode_token
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ class Connection:
         ws: ServerConnection,
         session: Session,
         fanout: Fanout,
+        sessions: Sessions,
         broker: Broker,
         metrics: GatewayMetrics,
         flusher: Flusher,
@@ -57,7 +60,9 @@ class Connection:
         self.ws = ws
         self.session = session
         self._fanout = fanout
+        self._sessions = sessions
         self._broker = broker
+        self.members: dict[str, Member] = {}
         self._metrics = metrics
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
@@ -121,10 +126,12 @@ class Connection:
                 await self._leave(action)
             elif isinstance(action, Publish):
                 await self._publish(action)
+            elif isinstance(action, History):
+                await self._history(action)
             elif isinstance(action, Opened):
-                await self._opened(action.socket)
+                await self._opened(action)
             elif isinstance(action, Closed):
-                await self._closed(action.socket, action.rooms)
+                await self._closed(action)
 
     def _observe(self, seen: Observed) -> None:
         if seen.event == CONNECT_EVENT:
@@ -153,43 +160,86 @@ class Connection:
     def _slow_consumer(self) -> None:
         self.close(CloseCode.SLOW_CONSUMER, "slow consumer")
 
-    async def _opened(self, socket: NamespaceSocket) -> None:
+    async def _opened(self, action: Opened) -> None:
+        socket = action.socket
+        member = self.members[socket.nsp] = Member(self.outbox, offsets=socket.pid is not None)
         self._metrics.sockets.labels(socket.nsp).inc()
+        if socket.durable:
+            try:
+                recovered = await self._sessions.open(socket, member, action.restore)
+            except BrokerUnavailable:
+                log.warning("could not save a session; the socket is not recoverable")
+                recovered = False
+            if recovered:
+                log.info("session %s recovered", (socket.pid or "")[:6])
+            self._perform_now(SendText(connect_reply(socket)))
+            return
         for room in list(socket.rooms):
             try:
-                await self._fanout.join((socket.nsp, room), self)
+                await self._fanout.join((socket.nsp, room), member)
             except BrokerUnavailable:
                 log.warning("could not subscribe a user room; the socket misses direct events")
 
-    async def _closed(self, socket: NamespaceSocket, rooms: frozenset[str]) -> None:
+    async def _closed(self, action: Closed) -> None:
+        socket = action.socket
+        member = self.members.pop(socket.nsp, None)
         self._metrics.sockets.labels(socket.nsp).dec()
-        for room in rooms:
-            await self._fanout.leave((socket.nsp, room), self)
+        if member is not None:
+            for room in action.rooms:
+                await self._fanout.leave((socket.nsp, room), member)
         socket.rooms.clear()
+        if socket.durable:
+            await self._sessions.closed(socket, action.final)
 
     async def _join(self, action: Join) -> None:
         socket = action.socket
-        if action.room not in socket.rooms:
-            try:
-                await self._fanout.join((socket.nsp, action.room), self)
-            except BrokerUnavailable:
-                self._fail(action.reply, "room:join", ErrorCode.UNAVAILABLE, "try again")
-                return
-            socket.rooms.add(action.room)
+        member = self.members.get(socket.nsp)
+        if member is None:
+            return
+        if action.room in socket.rooms and action.since is None:
+            self._ack(action.reply, {"ok": True, "room": action.room})
+            return
+        try:
+            if socket.durable:
+                await self._sessions.join(socket, member, action.room, action.since)
+            else:
+                await self._fanout.join((socket.nsp, action.room), member)
+                socket.rooms.add(action.room)
+        except JoinFailed as failed:
+            self._fail(action.reply, "room:join", failed.code, failed.message)
+            return
+        except BrokerUnavailable:
+            self._fail(action.reply, "room:join", ErrorCode.UNAVAILABLE, "try again")
+            return
         self._ack(action.reply, {"ok": True, "room": action.room})
 
     async def _leave(self, action: Leave) -> None:
         socket = action.socket
-        if action.room in socket.rooms:
+        member = self.members.get(socket.nsp)
+        if action.room in socket.rooms and member is not None:
             socket.rooms.discard(action.room)
-            await self._fanout.leave((socket.nsp, action.room), self)
+            await self._fanout.leave((socket.nsp, action.room), member)
+            if socket.durable:
+                await self._sessions.leave(socket, action.room)
         self._ack(action.reply, {"ok": True})
+
+    async def _history(self, action: History) -> None:
+        try:
+            answer = await self._sessions.history(action.socket.nsp, action.room, action.since,
+                                                  action.before, action.limit)
+        except BrokerUnavailable:
+            self._fail(action.reply, "room:history", ErrorCode.UNAVAILABLE, "try again")
+            return
+        self._ack(action.reply, answer)
 
     async def _publish(self, action: Publish) -> None:
         nsp = action.socket.nsp
         body = envelope.pack(action.args, action.attachments)
+        msg_id = None
+        if action.message_id is not None:
+            msg_id = f"{encode_token(action.socket.identity.sub)}.{action.message_id}"
         try:
-            result = await self._broker.publish(nsp, action.room, body, action.message_id)
+            result = await self._broker.publish(nsp, action.room, body, msg_id, action.logged)
         except BrokerUnavailable:
             self._fail(action.reply, None, ErrorCode.UNAVAILABLE, "message not sent, retry")
             return
@@ -202,7 +252,8 @@ class Connection:
 
     def _ack(self, reply: AckTo, body: dict[str, Any]) -> None:
         if reply.id is not None:
-            self._perform_now(ack_frame(reply, body))
+            for frame in ack_frames(reply, body):
+                self._perform_now(frame)
 
     def _fail(self, reply: AckTo, event: str | None, code: ErrorCode, message: str) -> None:
         self._metrics.errors.labels(reply.nsp, code.value).inc()

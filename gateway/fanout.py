@@ -1,109 +1,355 @@
-"""Local fan-out: room subscriptions follow local membership, and every message is framed
-once and handed to each member's outbox without awaiting any socket.
+"""Local fan-out: room subscriptions follow local membership; each namespace has one ordered
+feed; every message is framed once and handed to each member's outbox without awaiting any
+socket.
 
-A room is subscribed when it gains its first local member and unsubscribed when it loses its
-last. Joins that race the first subscription wait for it, so no join is acked before the
-gateway really receives the room. Big rooms are written in batches that yield to the event
-loop in between; the broker awaits each delivery before the next of the same room, so the
-yield never reorders a room.
+The broker hands messages over in the bus's order, and one task per namespace delivers them
+in that order, so every socket sees its namespace's logged messages in log order. Before a
+logged message goes out its room's prev chain is checked: a gap is fetched from the log and
+delivered first; after a NATS disconnect every subscribed room's tail is checked the same way.
+Joins that race the first subscription wait for it. Members being replayed to (recovery, a join
+with ``since``) are put on hold: live messages wait behind the replay, and floors drop live
+copies of what the replay already carried.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
-from collections.abc import Hashable
-from typing import Protocol
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from gateway.broker import Broker, Delivery
+from gateway.broker import Broker, Delivery, Stored
+from gateway.chain import DUPLICATE, Gap, RoomChains
 from gateway.outbox import Outbox
 from gateway.rooms import RoomKey, RoomRegistry
 from shared import envelope
 from shared.metrics import GatewayMetrics
-from shared.protocol.frames import event_frames
+from shared.protocol.frames import event_frames, with_position
+from shared.protocol.offsets import Offset, encode_offset
 
 log = logging.getLogger(__name__)
 
+REPAIR_LIMIT = 10_000
 
-class Member(Hashable, Protocol):
-    @property
-    def outbox(self) -> Outbox: ...
+
+Reframe = Callable[[int, dict[str, int]], bytes]
+
+
+@dataclass(eq=False, slots=True)
+class Member:
+    """One namespace socket as the fan-out sees it.
+
+    After a replay a member can be ahead of this gateway's frontier (it recovered here from a
+    gateway that had delivered more, or it replayed a room up to the room's end). Until the
+    live frontier passes it, the member's offsets are written for it alone (``base``, the
+    frontier it brought, and ``ahead``, rooms replayed further) so its offset never moves back.
+    """
+
+    outbox: Outbox
+    offsets: bool = True
+    hold: list[tuple[str, int | None, int, bytes, bytes, Reframe | None]] | None = None
+    floors: dict[str, int] = field(default_factory=dict)
+    base: int = 0
+    ahead: dict[str, int] = field(default_factory=dict)
+
+    def take(self, room: str, seq: int | None, frontier: int, with_offset: bytes, plain: bytes,
+             reframe: Reframe | None) -> None:
+        if self.hold is not None:
+            self.hold.append((room, seq, frontier, with_offset, plain, reframe))
+            return
+        if seq is not None and self.floors:
+            floor = self.floors.get(room)
+            if floor is not None:
+                if seq <= floor:
+                    return
+                del self.floors[room]
+        if not self.offsets:
+            self.outbox.push(plain)
+            return
+        if reframe is not None and (self.base or self.ahead):
+            self.catch_up(frontier)
+            if self.base or self.ahead:
+                self.outbox.push(reframe(self.base, self.ahead))
+                return
+        self.outbox.push(with_offset)
+
+    def catch_up(self, frontier: int) -> None:
+        if self.base <= frontier:
+            self.base = 0
+        if self.ahead:
+            self.ahead = {room: seq for room, seq in self.ahead.items() if seq > frontier}
+
+    def release(self) -> None:
+        """End a hold: what waited goes out, minus what a replay already carried."""
+        held, self.hold = self.hold or [], None
+        for item in held:
+            self.take(*item)
+
+
+class TooLarge(Exception):
+    """A replay would not fit the member's send budget."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    rooms: int
+    messages: int
+
+
+class Feed:
+    """One namespace's messages, delivered in the order the broker handed them over."""
+
+    def __init__(self, fanout: Fanout, nsp: str, durable: bool) -> None:
+        self.nsp = nsp
+        self.durable = durable
+        self.chains = RoomChains()
+        self._fanout = fanout
+        self._queue: deque[Delivery | None] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def push(self, delivery: Delivery | None) -> None:
+        """``None`` marks a NATS disconnect: tails are checked before what follows."""
+        self._queue.append(delivery)
+        self._wake.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        queue = self._queue
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while queue:
+                delivery = queue.popleft()
+                try:
+                    if delivery is None:
+                        await self._resync()
+                    else:
+                        await self._handle(delivery)
+                except Exception:
+                    log.exception("fan-out of a %s message failed", self.nsp)
+
+    async def _handle(self, delivery: Delivery) -> None:
+        seq, prev = delivery.seq, delivery.prev
+        if not self.durable or seq is None:
+            await self._fanout.write(delivery.nsp, delivery.room, delivery.body, None, 0, None)
+            return
+        chains = self.chains
+        verdict = chains.observe(delivery.room, seq, prev or 0)
+        if verdict is DUPLICATE:
+            return
+        if isinstance(verdict, Gap):
+            await self._repair(delivery.room, verdict.after, verdict.before - 1)
+        chains.delivered_live(delivery.room, seq)
+        await self._fanout.write(self.nsp, delivery.room, delivery.body, seq, prev or 0,
+                                 chains.offset())
+
+    async def _repair(self, room: str, after: int, upto: int) -> None:
+        fanout = self._fanout
+        fanout.metrics.gap_repairs.labels(self.nsp).inc()
+        try:
+            stored = await fanout.broker.read(self.nsp, room, after, upto, REPAIR_LIMIT)
+        except Exception:
+            log.warning("gap in %s could not be repaired now", self.nsp)
+            return
+        prev = after
+        for message in stored:
+            if (self.nsp, room) not in fanout.registry:
+                return
+            self.chains.delivered_repair(room, message.seq)
+            await fanout.write(self.nsp, room, message.body, message.seq, prev,
+                               self.chains.offset())
+            prev = message.seq
+        fanout.metrics.repaired.labels(self.nsp).inc(len(stored))
+
+    async def _resync(self) -> None:
+        """After a disconnect: messages lost at a room's tail leave no hole in any chain, so
+        each subscribed room's last logged sequence is compared with what was delivered."""
+        await self._fanout.connected()
+        for room, last in list(self.chains.last.items()):
+            try:
+                stored_last = await self._fanout.broker.last_seq(self.nsp, room)
+            except Exception:
+                log.warning("tail check of a %s room failed", self.nsp)
+                continue
+            if stored_last > last:
+                await self._repair(room, last, stored_last)
+                self.chains.repair_done(room)
 
 
 class Fanout:
-    def __init__(self, broker: Broker, metrics: GatewayMetrics, batch: int) -> None:
+    def __init__(self, broker: Broker, metrics: GatewayMetrics, batch: int,
+                 durable: frozenset[str]) -> None:
         self.registry: RoomRegistry[Member] = RoomRegistry()
-        self._broker = broker
-        self._metrics = metrics
+        self.broker = broker
+        self.metrics = metrics
         self._batch = batch
+        self._durable = durable
         self._ready: dict[RoomKey, asyncio.Future[None]] = {}
+        self._feeds: dict[str, Feed] = {}
+        self._connected = asyncio.Event()
+        self._connected.set()
+        broker.attach(self._sink)
 
-    async def join(self, key: RoomKey, member: Member) -> None:
-        """Add a member; returns once the room's messages reach this gateway.
-        Raises :class:`~gateway.broker.BrokerUnavailable` (and leaves the member out)."""
+    def feed(self, nsp: str) -> Feed:
+        feed = self._feeds.get(nsp)
+        if feed is None:
+            feed = self._feeds[nsp] = Feed(self, nsp, nsp in self._durable)
+        return feed
+
+    def _sink(self, delivery: Delivery) -> None:
+        self.feed(delivery.nsp).push(delivery)
+
+    # --- NATS connection state ------------------------------------------------------------
+
+    def disconnected(self) -> None:
+        self._connected.clear()
+        for feed in self._feeds.values():
+            if feed.durable:
+                feed.push(None)
+
+    def reconnected(self) -> None:
+        self._connected.set()
+
+    async def connected(self) -> None:
+        await self._connected.wait()
+
+    # --- membership -------------------------------------------------------------------------
+
+    async def join(self, key: RoomKey, member: Member) -> int:
+        """Add a member; returns once the room's messages reach this gateway, with the room's
+        last logged sequence (0 for an ephemeral namespace). Raises
+        :class:`~gateway.broker.BrokerUnavailable` and leaves the member out."""
         if self.registry.add(key, member):
             ready = self._ready[key] = asyncio.get_running_loop().create_future()
-            self._metrics.rooms.set(len(self.registry))
+            self.metrics.rooms.set(len(self.registry))
             try:
-                await self._broker.subscribe(key[0], key[1], self._deliverer(key))
+                await self.broker.subscribe(*key)
             except Exception as exc:
                 ready.set_exception(exc)
                 ready.exception()  # retrieved here; joiners re-raise it below
                 self._ready.pop(key, None)
                 self.registry.remove(key, member)
-                self._metrics.rooms.set(len(self.registry))
+                self.metrics.rooms.set(len(self.registry))
                 raise
             ready.set_result(None)
-            return
-        pending = self._ready.get(key)
-        if pending is not None and not pending.done():
-            try:
-                await asyncio.shield(pending)
-            except Exception:
-                self.registry.remove(key, member)
-                raise
+        else:
+            pending = self._ready.get(key)
+            if pending is not None and not pending.done():
+                try:
+                    await asyncio.shield(pending)
+                except Exception:
+                    self.registry.remove(key, member)
+                    raise
+        if key[0] not in self._durable:
+            return 0
+        try:
+            position = await self.broker.last_seq(*key)
+        except Exception:
+            await self.leave(key, member)
+            raise
+        self.feed(key[0]).chains.start(key[1], position)
+        return position
 
     async def leave(self, key: RoomKey, member: Member) -> None:
+        member.floors.pop(key[1], None)
         if self.registry.remove(key, member):
-            self._metrics.rooms.set(len(self.registry))
+            self.metrics.rooms.set(len(self.registry))
             ready = self._ready.pop(key, None)
             if ready is not None and not ready.done():
                 await asyncio.wait([ready])
             if key not in self.registry:
-                await self._broker.unsubscribe(key[0], key[1])
+                self.feed(key[0]).chains.forget(key[1])
+                await self.broker.unsubscribe(*key)
 
-    def _deliverer(self, key: RoomKey) -> _Deliver:
-        return _Deliver(self, key)
+    # --- delivery ---------------------------------------------------------------------------
 
-    async def deliver(self, key: RoomKey, delivery: Delivery) -> None:
+    async def write(self, nsp: str, room: str, body: bytes, seq: int | None, prev: int,
+                    offset: str | None) -> None:
+        """Frame one message once (twice for a logged one: with and without the offset) and
+        hand it to every local member of the room, yielding between batches."""
         started = time.perf_counter()
-        unpacked = envelope.unpack(delivery.body)
+        unpacked = envelope.unpack(body)
         if unpacked is None:
-            log.warning("dropped a malformed fan-out message for namespace %s", key[0])
+            log.warning("dropped a malformed fan-out message for namespace %s", nsp)
             return
         args, attachments = unpacked
-        frame = event_frames(key[0], args, attachments)
-        members = self.registry.members(key)
+        reframe: Reframe | None = None
+        frontier = 0
+        if seq is None:
+            plain = with_offset = event_frames(nsp, args, attachments)
+        else:
+            chains = self.feed(nsp).chains
+            frontier, positions = chains.frontier, dict(chains.positions)
+            plain = event_frames(nsp, with_position(args, seq, prev, None), attachments)
+            with_offset = event_frames(nsp, with_position(args, seq, prev, offset), attachments)
+
+            def reframe(base: int, ahead: dict[str, int]) -> bytes:
+                own = encode_offset(max(frontier, base), {**positions, **ahead})
+                return event_frames(nsp, with_position(args, seq, prev, own), attachments)
+
+        members = self.registry.members((nsp, room))
         batch = self._batch
         for start in range(0, len(members), batch):
             if start:
                 await asyncio.sleep(0)
             for member in members[start : start + batch]:
-                member.outbox.push(frame)
-        self._metrics.fanout_in.labels(key[0]).inc()
-        self._metrics.packets_out.labels(key[0]).inc(len(members))
-        self._metrics.fanout_seconds.observe(time.perf_counter() - started)
+                member.take(room, seq, frontier, with_offset, plain, reframe)
+        self.metrics.fanout_in.labels(nsp).inc()
+        self.metrics.packets_out.labels(nsp).inc(len(members))
+        self.metrics.fanout_seconds.observe(time.perf_counter() - started)
 
+    async def replay(self, member: Member, nsp: str, ranges: dict[str, tuple[int, int]],
+                     base: Offset, budget: int) -> Replayed:
+        """Write each room's logged messages in ``(after, upto]`` to one member, merged in log
+        order, each with its recomputed per-room ``prev`` and an offset naming how far every
+        room has been delivered. Raises :class:`TooLarge` (writing nothing) when the replay
+        would not fit ``budget``; :class:`~gateway.broker.BrokerUnavailable` on log errors."""
+        per_room: dict[str, list[Stored]] = {}
+        for room, (after, upto) in ranges.items():
+            if upto > after:
+                found = await self.broker.read(nsp, room, after, upto, REPAIR_LIMIT + 1)
+                if len(found) > REPAIR_LIMIT:
+                    raise TooLarge(room)
+                if found:
+                    per_room[room] = found
+        prevs = {room: await self.broker.prev_of(nsp, room, found[0].seq)
+                 for room, found in per_room.items()}
+        positions = dict(base.lagging)
+        frames: list[bytes] = []
+        size = 0
+        merged = heapq.merge(*([(m.seq, room, m.body) for m in found]
+                               for room, found in per_room.items()))
+        for seq, room, body in merged:
+            unpacked = envelope.unpack(body)
+            if unpacked is None:
+                continue
+            args, attachments = unpacked
+            positions[room] = seq
+            offset = encode_offset(base.frontier, positions) if member.offsets else None
+            frame = event_frames(nsp, with_position(args, seq, prevs[room], offset),
+                                 attachments)
+            prevs[room] = seq
+            size += len(frame)
+            if size > budget:
+                raise TooLarge(room)
+            frames.append(frame)
+        for frame in frames:
+            member.outbox.push(frame)
+        member.base = max(member.base, base.frontier)
+        for room, (_, upto) in ranges.items():
+            member.ahead[room] = max(member.ahead.get(room, 0), upto)
+            member.floors[room] = max(member.floors.get(room, 0), upto)
+        count = len(frames)
+        self.metrics.replayed.labels(nsp).inc(count)
+        return Replayed(len(per_room), count)
 
-class _Deliver:
-    """The broker's callback for one room (a small object, not a closure per room)."""
-
-    __slots__ = ("_fanout", "_key")
-
-    def __init__(self, fanout: Fanout, key: RoomKey) -> None:
-        self._fanout = fanout
-        self._key = key
-
-    async def __call__(self, delivery: Delivery) -> None:
-        await self._fanout.deliver(self._key, delivery)
+    def claim(self, member: Member, nsp: str) -> Offset:
+        """What ``member`` has been delivered so far, as an offset would say it."""
+        chains = self.feed(nsp).chains
+        member.catch_up(chains.frontier)
+        return Offset(max(chains.frontier, member.base), {**chains.positions, **member.ahead})

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.actions import Action, Join, Leave, Publish
+from gateway.actions import Action, History, Join, Leave, Publish
 from gateway.pipeline import EventContext, Failure
 from shared.protocol.errors import ErrorCode
 from shared.protocol.events import MESSAGE_RECEIVED, TYPING_START, TYPING_STOP
@@ -40,7 +40,10 @@ def join(ctx: EventContext) -> list[Action] | Failure:
         return Failure(ErrorCode.FORBIDDEN, "the token does not allow this room")
     if room not in socket.rooms and len(socket.rooms) >= ctx.limits.max_rooms:
         return Failure(ErrorCode.FORBIDDEN, f"at most {ctx.limits.max_rooms} rooms per socket")
-    return [Join(socket, room, ctx.reply)]
+    since = ctx.payload.get("since")
+    if since is not None and not socket.durable:
+        return Failure(ErrorCode.BAD_REQUEST, "since needs a durable namespace")
+    return [Join(socket, room, ctx.reply, since)]
 
 
 def leave(ctx: EventContext) -> list[Action] | Failure:
@@ -79,7 +82,8 @@ def send_message(ctx: EventContext) -> list[Action] | Failure:
         message["attachment"] = attachment
     attachments: list[bytes] = []
     args = orjson.dumps(deconstruct([MESSAGE_RECEIVED, message], attachments))
-    return [Publish(ctx.socket, room, args, tuple(attachments), payload["id"], ctx.reply)]
+    return [Publish(ctx.socket, room, args, tuple(attachments), payload["id"], ctx.reply,
+                    logged=ctx.socket.durable)]
 
 
 def typing(event: str) -> Any:
@@ -99,6 +103,24 @@ def typing(event: str) -> Any:
 
 typing_start = typing(TYPING_START)
 typing_stop = typing(TYPING_STOP)
+
+
+def history(ctx: EventContext) -> list[Action] | Failure:
+    """``room:history``: ``since`` reads forward (gap fill), ``before`` backward (scroll-back)."""
+    room = _room_of(ctx)
+    if isinstance(room, Failure):
+        return room
+    if room not in ctx.socket.rooms and not ctx.socket.identity.may_join(room):
+        return Failure(ErrorCode.FORBIDDEN, "the token does not allow this room")
+    payload = ctx.payload
+    if payload.get("since") is not None and payload.get("before") is not None:
+        return Failure(ErrorCode.BAD_REQUEST, "give since or before, not both")
+    limit = payload.get("limit", HISTORY_DEFAULT_LIMIT)
+    return [History(ctx.socket, room, ctx.reply, payload.get("since"), payload.get("before"),
+                    limit)]
+
+
+HISTORY_DEFAULT_LIMIT = 100
 
 
 def not_yet(feature: str) -> Any:

@@ -1,50 +1,103 @@
-"""An in-process broker: the reference the NATS broker is held to by the contract suite,
-and the bus unit tests of the gateway core run on."""
+"""An in-process broker: the reference the NATS broker is held to by the contract suite, and
+the bus the fan-out and replay logic are unit-tested on.
+
+It keeps a log per durable namespace with what the JetStream stream gives: one sequence for
+the whole namespace, a per-room previous sequence on every delivery, and de-duplication by
+message id.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
+from dataclasses import dataclass, field
 
-from gateway.broker import Deliver, Delivery, PublishResult
+from gateway.broker import Delivery, PublishResult, Sink, Stored
 
-log = logging.getLogger(__name__)
+
+@dataclass
+class _Log:
+    entries: list[tuple[int, str, bytes]] = field(default_factory=list)
+    last_by_room: dict[str, int] = field(default_factory=dict)
+    ids: dict[str, int] = field(default_factory=dict)
+    first: int = 1
+
+    def append(self, room: str, body: bytes, msg_id: str | None) -> tuple[int, int, bool]:
+        if msg_id is not None and msg_id in self.ids:
+            return self.ids[msg_id], 0, True
+        seq = self.first + len(self.entries)
+        prev = self.last_by_room.get(room, 0)
+        self.entries.append((seq, room, body))
+        self.last_by_room[room] = seq
+        if msg_id is not None:
+            self.ids[msg_id] = seq
+        return seq, prev, False
+
+    def trim(self, before: int) -> None:
+        """Forget messages below ``before`` (what retention limits do to a stream)."""
+        self.entries = [entry for entry in self.entries if entry[0] >= before]
+        self.first = before
 
 
 class MemoryBus:
-    """What NATS is to several gateways: it routes a room's messages to every subscriber."""
+    """What NATS is to several gateways: routes a room's messages to every subscriber."""
 
-    def __init__(self) -> None:
-        self.subscribers: dict[tuple[str, str], dict[MemoryBroker, Deliver]] = {}
-        self.published = 0
-        self.locks: dict[tuple[str, str], asyncio.Lock] = {}
+    def __init__(self, durable: frozenset[str] = frozenset({"/chat", "/notifications"})) -> None:
+        self.durable = durable
+        self.subscribers: dict[tuple[str, str], list[MemoryBroker]] = {}
+        self.logs: dict[str, _Log] = {}
+
+    def log(self, nsp: str) -> _Log:
+        return self.logs.setdefault(nsp, _Log())
 
 
 class MemoryBroker:
     def __init__(self, bus: MemoryBus) -> None:
         self._bus = bus
+        self._sink: Sink | None = None
 
-    async def subscribe(self, nsp: str, room: str, deliver: Deliver) -> None:
-        self._bus.subscribers.setdefault((nsp, room), {}).setdefault(self, deliver)
+    def attach(self, sink: Sink) -> None:
+        self._sink = sink
+
+    async def subscribe(self, nsp: str, room: str) -> None:
+        subscribers = self._bus.subscribers.setdefault((nsp, room), [])
+        if self not in subscribers:
+            subscribers.append(self)
 
     async def unsubscribe(self, nsp: str, room: str) -> None:
-        subscribers = self._bus.subscribers.get((nsp, room), {})
-        subscribers.pop(self, None)
+        subscribers = self._bus.subscribers.get((nsp, room), [])
+        if self in subscribers:
+            subscribers.remove(self)
         if not subscribers:
             self._bus.subscribers.pop((nsp, room), None)
 
     async def publish(
-        self, nsp: str, room: str, body: bytes, msg_id: str | None = None
+        self, nsp: str, room: str, body: bytes, msg_id: str | None = None, logged: bool = False
     ) -> PublishResult:
-        self._bus.published += 1
-        async with self._bus.locks.setdefault((nsp, room), asyncio.Lock()):
-            for deliver in list(self._bus.subscribers.get((nsp, room), {}).values()):
-                try:
-                    await deliver(Delivery(body))
-                except Exception:  # a subscriber's failure is its own, as on NATS
-                    log.exception("a subscriber failed on a delivery")
-        return PublishResult()
+        seq = prev = None
+        if logged and nsp in self._bus.durable:
+            seq, prev, duplicate = self._bus.log(nsp).append(room, body, msg_id)
+            if duplicate:
+                return PublishResult(seq, True)
+        for broker in list(self._bus.subscribers.get((nsp, room), [])):
+            if broker._sink is not None:
+                broker._sink(Delivery(nsp, room, body, seq, prev))
+        return PublishResult(seq, False)
+
+    async def last_seq(self, nsp: str, room: str) -> int:
+        return self._bus.log(nsp).last_by_room.get(room, 0)
+
+    async def read(self, nsp: str, room: str, after: int, upto: int, limit: int) -> list[Stored]:
+        found = [Stored(seq, body) for seq, r, body in self._bus.log(nsp).entries
+                 if r == room and after < seq <= upto]
+        return found[:limit]
+
+    async def prev_of(self, nsp: str, room: str, seq: int) -> int:
+        earlier = [s for s, r, _ in self._bus.log(nsp).entries if r == room and s < seq]
+        return earlier[-1] if earlier else 0
+
+    async def first_seq(self, nsp: str) -> int:
+        return self._bus.log(nsp).first
 
     async def close(self) -> None:
         for subscribers in self._bus.subscribers.values():
-            subscribers.pop(self, None)
+            if self in subscribers:
+                subscribers.remove(self)

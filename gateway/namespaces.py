@@ -34,8 +34,7 @@ CHAT_EVENTS = {
     events.MESSAGE_SEND: EventSpec(handlers.send_message, LimitClass.CHAT, _MESSAGE),
     events.TYPING_START: EventSpec(handlers.typing_start, LimitClass.CHAT, _ROOM),
     events.TYPING_STOP: EventSpec(handlers.typing_stop, LimitClass.CHAT, _ROOM),
-    events.ROOM_HISTORY: EventSpec(
-        handlers.not_yet("room history"), LimitClass.REQUEST, _HISTORY),
+    events.ROOM_HISTORY: EventSpec(handlers.history, LimitClass.REQUEST, _HISTORY),
     events.ROOM_PRESENCE: EventSpec(
         handlers.not_yet("room presence"), LimitClass.REQUEST, _ROOM),
 }

@@ -1,41 +1,93 @@
-"""The broker on core NATS: one subscription per room with local members.
+"""The broker on NATS: core subjects for fan-out, a JetStream stream per durable namespace.
 
-``subscribe`` flushes so the server has registered the interest before the gateway acks a
-join: a message published anywhere after that ack reaches this gateway.
+A durable namespace's stream captures ``<prefix>.log.<ns>.<room>`` and republishes each
+stored message to the room's fan-out subject with ``Nats-Sequence`` and
+``Nats-Last-Sequence``, the server-side per-room prev pointer. Reads use batch direct get
+(nats-py has no API for it): one request, messages until a ``204 EOB`` status.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+from dataclasses import dataclass
 
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import RePublish, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import Error as JetStreamError
 
-from gateway.broker import BrokerUnavailable, Deliver, Delivery, PublishResult
-from shared.subjects import Subjects
+from gateway.broker import BrokerUnavailable, Delivery, PublishResult, Sink, Stored
+from gateway.nats_client import FanoutClient, sequence_headers
+from shared.subjects import Subjects, namespace_token
 
 FLUSH_TIMEOUT_S = 2
+REQUEST_TIMEOUT_S = 2.0
+READ_BATCH = 256
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    durable: frozenset[str] = frozenset({"/chat", "/notifications"})
+    replicas: int = 1
+    duplicate_window_s: float = 120.0
+    max_age_s: float = 7 * 24 * 3600.0
+    max_per_room: int = 10_000
 
 
 class NatsBroker:
-    def __init__(self, nc: Client, subjects: Subjects) -> None:
+    def __init__(self, nc: FanoutClient, subjects: Subjects, log: LogSettings) -> None:
         self._nc = nc
+        self._js = nc.jetstream(timeout=REQUEST_TIMEOUT_S)
         self._subjects = subjects
+        self._log = log
+        self._sink: Sink | None = None
         self._subs: dict[tuple[str, str], Subscription] = {}
 
-    async def subscribe(self, nsp: str, room: str, deliver: Deliver) -> None:
+    def stream_name(self, nsp: str) -> str:
+        return f"{self._subjects.prefix}_{namespace_token(nsp)}".upper().replace("-", "_")
+
+    async def ensure_streams(self) -> None:
+        """Create or update each durable namespace's stream (idempotent across gateways)."""
+        for nsp in sorted(self._log.durable):
+            config = StreamConfig(
+                name=self.stream_name(nsp),
+                subjects=[self._subjects.log_wildcard(nsp)],
+                storage=StorageType.FILE,
+                num_replicas=self._log.replicas,
+                duplicate_window=self._log.duplicate_window_s,
+                max_age=self._log.max_age_s,
+                max_msgs_per_subject=self._log.max_per_room,
+                allow_direct=True,
+                republish=RePublish(src=self._subjects.log_wildcard(nsp),
+                                    dest=self._subjects.fanout_from_log(nsp)),
+            )
+            try:
+                await self._js.add_stream(config)
+            except BadRequestError:
+                await self._js.update_stream(config)
+
+    def attach(self, sink: Sink) -> None:
+        self._sink = sink
+
+    async def subscribe(self, nsp: str, room: str) -> None:
         key = (nsp, room)
         if key in self._subs:
             return
+        sink = self._sink
+        assert sink is not None, "attach a sink before subscribing"
 
-        async def on_message(msg: Msg) -> None:
-            await deliver(Delivery(msg.data))
+        def on_message(data: bytes, headers: bytes | None) -> None:
+            seq, prev = sequence_headers(headers)
+            sink(Delivery(nsp, room, data, seq, prev))
 
         try:
-            self._subs[key] = await self._nc.subscribe(self._subjects.fanout(nsp, room),
-                                                       cb=on_message)
+            sub = await self._nc.subscribe(self._subjects.fanout(nsp, room))
+            self._nc.route(sub._id, on_message)
+            self._subs[key] = sub
             await self._nc.flush(timeout=FLUSH_TIMEOUT_S)
         except (NatsError, TimeoutError) as exc:
             await self.unsubscribe(nsp, room)
@@ -44,19 +96,84 @@ class NatsBroker:
     async def unsubscribe(self, nsp: str, room: str) -> None:
         sub = self._subs.pop((nsp, room), None)
         if sub is not None:
+            self._nc.unroute(sub._id)
             with contextlib.suppress(NatsError):  # a lost connection took the sub with it
                 await sub.unsubscribe()
 
     async def publish(
-        self, nsp: str, room: str, body: bytes, msg_id: str | None = None
+        self, nsp: str, room: str, body: bytes, msg_id: str | None = None, logged: bool = False
     ) -> PublishResult:
         if not self._nc.is_connected:
             raise BrokerUnavailable("not connected to NATS")
         try:
+            if logged and nsp in self._log.durable:
+                headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+                ack = await self._js.publish(self._subjects.log(nsp, room), body,
+                                             headers=headers)
+                return PublishResult(ack.seq, bool(ack.duplicate))
             await self._nc.publish(self._subjects.fanout(nsp, room), body)
-        except NatsError as exc:
+        except (NatsError, JetStreamError, TimeoutError) as exc:
             raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
         return PublishResult()
+
+    async def last_seq(self, nsp: str, room: str) -> int:
+        try:
+            msg = await self._js.get_msg(self.stream_name(nsp),
+                                         subject=self._subjects.log(nsp, room), direct=True)
+        except NotFoundError:
+            return 0
+        except (NatsError, JetStreamError, TimeoutError) as exc:
+            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+        return int(msg.seq or 0)
+
+    async def read(self, nsp: str, room: str, after: int, upto: int, limit: int) -> list[Stored]:
+        found: list[Stored] = []
+        start = after + 1
+        while len(found) < limit and start <= upto:
+            batch = min(READ_BATCH, limit - len(found))
+            request = {"seq": start, "next_by_subj": self._subjects.log(nsp, room),
+                       "batch": batch}
+            page = [m for m in await self._direct(nsp, request) if m.seq <= upto]
+            found.extend(page)
+            if len(page) < batch:
+                break
+            start = page[-1].seq + 1
+        return found
+
+    async def prev_of(self, nsp: str, room: str, seq: int) -> int:
+        if seq <= 1:
+            return 0
+        request = {"multi_last": [self._subjects.log(nsp, room)], "up_to_seq": seq - 1,
+                   "batch": 1}
+        found = await self._direct(nsp, request)
+        return found[-1].seq if found else 0
+
+    async def first_seq(self, nsp: str) -> int:
+        try:
+            info = await self._js.stream_info(self.stream_name(nsp))
+        except (NatsError, JetStreamError, TimeoutError) as exc:
+            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+        return int(info.state.first_seq or 1)
+
+    async def _direct(self, nsp: str, request: dict[str, object]) -> list[Stored]:
+        """One batch direct get: stored messages until the ``204 EOB`` (or ``404``) status."""
+        inbox = self._nc.new_inbox()
+        sub = await self._nc.subscribe(inbox)
+        found: list[Stored] = []
+        try:
+            await self._nc.publish(f"$JS.API.DIRECT.GET.{self.stream_name(nsp)}",
+                                   json.dumps(request).encode(), reply=inbox)
+            while True:
+                msg: Msg = await sub.next_msg(timeout=REQUEST_TIMEOUT_S)
+                headers = msg.headers or {}
+                if "Status" in headers:
+                    return found
+                found.append(Stored(int(headers["Nats-Sequence"]), msg.data))
+        except (NatsError, NatsTimeoutError, TimeoutError, KeyError, ValueError) as exc:
+            raise BrokerUnavailable(f"log read failed: {exc or type(exc).__name__}") from exc
+        finally:
+            with contextlib.suppress(NatsError):
+                await sub.unsubscribe()
 
     async def close(self) -> None:
         for nsp, room in list(self._subs):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from gateway.actions import AckTo, Action, NamespaceSocket, SendText
+from gateway.actions import AckTo, Action, NamespaceSocket, SendBinary, SendText
 from shared.jwtauth import Identity, TokenVerifier
 from shared.protocol.errors import ErrorCode, error_ack, error_body
 from shared.protocol.events import REQUEST_ERROR
@@ -98,9 +98,10 @@ class Namespace:
     events: Mapping[str, EventSpec] = field(default_factory=dict)
 
 
-def ack_frame(reply: AckTo, body: dict[str, Any]) -> SendText:
-    text, _ = encode_packet(Packet(PacketType.ACK, reply.nsp, [body], reply.id))
-    return SendText("4" + text)
+def ack_frames(reply: AckTo, body: dict[str, Any]) -> list[SendText | SendBinary]:
+    """An ACK; one with binary values is a BINARY_ACK followed by its attachment frames."""
+    text, attachments = encode_packet(Packet(PacketType.ACK, reply.nsp, [body], reply.id))
+    return [SendText("4" + text), *(SendBinary(blob) for blob in attachments)]
 
 
 def event_frame(nsp: str, event: str, body: dict[str, Any]) -> SendText:
@@ -111,7 +112,9 @@ def event_frame(nsp: str, event: str, body: dict[str, Any]) -> SendText:
 def answer_failure(reply: AckTo, event: str | None, failure: Failure) -> SendText:
     """An error ack when the client asked for one, else a ``request:error`` event."""
     if reply.id is not None:
-        return ack_frame(reply, error_ack(failure.code, failure.message, failure.retry_after_ms))
+        body = error_ack(failure.code, failure.message, failure.retry_after_ms)
+        text, _ = encode_packet(Packet(PacketType.ACK, reply.nsp, [body], reply.id))
+        return SendText("4" + text)
     body = error_body(failure.code, failure.message, failure.retry_after_ms)
     if event is not None:
         body["event"] = event

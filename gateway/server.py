@@ -24,10 +24,13 @@ from gateway.connection import Connection
 from gateway.fanout import Fanout
 from gateway.handshake import Accept, HandshakePolicy, decide
 from gateway.namespaces import NAMESPACES
-from gateway.nats_broker import NatsBroker
+from gateway.nats_broker import LogSettings, NatsBroker
+from gateway.nats_client import FanoutClient
 from gateway.outbox import Flusher
 from gateway.pipeline import Limits
 from gateway.session import Session, SessionConfig
+from gateway.session_store import SessionStore
+from gateway.sessions import Sessions
 from shared.config import GatewaySettings
 from shared.jwtauth import Identity, TokenVerifier
 from shared.metrics import CONTENT_TYPE, GatewayMetrics, render
@@ -78,9 +81,29 @@ def _quiet_websockets_logger() -> logging.Logger:
     return logger
 
 
+DURABLE = frozenset(name for name, ns in NAMESPACES.items() if ns.durable)
+
+
+def lease_seconds(settings: GatewaySettings) -> float:
+    """Sessions are re-put four times per recovery window, so the bucket's TTL (window plus
+    one lease) keeps a live session and lets a dead gateway's sessions lapse after it."""
+    return max(1.0, settings.recovery_window_s / 4)
+
+
+def log_settings(settings: GatewaySettings) -> LogSettings:
+    return LogSettings(
+        durable=DURABLE,
+        replicas=settings.stream_replicas,
+        duplicate_window_s=settings.dedup_window_s,
+        max_age_s=settings.log_max_age_s,
+        max_per_room=settings.log_max_per_room,
+    )
+
+
 class Gateway:
     def __init__(self, settings: GatewaySettings, broker: Broker, nc: Client | None,
-                 metrics: GatewayMetrics | None = None) -> None:
+                 metrics: GatewayMetrics | None = None,
+                 store: SessionStore | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or GatewayMetrics(CollectorRegistry())
         self.verifier = verifier_for(settings)
@@ -93,7 +116,9 @@ class Gateway:
         self.config = session_config(settings)
         self.broker = broker
         self.nc = nc
-        self.fanout = Fanout(broker, self.metrics, settings.fanout_batch)
+        self.fanout = Fanout(broker, self.metrics, settings.fanout_batch, DURABLE)
+        self.sessions = Sessions(self.fanout, store, self.metrics, settings.send_budget_bytes,
+                                 lease_seconds(settings))
         self._identities: dict[ServerConnection, Identity | None] = {}
         self._flusher: Flusher | None = None
         self.server: Server | None = None
@@ -133,7 +158,8 @@ class Gateway:
             self._flusher = Flusher(loop)
         session = Session(new_id(), identity, self.config, NAMESPACES, self.verifier, new_id,
                           loop.time())
-        connection = Connection(ws, session, self.fanout, self.broker, self.metrics,
+        connection = Connection(ws, session, self.fanout, self.sessions, self.broker,
+                                self.metrics,
                                 self._flusher, self.settings.send_budget_bytes)
         await connection.run()
 
@@ -155,6 +181,7 @@ class Gateway:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        await self.sessions.close()
         await self.broker.close()
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.drain()
@@ -162,9 +189,26 @@ class Gateway:
 
 async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     metrics = GatewayMetrics(CollectorRegistry())
-    nc = await connect(settings.nats_url, f"gateway-{settings.instance_id}", metrics.nats)
-    broker = NatsBroker(nc, Subjects(settings.subject_prefix))
-    gateway = Gateway(settings, broker, nc, metrics)
+    client = FanoutClient()
+    gateway: Gateway | None = None
+
+    def disconnected() -> None:
+        if gateway is not None:
+            gateway.fanout.disconnected()
+
+    def reconnected() -> None:
+        if gateway is not None:
+            gateway.fanout.reconnected()
+
+    nc = await connect(settings.nats_url, f"gateway-{settings.instance_id}", metrics.nats,
+                       client, disconnected, reconnected)
+    subjects = Subjects(settings.subject_prefix)
+    broker = NatsBroker(client, subjects, log_settings(settings))
+    await broker.ensure_streams()
+    store = await SessionStore.open(client, f"{settings.subject_prefix}-sessions",
+                                    settings.recovery_window_s + lease_seconds(settings),
+                                    settings.stream_replicas)
+    gateway = Gateway(settings, broker, nc, metrics, store)
     await gateway.start()
     log.info("gateway %s listening on %s:%s", settings.instance_id, settings.host,
              settings.port)

@@ -22,6 +22,7 @@ from gateway.actions import (
     NamespaceSocket,
     Observed,
     Opened,
+    Restore,
     SendText,
 )
 from gateway.middleware import charge
@@ -48,6 +49,8 @@ from shared.protocol.packets import (
 )
 from shared.ratelimit import TokenBucket
 from shared.subjects import user_room
+
+MAX_PID_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +195,7 @@ class Session:
             if socket is None:
                 return []
             del self.sockets[packet.nsp]
-            return [Closed(socket, frozenset(socket.rooms))]
+            return [Closed(socket, frozenset(socket.rooms), final=True)]
         if socket is None:
             return self._close(CloseCode.POLICY, "packet for a namespace not connected")
         if packet.type is PacketType.EVENT:
@@ -216,12 +219,16 @@ class Session:
         if ctx.identity is None:
             return [_connect_error(packet.nsp, {"message": "unauthorized",
                                                  "data": {"code": "unauthorized"}})]
-        socket = NamespaceSocket(packet.nsp, self._new_id(), ctx.identity)
+        recovery = namespace.durable and ctx.auth.get("recovery", True) is not False
+        socket = NamespaceSocket(packet.nsp, self._new_id(), ctx.identity,
+                                 pid=self._new_id() if recovery else None,
+                                 durable=namespace.durable)
         socket.rooms.add(user_room(ctx.identity.sub))
         self.sockets[packet.nsp] = socket
         self._connect_deadline = None
-        reply, _ = encode_packet(Packet(PacketType.CONNECT, packet.nsp, {"sid": socket.sid}))
-        return [SendText("4" + reply), Opened(socket)]
+        if not namespace.durable:
+            return [SendText(connect_reply(socket)), Opened(socket)]
+        return [Opened(socket, _restore_request(ctx.auth) if recovery else None)]
 
     def _event(self, socket: NamespaceSocket, packet: Packet, now: float) -> list[Action]:
         namespace = self._namespaces[socket.nsp]
@@ -244,6 +251,22 @@ class Session:
     def _failed(self, reply: AckTo, event: str, failure: Failure) -> list[Action]:
         return [Observed(reply.nsp, event, failure.code.value),
                 answer_failure(reply, event, failure)]
+
+
+def connect_reply(socket: NamespaceSocket) -> str:
+    """The CONNECT reply: always ``sid``; ``pid`` when the socket can recover."""
+    body = {"sid": socket.sid} if socket.pid is None else {"sid": socket.sid, "pid": socket.pid}
+    text, _ = encode_packet(Packet(PacketType.CONNECT, socket.nsp, body))
+    return "4" + text
+
+
+def _restore_request(auth: dict[str, Any]) -> Restore | None:
+    """A recovery attempt needs a string ``pid`` (socket.io-client sends ``offset`` too once
+    it got an event; without one the session's join positions serve)."""
+    pid, offset = auth.get("pid"), auth.get("offset")
+    if not isinstance(pid, str) or not 0 < len(pid) <= MAX_PID_LENGTH:
+        return None
+    return Restore(pid, offset if isinstance(offset, str) else None)
 
 
 def _connect_error(nsp: str, body: dict[str, Any]) -> SendText:

@@ -158,6 +158,17 @@ class GatewaySettings(ServiceSettings):
                                          262_144, "message attachment limit, bytes")
     fanout_batch: int = _setting("SB_FANOUT_BATCH", _parse_positive_int, 2_000,
                                  "members written per batch before yielding to the loop")
+    recovery_window_s: float = _setting("SB_RECOVERY_WINDOW_S", _parse_positive_float, 120.0,
+                                         "how long a dropped session stays recoverable, s")
+    dedup_window_s: float = _setting("SB_DEDUP_WINDOW_S", _parse_positive_float, 120.0,
+                                     "message:send retries with one id are stored once within, s")
+    stream_replicas: int = _setting("SB_STREAM_REPLICAS", _parse_positive_int, 1,
+                                    "replicas of the room logs and the session bucket (3 on a "
+                                    "3-node NATS cluster)")
+    log_max_age_s: float = _setting("SB_LOG_MAX_AGE_S", _parse_positive_float, 604_800.0,
+                                    "how long the room log keeps messages, s")
+    log_max_per_room: int = _setting("SB_LOG_MAX_PER_ROOM", _parse_positive_int, 10_000,
+                                     "messages the log keeps per room")
 
     def __post_init__(self) -> None:
         ServiceSettings.__post_init__(self)

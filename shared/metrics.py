@@ -60,6 +60,18 @@ class GatewayMetrics:
                                  "messages received from NATS for local rooms",
                                  ["namespace"], registry=r)
         self.rooms = Gauge(f"{PREFIX}_gateway_rooms", "rooms with local members", registry=r)
+        self.gap_repairs = Counter(f"{PREFIX}_gateway_gap_repairs",
+                                   "gaps in a room's prev chain fetched from the log",
+                                   ["namespace"], registry=r)
+        self.repaired = Counter(f"{PREFIX}_gateway_repaired_messages",
+                                "messages delivered from the log to fill gaps",
+                                ["namespace"], registry=r)
+        self.replayed = Counter(f"{PREFIX}_gateway_replayed_messages",
+                                "messages replayed to recovering or catching-up sockets",
+                                ["namespace"], registry=r)
+        self.recoveries = Counter(f"{PREFIX}_gateway_recoveries",
+                                  "recovery attempts by result (recovered/fresh)",
+                                  ["namespace", "result"], registry=r)
         self.fanout_seconds = Histogram(
             f"{PREFIX}_gateway_fanout_seconds", "time to hand one message to local members",
             registry=r, buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
-import nats
 from nats.aio.client import Client
 
 from shared.metrics import NatsMetrics
@@ -17,7 +17,16 @@ from shared.metrics import NatsMetrics
 log = logging.getLogger(__name__)
 
 
-async def connect(servers: tuple[str, ...], name: str, metrics: NatsMetrics) -> Client:
+async def connect(
+    servers: tuple[str, ...],
+    name: str,
+    metrics: NatsMetrics,
+    client: Client | None = None,
+    on_disconnect: Callable[[], None] | None = None,
+    on_reconnect: Callable[[], None] | None = None,
+) -> Client:
+    """Connect ``client`` (a plain nats-py client by default); the callbacks run on every
+    disconnect and reconnect, after the metrics are updated."""
     last_logged = 0.0
 
     async def on_error(exc: Exception) -> None:
@@ -28,26 +37,32 @@ async def connect(servers: tuple[str, ...], name: str, metrics: NatsMetrics) -> 
             last_logged = now
             log.warning("nats error: %s: %s", type(exc).__name__, exc)
 
-    async def on_disconnect() -> None:
+    async def disconnected() -> None:
         metrics.connected.set(0)
         metrics.disconnects.inc()
-        log.warning("nats disconnected")
+        if not nc.is_closed and not nc.is_draining:
+            log.warning("nats disconnected")
+        if on_disconnect is not None:
+            on_disconnect()
 
-    async def on_reconnect() -> None:
+    async def reconnected() -> None:
         metrics.connected.set(1)
         metrics.reconnects.inc()
         log.info("nats reconnected")
+        if on_reconnect is not None:
+            on_reconnect()
 
-    client = await nats.connect(
+    nc = client if client is not None else Client()
+    await nc.connect(
         servers=list(servers),
         name=name,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=1,
         connect_timeout=2,
         allow_reconnect=True,
         error_cb=on_error,
-        disconnected_cb=on_disconnect,
-        reconnected_cb=on_reconnect,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
     )
     metrics.connected.set(1)
-    return client
+    return nc

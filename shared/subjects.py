@@ -90,6 +90,17 @@ class Subjects:
     def fanout_wildcard(self, namespace: str) -> str:
         return f"{self.prefix}.fan.{namespace_token(namespace)}.*"
 
+    def log(self, namespace: str, room: str) -> str:
+        """Where a durable namespace's room messages are published: its stream captures it."""
+        return f"{self.prefix}.log.{namespace_token(namespace)}.{encode_token(room)}"
+
+    def log_wildcard(self, namespace: str) -> str:
+        return f"{self.prefix}.log.{namespace_token(namespace)}.*"
+
+    def fanout_from_log(self, namespace: str) -> str:
+        """The stream's RePublish destination: the room token moves to the fan-out subject."""
+        return f"{self.prefix}.fan.{namespace_token(namespace)}.{{{{wildcard(1)}}}}"
+
     def room_from_fanout(self, subject: str) -> tuple[str, str] | None:
         """(namespace, room) of a fan-out subject, or ``None`` if it is not one."""
         parts = subject.split(".")

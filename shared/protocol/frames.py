@@ -37,3 +37,20 @@ def event_frames(nsp: str, args: bytes, attachments: tuple[bytes, ...] = ()) -> 
     frames = [ws_frame(event_prefix(nsp, len(attachments)) + args)]
     frames.extend(ws_frame(blob, BINARY) for blob in attachments)
     return b"".join(frames)
+
+
+def with_position(args: bytes, seq: int, prev: int, offset: str | None) -> bytes:
+    """A logged event's argument array with ``seq``/``prev`` put first into its payload
+    object and, for clients that recover, the offset string appended as the last argument.
+
+    Logged bodies are ``["<event>",{...}]`` with an event name free of quotes, so the payload
+    object starts at the first ``",{``; splicing bytes keeps the fan-out free of JSON parsing.
+    """
+    start = args.find(b'",{', 2)
+    if start >= 0:
+        cut = start + 3
+        args = b"%s\"seq\":%d,\"prev\":%d%s%s" % (
+            args[:cut], seq, prev, b"," if args[cut : cut + 1] != b"}" else b"", args[cut:])
+    if offset is None:
+        return args
+    return b'%s,"%s"]' % (args[:-1], offset.encode())

@@ -180,6 +180,11 @@ def _reconstruct(value: Any, buffers: list[bytes], depth: int = 0) -> Any:
     return value
 
 
+def reconstruct(value: Any, buffers: list[bytes]) -> Any:
+    """Put attachments back where their placeholders are; ``ValueError`` if one is missing."""
+    return _reconstruct(value, buffers)
+
+
 class BinaryAssembler:
     """Collects the attachment frames that follow a binary packet on one connection.
 

@@ -36,14 +36,17 @@ async def test_message_published_on_one_gateway_reaches_members_on_both(
     ack = await js.call("alice", "message:send",
                         {"room": "room:js-1", "text": "hello bob", "id": "m-1"})
     assert ack["ok"] is True and ack["id"] == "m-1" and ack["duplicate"] is False
+    assert isinstance(ack["seq"], int)
 
     for client in ("bob", "alice"):
-        (message,) = await js.expect_event(client, "message:received")
+        message, offset = await js.expect_event(client, "message:received")
         assert message["room"] == "room:js-1"
         assert message["from"] == "alice"
         assert message["text"] == "hello bob"
         assert message["id"] == "m-1"
+        assert (message["seq"], message["prev"]) == (ack["seq"], 0)
         assert isinstance(message["ts"], int)
+        assert isinstance(offset, str)
 
 
 async def test_binary_attachment_round_trips_across_gateways(
@@ -58,7 +61,7 @@ async def test_binary_attachment_round_trips_across_gateways(
     ack = await js.call("alice", "message:send",
                         {"room": "room:js-bin", "text": "", "id": "b-1", "attachment": blob})
     assert ack["ok"] is True
-    (message,) = await js.expect_event("bob", "message:received")
+    message, _ = await js.expect_event("bob", "message:received")
     assert message["attachment"] == blob
 
 

@@ -48,8 +48,9 @@ async def connect() -> AsyncIterator[Callable[..., Any]]:
         client = socketio.AsyncClient(reconnection=False)
         inbox = Inbox(client)
         clients.append(client)
+        # python-socketio has no connection-state recovery: it opts out, as documented
         await client.connect(url, transports=["websocket"], namespaces=namespaces,
-                             auth={"token": make_token(sub)}, wait_timeout=5)
+                             auth={"token": make_token(sub), "recovery": False}, wait_timeout=5)
         return client, inbox
 
     try:
@@ -130,3 +131,22 @@ async def test_event_without_ack_gets_request_error(
     await client.emit("what:ever", {}, namespace="/chat")
     error = await inbox.next("/chat", "request:error")
     assert error["code"] == "unknown_event"
+
+
+async def test_without_opting_out_the_offset_arrives_as_an_extra_argument(
+    gateway_pair: list[Service],
+) -> None:
+    """What the README warns python-socketio users about: recovery offsets are appended."""
+    received: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+    client = socketio.AsyncClient(reconnection=False)
+    client.on("message:received", lambda *args: received.put_nowait(args), namespace="/chat")
+    await client.connect(gateway_pair[0].url, transports=["websocket"], namespaces=["/chat"],
+                         auth={"token": make_token("raw-py")}, wait_timeout=5)
+    try:
+        await client.call("room:join", {"room": "room:py-offset"}, namespace="/chat")
+        await client.call("message:send", {"room": "room:py-offset", "text": "x", "id": "o1"},
+                          namespace="/chat")
+        message, offset = await asyncio.wait_for(received.get(), 5 * UNIT)
+        assert message["text"] == "x" and isinstance(offset, str)
+    finally:
+        await client.disconnect()

@@ -45,7 +45,8 @@ class JsClients:
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self._proc = proc
-        self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._queues: dict[str, list[dict[str, Any]]] = {}
+        self._arrived = asyncio.Condition()
         self._acks: dict[tuple[str, int], asyncio.Future[list[Any]]] = {}
         self._next_ack = 0
         self._reader = asyncio.create_task(self._read())
@@ -70,10 +71,12 @@ class JsClients:
                 if future is not None and not future.done():
                     future.set_result(msg["args"])
             else:
-                self._queue(msg["id"]).put_nowait(msg)
+                self._queue(msg["id"]).append(msg)
+                async with self._arrived:
+                    self._arrived.notify_all()
 
-    def _queue(self, client: str) -> asyncio.Queue[dict[str, Any]]:
-        return self._queues.setdefault(client, asyncio.Queue())
+    def _queue(self, client: str) -> list[dict[str, Any]]:
+        return self._queues.setdefault(client, [])
 
     async def _send(self, cmd: dict[str, Any]) -> None:
         assert self._proc.stdin is not None
@@ -105,29 +108,29 @@ class JsClients:
         reply = await asyncio.wait_for(future, within)
         return reply[0] if reply else None
 
+    async def _take(self, client: str, match: Any, within: float) -> dict[str, Any]:
+        """The first report of ``client`` that ``match`` accepts; others stay queued in order."""
+        queue = self._queue(client)
+        async with asyncio.timeout(within), self._arrived:
+            while True:
+                for index, msg in enumerate(queue):
+                    if match(msg):
+                        return queue.pop(index)
+                await self._arrived.wait()
+
     async def expect(self, client: str, types: set[str],
                      within: float = 5 * UNIT) -> dict[str, Any]:
-        queue = self._queue(client)
-        async with asyncio.timeout(within):
-            while True:
-                msg = await queue.get()
-                if msg["type"] in types:
-                    return msg
+        return await self._take(client, lambda msg: msg["type"] in types, within)
 
     async def expect_event(self, client: str, event: str,
                            within: float = 5 * UNIT) -> list[Any]:
-        queue = self._queue(client)
-        async with asyncio.timeout(within):
-            while True:
-                msg = await queue.get()
-                if msg["type"] == "event" and msg["event"] == event:
-                    return list(msg["args"])
+        msg = await self._take(
+            client, lambda m: m["type"] == "event" and m["event"] == event, within)
+        return list(msg["args"])
 
     def pending(self, client: str) -> list[dict[str, Any]]:
         queue = self._queue(client)
-        items = []
-        while not queue.empty():
-            items.append(queue.get_nowait())
+        items, queue[:] = list(queue), []
         return items
 
     async def close(self, client: str) -> None:

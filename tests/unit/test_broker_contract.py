@@ -2,21 +2,14 @@
 
 Each test asks the ``broker_factory`` fixture for brokers that share one bus (one NATS, one
 :class:`MemoryBus`), as gateways of one cluster do. Nothing here sleeps or assumes delivery is
-synchronous: an inbox waits (up to a bound) for a *barrier* message published after the
-messages under test on a room it subscribed, and since a room's messages from one publisher
-arrive in order, whatever did not arrive before the barrier never will.
+synchronous: a :class:`Sink` waits (up to a bound) for a *barrier* message published after the
+messages under test, on the same path (logged or not) and from the same publisher. A room's
+messages from one publisher arrive in order, and a durable namespace's logged messages arrive
+in log order, so whatever did not arrive before the barrier never will.
 
 To run the suite against another broker, subclass :class:`BrokerContract` in a module of its
-own and give it a ``broker_factory`` fixture (the NATS one lives in ``tests/integration``)::
-
-    class TestNatsBroker(BrokerContract):
-        @pytest.fixture(params=["nats"])
-        async def broker_factory(self, request, nats_server) -> AsyncIterator[BrokerFactory]:
-            factory = BrokerFactory("nats", lambda: make_nats_broker(nats_server.url))
-            try:
-                yield factory
-            finally:
-                await factory.close_all()
+own and give it a ``broker_factory`` fixture that yields a :class:`BrokerFactory` (the NATS
+one lives in ``tests/integration/test_nats_broker_contract.py``).
 """
 
 from __future__ import annotations
@@ -27,12 +20,17 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gateway.broker import Broker, Delivery, PublishResult
+from gateway.broker import Broker, Delivery, PublishResult, Stored
 from gateway.memory_broker import MemoryBroker, MemoryBus
 from tests.support.timing import UNIT
 
 CHAT = "/chat"
+NOTIFICATIONS = "/notifications"
+LIVE = "/live-updates"
 BARRIER = b"--barrier--"
+
+# (namespace, logged): the two delivery paths every delivery guarantee must hold on.
+PATHS = [pytest.param(LIVE, False, id="ephemeral"), pytest.param(CHAT, True, id="logged")]
 
 
 @dataclass
@@ -53,186 +51,359 @@ class BrokerFactory:
             await broker.close()
 
 
-class Inbox:
-    """A ``deliver`` callback that records bodies and lets a test wait for a barrier."""
+class Sink:
+    """A broker's sink that records deliveries and lets a test wait for a barrier."""
 
     def __init__(self) -> None:
-        self.bodies: list[bytes] = []
+        self.deliveries: list[Delivery] = []
         self._arrived = asyncio.Event()
 
-    async def deliver(self, delivery: Delivery) -> None:
-        self.bodies.append(delivery.body)
+    def __call__(self, delivery: Delivery) -> None:
+        self.deliveries.append(delivery)
         self._arrived.set()
 
-    async def until(self, barrier: bytes = BARRIER) -> list[bytes]:
-        """Everything delivered before ``barrier``, once it has arrived (bounded wait)."""
+    async def until(self, room: str, barrier: bytes = BARRIER) -> list[Delivery]:
+        """Every delivery before the barrier of ``room``, once it arrived (bounded wait)."""
         async with asyncio.timeout(5 * UNIT):
-            while barrier not in self.bodies:
+            while (index := self._index(room, barrier)) is None:
                 self._arrived.clear()
                 await self._arrived.wait()
-        return self.bodies[: self.bodies.index(barrier)]
+        return [d for d in self.deliveries[:index] if d.body != barrier]
+
+    def _index(self, room: str, barrier: bytes) -> int | None:
+        for index, delivery in enumerate(self.deliveries):
+            if delivery.room == room and delivery.body == barrier:
+                return index
+        return None
 
 
-async def yield_once() -> None:
-    """Let other tasks run one step; not a timed wait."""
-    done = asyncio.get_running_loop().create_future()
-    asyncio.get_running_loop().call_soon(done.set_result, None)
-    await done
+async def subscribed(factory: BrokerFactory, nsp: str, *rooms: str) -> tuple[Broker, Sink]:
+    broker, sink = await factory(), Sink()
+    broker.attach(sink)
+    for room in rooms:
+        await broker.subscribe(nsp, room)
+    return broker, sink
+
+
+def bodies(deliveries: list[Delivery]) -> list[bytes]:
+    return [delivery.body for delivery in deliveries]
 
 
 class BrokerContract:
     """What every broker guarantees (see :class:`gateway.broker.Broker`)."""
 
+    # --- delivery -------------------------------------------------------------------------
+
+    @pytest.mark.parametrize(("nsp", "logged"), PATHS)
     async def test_subscriber_gets_each_message_once_in_publish_order(
-        self, broker_factory: BrokerFactory
+        self, broker_factory: BrokerFactory, nsp: str, logged: bool
     ) -> None:
-        publisher, subscriber = await broker_factory(), await broker_factory()
-        inbox = Inbox()
-        await subscriber.subscribe(CHAT, "room:a", inbox.deliver)
+        publisher = await broker_factory()
+        _, sink = await subscribed(broker_factory, nsp, "room:a")
 
-        for n in range(50):
-            await publisher.publish(CHAT, "room:a", f"m{n}".encode())
-        await publisher.publish(CHAT, "room:a", BARRIER)
+        for n in range(30):
+            await publisher.publish(nsp, "room:a", f"m{n}".encode(), logged=logged)
+        await publisher.publish(nsp, "room:a", BARRIER, logged=logged)
 
-        assert await inbox.until() == [f"m{n}".encode() for n in range(50)]
+        got = await sink.until("room:a")
+        assert bodies(got) == [f"m{n}".encode() for n in range(30)]
+        assert {(d.nsp, d.room) for d in got} == {(nsp, "room:a")}
 
+    @pytest.mark.parametrize(("nsp", "logged"), PATHS)
     async def test_every_subscribed_broker_receives_including_the_publisher(
-        self, broker_factory: BrokerFactory
+        self, broker_factory: BrokerFactory, nsp: str, logged: bool
     ) -> None:
-        first, second = await broker_factory(), await broker_factory()
-        inbox1, inbox2 = Inbox(), Inbox()
-        await first.subscribe(CHAT, "room:a", inbox1.deliver)
-        await second.subscribe(CHAT, "room:a", inbox2.deliver)
+        publisher, own = await subscribed(broker_factory, nsp, "room:a")
+        _, first = await subscribed(broker_factory, nsp, "room:a")
+        _, second = await subscribed(broker_factory, nsp, "room:a")
 
-        await first.publish(CHAT, "room:a", b"from first")
-        await first.publish(CHAT, "room:a", BARRIER)
+        await publisher.publish(nsp, "room:a", b"one", logged=logged)
+        await publisher.publish(nsp, "room:a", b"two", logged=logged)
+        await publisher.publish(nsp, "room:a", BARRIER, logged=logged)
 
-        assert await inbox1.until() == [b"from first"]
-        assert await inbox2.until() == [b"from first"]
+        for sink in (own, first, second):
+            assert bodies(await sink.until("room:a")) == [b"one", b"two"]
 
-    async def test_body_bytes_arrive_unchanged(self, broker_factory: BrokerFactory) -> None:
-        publisher, subscriber = await broker_factory(), await broker_factory()
-        inbox = Inbox()
-        await subscriber.subscribe(CHAT, "room:a", inbox.deliver)
+    async def test_subscribing_twice_delivers_once(self, broker_factory: BrokerFactory) -> None:
+        publisher = await broker_factory()
+        subscriber, sink = await subscribed(broker_factory, CHAT, "room:a")
+        await subscriber.subscribe(CHAT, "room:a")
+
+        await publisher.publish(CHAT, "room:a", b"once", logged=True)
+        await publisher.publish(CHAT, "room:a", BARRIER, logged=True)
+
+        assert bodies(await sink.until("room:a")) == [b"once"]
+
+    @pytest.mark.parametrize(("nsp", "logged"), PATHS)
+    async def test_body_bytes_arrive_unchanged(
+        self, broker_factory: BrokerFactory, nsp: str, logged: bool
+    ) -> None:
+        publisher = await broker_factory()
+        _, sink = await subscribed(broker_factory, nsp, "room:a")
         body = b'["message:received",{}]\x00' + bytes(range(256)) * 40
 
-        await publisher.publish(CHAT, "room:a", body)
-        await publisher.publish(CHAT, "room:a", BARRIER)
+        await publisher.publish(nsp, "room:a", body, logged=logged)
+        await publisher.publish(nsp, "room:a", BARRIER, logged=logged)
 
-        assert await inbox.until() == [body]
+        assert bodies(await sink.until("room:a")) == [body]
 
+    @pytest.mark.parametrize(("nsp", "logged"), PATHS)
     async def test_rooms_and_namespaces_are_separate(
-        self, broker_factory: BrokerFactory
+        self, broker_factory: BrokerFactory, nsp: str, logged: bool
     ) -> None:
-        publisher, subscriber = await broker_factory(), await broker_factory()
-        inbox = Inbox()
-        await subscriber.subscribe(CHAT, "room:a", inbox.deliver)
+        publisher = await broker_factory()
+        _, sink = await subscribed(broker_factory, nsp, "room:a")
+        other_nsp = NOTIFICATIONS if nsp == CHAT else "/"
 
-        await publisher.publish(CHAT, "room:b", b"other room")
-        await publisher.publish("/live-updates", "room:a", b"other namespace")
-        await publisher.publish(CHAT, "room:a", BARRIER)
+        await publisher.publish(nsp, "room:b", b"other room", logged=logged)
+        await publisher.publish(other_nsp, "room:a", b"other namespace", logged=logged)
+        await publisher.publish(nsp, "room:a", BARRIER, logged=logged)
 
-        assert await inbox.until() == []
+        assert await sink.until("room:a") == []
 
     async def test_hostile_room_names_do_not_leak_into_other_rooms(
         self, broker_factory: BrokerFactory
     ) -> None:
-        publisher, subscriber = await broker_factory(), await broker_factory()
-        inbox = Inbox()
-        await subscriber.subscribe(CHAT, "user:a.b", inbox.deliver)
+        publisher = await broker_factory()
+        _, sink = await subscribed(broker_factory, CHAT, "user:a.b")
 
         for room in ["user:a.*", "user:a.>", "user:a", "user:a b", "*", ">"]:
-            await publisher.publish(CHAT, room, room.encode())
-        await publisher.publish(CHAT, "user:a.b", BARRIER)
+            await publisher.publish(CHAT, room, room.encode(), logged=True)
+        await publisher.publish(CHAT, "user:a.b", BARRIER, logged=True)
 
-        assert await inbox.until() == []
+        assert await sink.until("user:a.b") == []
 
-    async def test_unsubscribed_broker_gets_nothing(self, broker_factory: BrokerFactory) -> None:
-        publisher, leaver, stayer = (await broker_factory(), await broker_factory(),
-                                     await broker_factory())
-        left, stayed = Inbox(), Inbox()
-        await leaver.subscribe(CHAT, "room:a", left.deliver)
-        await leaver.subscribe(CHAT, "room:barrier", left.deliver)
-        await stayer.subscribe(CHAT, "room:a", stayed.deliver)
+    @pytest.mark.parametrize(("nsp", "logged"), PATHS)
+    async def test_unsubscribed_broker_gets_nothing(
+        self, broker_factory: BrokerFactory, nsp: str, logged: bool
+    ) -> None:
+        publisher = await broker_factory()
+        leaver, left = await subscribed(broker_factory, nsp, "room:a", "room:barrier")
+        _, stayed = await subscribed(broker_factory, nsp, "room:a")
 
-        await leaver.unsubscribe(CHAT, "room:a")
-        await publisher.publish(CHAT, "room:a", b"after unsubscribe")
-        await publisher.publish(CHAT, "room:a", BARRIER)
-        await publisher.publish(CHAT, "room:barrier", BARRIER)
+        await leaver.unsubscribe(nsp, "room:a")
+        await publisher.publish(nsp, "room:a", b"after unsubscribe", logged=logged)
+        await publisher.publish(nsp, "room:a", BARRIER, logged=logged)
+        await publisher.publish(nsp, "room:barrier", BARRIER, logged=logged)
 
-        assert await stayed.until() == [b"after unsubscribe"]
-        assert await left.until() == []
+        assert bodies(await stayed.until("room:a")) == [b"after unsubscribe"]
+        assert await left.until("room:barrier") == []
 
     async def test_unsubscribe_of_a_room_not_subscribed_is_a_no_op(
         self, broker_factory: BrokerFactory
     ) -> None:
-        broker = await broker_factory()
-        inbox = Inbox()
-        await broker.subscribe(CHAT, "room:a", inbox.deliver)
+        broker, sink = await subscribed(broker_factory, CHAT, "room:a")
 
         await broker.unsubscribe(CHAT, "room:never")
-        await broker.unsubscribe("/live-updates", "room:a")
-        await broker.publish(CHAT, "room:a", BARRIER)
+        await broker.unsubscribe(LIVE, "room:a")
+        await broker.publish(CHAT, "room:a", BARRIER, logged=True)
 
-        assert await inbox.until() == []
+        assert await sink.until("room:a") == []
 
     async def test_resubscribe_after_unsubscribe(self, broker_factory: BrokerFactory) -> None:
-        publisher, subscriber = await broker_factory(), await broker_factory()
-        inbox = Inbox()
-        await subscriber.subscribe(CHAT, "room:a", inbox.deliver)
+        publisher = await broker_factory()
+        subscriber, sink = await subscribed(broker_factory, CHAT, "room:a")
         await subscriber.unsubscribe(CHAT, "room:a")
-        await subscriber.subscribe(CHAT, "room:a", inbox.deliver)
+        await subscriber.subscribe(CHAT, "room:a")
 
-        await publisher.publish(CHAT, "room:a", b"back")
-        await publisher.publish(CHAT, "room:a", BARRIER)
+        await publisher.publish(CHAT, "room:a", b"back", logged=True)
+        await publisher.publish(CHAT, "room:a", BARRIER, logged=True)
 
-        assert await inbox.until() == [b"back"]
+        assert bodies(await sink.until("room:a")) == [b"back"]
 
     async def test_closed_broker_gets_nothing(self, broker_factory: BrokerFactory) -> None:
-        publisher, closer, stayer = (await broker_factory(), await broker_factory(),
-                                     await broker_factory())
-        closed, stayed = Inbox(), Inbox()
-        await closer.subscribe(CHAT, "room:a", closed.deliver)
-        await stayer.subscribe(CHAT, "room:a", stayed.deliver)
+        publisher = await broker_factory()
+        closer, closed = await subscribed(broker_factory, CHAT, "room:a")
+        _, stayed = await subscribed(broker_factory, CHAT, "room:a")
 
         await closer.close()
-        await publisher.publish(CHAT, "room:a", b"after close")
-        await publisher.publish(CHAT, "room:a", BARRIER)
+        await publisher.publish(CHAT, "room:a", b"after close", logged=True)
+        await publisher.publish(CHAT, "room:a", BARRIER, logged=True)
 
-        assert await stayed.until() == [b"after close"]
-        assert closed.bodies == []
+        assert bodies(await stayed.until("room:a")) == [b"after close"]
+        assert closed.deliveries == []
 
     async def test_publish_without_subscribers_succeeds(
         self, broker_factory: BrokerFactory
     ) -> None:
         broker = await broker_factory()
 
-        result = await broker.publish(CHAT, "room:empty", b"nobody home", msg_id="m-1")
+        logged = await broker.publish(CHAT, "room:empty", b"nobody home", msg_id="m-1",
+                                      logged=True)
+        ephemeral = await broker.publish(LIVE, "room:empty", b"nobody home")
 
-        assert isinstance(result, PublishResult)
+        assert logged.seq is not None
+        assert logged.duplicate is False
+        assert ephemeral == PublishResult(None, False)
 
-    async def test_deliver_is_awaited_before_the_next_message_of_the_room(
+    # --- ephemeral publishes --------------------------------------------------------------
+
+    @pytest.mark.parametrize(("nsp", "logged"), [(CHAT, False), (LIVE, False), (LIVE, True)],
+                             ids=["durable-unlogged", "ephemeral", "ephemeral-logged-flag"])
+    async def test_unlogged_publish_carries_no_sequence_and_leaves_no_log(
+        self, broker_factory: BrokerFactory, nsp: str, logged: bool
+    ) -> None:
+        publisher = await broker_factory()
+        _, sink = await subscribed(broker_factory, nsp, "room:a")
+
+        result = await publisher.publish(nsp, "room:a", b"fleeting", msg_id="x-1", logged=logged)
+        await publisher.publish(nsp, "room:a", BARRIER, logged=logged)
+
+        assert result == PublishResult(None, False)
+        assert await sink.until("room:a") == [Delivery(nsp, "room:a", b"fleeting", None, None)]
+        if nsp == CHAT:
+            assert await publisher.last_seq(CHAT, "room:a") == 0
+
+    # --- the log --------------------------------------------------------------------------
+
+    async def test_logged_publish_answers_increasing_sequences(
         self, broker_factory: BrokerFactory
     ) -> None:
-        publisher, subscriber = await broker_factory(), await broker_factory()
-        events: list[str] = []
-        inbox = Inbox()
+        broker = await broker_factory()
 
-        async def slow_deliver(delivery: Delivery) -> None:
-            events.append(f"start {delivery.body.decode()}")
-            for _ in range(3):
-                await yield_once()
-            events.append(f"end {delivery.body.decode()}")
-            await inbox.deliver(delivery)
+        results = [await broker.publish(CHAT, room, f"m{n}".encode(), logged=True)
+                   for n, room in enumerate(["room:a", "room:b", "room:a", "room:c"])]
 
-        await subscriber.subscribe(CHAT, "room:a", slow_deliver)
-        await asyncio.gather(*(publisher.publish(CHAT, "room:a", f"m{n}".encode())
-                               for n in range(3)))
-        await publisher.publish(CHAT, "room:a", BARRIER)
-        await inbox.until()
+        seqs = [result.seq for result in results]
+        assert all(isinstance(seq, int) and seq > 0 for seq in seqs)
+        assert seqs == sorted(set(seqs))  # type: ignore[type-var]
+        assert not any(result.duplicate for result in results)
 
-        starts_and_ends = [event for event in events if "barrier" not in event]
-        assert starts_and_ends == [f"{step} m{n}" for n in range(3) for step in ("start", "end")]
+    async def test_deliveries_carry_seq_and_the_rooms_previous_seq_in_log_order(
+        self, broker_factory: BrokerFactory
+    ) -> None:
+        publisher = await broker_factory()
+        _, sink = await subscribed(broker_factory, CHAT, "room:a", "room:b", "room:c")
+        rooms = ["room:a", "room:b", "room:a", "room:c", "room:b", "room:a", "room:a"]
+
+        seqs = [(await publisher.publish(CHAT, room, f"m{n}".encode(), logged=True)).seq
+                for n, room in enumerate(rooms)]
+        await publisher.publish(CHAT, "room:a", BARRIER, logged=True)
+
+        expected, last = [], {}
+        for n, (room, seq) in enumerate(zip(rooms, seqs, strict=True)):
+            expected.append(Delivery(CHAT, room, f"m{n}".encode(), seq, last.get(room, 0)))
+            last[room] = seq
+        assert await sink.until("room:a") == expected
+
+    async def test_a_duplicate_msg_id_answers_the_original_seq_and_is_not_delivered(
+        self, broker_factory: BrokerFactory
+    ) -> None:
+        publisher = await broker_factory()
+        _, sink = await subscribed(broker_factory, CHAT, "room:a")
+
+        first = await publisher.publish(CHAT, "room:a", b"hello", msg_id="u1:c1", logged=True)
+        retry = await publisher.publish(CHAT, "room:a", b"hello", msg_id="u1:c1", logged=True)
+        other = await publisher.publish(CHAT, "room:a", b"hello", msg_id="u1:c2", logged=True)
+        await publisher.publish(CHAT, "room:a", BARRIER, logged=True)
+
+        assert first.duplicate is False
+        assert retry == PublishResult(first.seq, True)
+        assert other.duplicate is False
+        assert other.seq is not None and first.seq is not None and other.seq > first.seq
+        assert [(d.body, d.seq) for d in await sink.until("room:a")] == [
+            (b"hello", first.seq), (b"hello", other.seq)]
+        assert await publisher.read(CHAT, "room:a", 0, other.seq, 100) == [
+            Stored(first.seq, b"hello"), Stored(other.seq, b"hello")]
+
+    async def test_publishes_without_msg_id_are_never_deduplicated(
+        self, broker_factory: BrokerFactory
+    ) -> None:
+        broker = await broker_factory()
+
+        first = await broker.publish(CHAT, "room:a", b"same", logged=True)
+        second = await broker.publish(CHAT, "room:a", b"same", logged=True)
+
+        assert (first.duplicate, second.duplicate) == (False, False)
+        assert first.seq != second.seq
+
+    async def test_last_seq(self, broker_factory: BrokerFactory) -> None:
+        broker = await broker_factory()
+        assert await broker.last_seq(CHAT, "room:a") == 0
+
+        a1 = await broker.publish(CHAT, "room:a", b"a1", logged=True)
+        a2 = await broker.publish(CHAT, "room:a", b"a2", logged=True)
+        b1 = await broker.publish(CHAT, "room:b", b"b1", logged=True)
+
+        assert await broker.last_seq(CHAT, "room:a") == a2.seq != a1.seq
+        assert await broker.last_seq(CHAT, "room:b") == b1.seq
+        assert await broker.last_seq(CHAT, "room:never") == 0
+        assert await broker.last_seq(NOTIFICATIONS, "room:a") == 0
+
+    async def test_read_bounds_limit_order_and_room(self, broker_factory: BrokerFactory) -> None:
+        broker = await broker_factory()
+        a: list[int] = []
+        for n in range(6):
+            result = await broker.publish(CHAT, "room:a", f"a{n}".encode(), logged=True)
+            assert result.seq is not None
+            a.append(result.seq)
+            await broker.publish(CHAT, "room:b", f"b{n}".encode(), logged=True)
+        stored = [Stored(seq, f"a{n}".encode()) for n, seq in enumerate(a)]
+
+        assert await broker.read(CHAT, "room:a", 0, a[-1], 100) == stored
+        assert await broker.read(CHAT, "room:a", 0, 10**9, 100) == stored
+        assert await broker.read(CHAT, "room:a", a[1], a[4], 100) == stored[2:5]
+        assert await broker.read(CHAT, "room:a", a[1] - 1, a[4] - 1, 100) == stored[1:4]
+        assert await broker.read(CHAT, "room:a", 0, 10**9, 2) == stored[:2]
+        assert await broker.read(CHAT, "room:a", a[2], 10**9, 2) == stored[3:5]
+        assert await broker.read(CHAT, "room:a", a[-1], 10**9, 100) == []
+        assert await broker.read(CHAT, "room:a", a[3], a[3], 100) == []
+        assert await broker.read(CHAT, "room:never", 0, 10**9, 100) == []
+        assert await broker.read(NOTIFICATIONS, "room:a", 0, 10**9, 100) == []
+
+    async def test_read_pages_through_long_rooms(self, broker_factory: BrokerFactory) -> None:
+        broker = await broker_factory()
+        seqs = []
+        for n in range(300):
+            result = await broker.publish(CHAT, "room:long", b"%d" % n, logged=True)
+            seqs.append(result.seq)
+
+        found = await broker.read(CHAT, "room:long", 0, 10**9, 1000)
+
+        assert [m.seq for m in found] == seqs
+        assert [m.body for m in found] == [b"%d" % n for n in range(300)]
+        assert len(await broker.read(CHAT, "room:long", 0, 10**9, 270)) == 270
+
+    async def test_prev_of(self, broker_factory: BrokerFactory) -> None:
+        broker = await broker_factory()
+        a1 = (await broker.publish(CHAT, "room:a", b"a1", logged=True)).seq
+        b1 = (await broker.publish(CHAT, "room:b", b"b1", logged=True)).seq
+        a2 = (await broker.publish(CHAT, "room:a", b"a2", logged=True)).seq
+        assert a1 is not None and b1 is not None and a2 is not None
+
+        assert await broker.prev_of(CHAT, "room:a", a1) == 0
+        assert await broker.prev_of(CHAT, "room:a", b1) == a1
+        assert await broker.prev_of(CHAT, "room:a", a2) == a1
+        assert await broker.prev_of(CHAT, "room:a", a2 + 100) == a2
+        assert await broker.prev_of(CHAT, "room:b", a2) == b1
+        assert await broker.prev_of(CHAT, "room:b", b1) == 0
+        assert await broker.prev_of(CHAT, "room:never", a2) == 0
+        assert await broker.prev_of(CHAT, "room:a", 1) == 0
+
+    async def test_first_seq_of_a_log_that_was_never_trimmed(
+        self, broker_factory: BrokerFactory
+    ) -> None:
+        broker = await broker_factory()
+        assert await broker.first_seq(CHAT) == 1
+
+        await broker.publish(CHAT, "room:a", b"a1", logged=True)
+        await broker.publish(CHAT, "room:b", b"b1", logged=True)
+
+        assert await broker.first_seq(CHAT) == 1
+        assert await broker.first_seq(NOTIFICATIONS) == 1
+
+    async def test_namespaces_have_separate_logs(self, broker_factory: BrokerFactory) -> None:
+        broker = await broker_factory()
+
+        chat = await broker.publish(CHAT, "room:a", b"chat", msg_id="same", logged=True)
+        note = await broker.publish(NOTIFICATIONS, "room:a", b"note", msg_id="same",
+                                    logged=True)
+
+        assert note.duplicate is False
+        assert await broker.read(CHAT, "room:a", 0, 10**9, 10) == [Stored(chat.seq or 0, b"chat")]
+        assert await broker.read(NOTIFICATIONS, "room:a", 0, 10**9, 10) == [
+            Stored(note.seq or 0, b"note")]
+        assert await broker.last_seq(NOTIFICATIONS, "room:a") == note.seq
 
 
 async def _memory_factory() -> AsyncIterator[BrokerFactory]:
@@ -248,7 +419,7 @@ async def _memory_factory() -> AsyncIterator[BrokerFactory]:
         await factory.close_all()
 
 
-class TestBrokerContract(BrokerContract):
+class TestMemoryBroker(BrokerContract):
     @pytest.fixture(params=["memory"])
     async def broker_factory(self, request: pytest.FixtureRequest) -> AsyncIterator[BrokerFactory]:
         factories = {"memory": _memory_factory}

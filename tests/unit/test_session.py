@@ -18,17 +18,19 @@ from gateway.actions import (
     Action,
     Close,
     Closed,
+    History,
     Join,
     Leave,
     NamespaceSocket,
     Observed,
     Opened,
     Publish,
+    Restore,
     SendText,
 )
 from gateway.namespaces import NAMESPACES
 from gateway.pipeline import Limits
-from gateway.session import Session, SessionConfig
+from gateway.session import Session, SessionConfig, connect_reply
 from shared.jwtauth import Identity, TokenVerifier
 from shared.protocol.errors import CloseCode
 from tests.support.tokens import SECRET, make_token
@@ -54,9 +56,11 @@ class Client:
 
     def send(self, frame: str | bytes) -> list[Action]:
         actions = self.session.receive(frame, self.now)
-        for action in actions:
+        for action in list(actions):
             if isinstance(action, Opened):
                 self.sockets[action.socket.nsp] = action.socket
+                if action.socket.durable:  # the shell replies once the session is saved
+                    actions.append(SendText(connect_reply(action.socket)))
         return actions
 
     def connect(self, nsp: str = "/chat", token: str | None = ALICE) -> list[Action]:
@@ -142,7 +146,7 @@ def test_connect_with_a_good_token() -> None:
 
     actions = c.connect("/chat", ALICE)
 
-    assert texts(actions) == ['40/chat,{"sid":"sid-1"}']
+    assert texts(actions) == ['40/chat,{"sid":"sid-1","pid":"sid-2"}']
     opened = only(actions, Opened)
     assert opened.socket.nsp == "/chat" and opened.socket.sid == "sid-1"
     assert opened.socket.identity.sub == "alice"
@@ -170,9 +174,10 @@ def test_token_on_the_upgrade_is_enough() -> None:
 
     actions = c.send("40/chat,")
 
-    assert texts(actions) == ['40/chat,{"sid":"sid-1"}']
+    assert texts(actions) == ['40/chat,{"sid":"sid-1","pid":"sid-2"}']
     assert only(actions, Opened).socket.identity.sub == "bob"
-    assert texts(c.send("40/notifications,{}")) == ['40/notifications,{"sid":"sid-2"}']
+    assert texts(c.send("40/notifications,{}")) == [
+        '40/notifications,{"sid":"sid-3","pid":"sid-4"}']
 
 
 def test_connect_token_wins_over_the_upgrade_identity() -> None:
@@ -202,7 +207,7 @@ def test_every_namespace_gets_its_own_sid() -> None:
     sids = [only(c.connect(nsp), Opened).socket.sid
             for nsp in ["/", "/chat", "/notifications", "/live-updates"]]
 
-    assert sids == ["sid-1", "sid-2", "sid-3", "sid-4"]
+    assert sids == ["sid-1", "sid-2", "sid-4", "sid-6"]  # durable ones also draw a pid
     assert set(c.session.sockets) == {"/", "/chat", "/notifications", "/live-updates"}
 
 
@@ -210,7 +215,7 @@ def test_refused_connect_can_be_retried() -> None:
     c = client()
     c.connect("/chat", "garbage")
 
-    assert texts(c.connect("/chat", ALICE)) == ['40/chat,{"sid":"sid-1"}']
+    assert texts(c.connect("/chat", ALICE)) == ['40/chat,{"sid":"sid-1","pid":"sid-2"}']
 
 
 # --- state violations close the connection -------------------------------------------------
@@ -527,12 +532,39 @@ def test_live_updates_joins_but_does_not_chat() -> None:
     assert error_code(actions, "/live-updates", 2) == "unknown_event"
 
 
-@pytest.mark.parametrize("event", ["room:history", "room:presence"])
-def test_history_and_presence_are_unavailable(event: str) -> None:
+def test_presence_is_unavailable_until_the_presence_service_lands() -> None:
     c = connected()
     c.joined(ROOM)
 
-    assert error_code(c.emit("/chat", 1, event, {"room": ROOM}), "/chat", 1) == "unavailable"
+    assert error_code(c.emit("/chat", 1, "room:presence", {"room": ROOM}), "/chat",
+                      1) == "unavailable"
+
+
+def test_history_asks_the_shell_to_read_the_log() -> None:
+    c = connected()
+    c.joined(ROOM)
+
+    history = only(c.emit("/chat", 1, "room:history", {"room": ROOM, "since": 4, "limit": 7}),
+                   History)
+    assert (history.room, history.since, history.before, history.limit) == (ROOM, 4, None, 7)
+    assert error_code(c.emit("/chat", 2, "room:history", {"room": ROOM, "since": 1,
+                                                          "before": 9}), "/chat", 2) == (
+        "bad_request")
+
+
+def test_recovery_request_and_opt_out() -> None:
+    c = client()
+    auth = json.dumps({"token": ALICE, "pid": "old-pid", "offset": "17"})
+    opened = only(c.send("40/chat," + auth), Opened)
+    assert opened.restore == Restore("old-pid", "17")
+    assert opened.socket.pid is not None
+
+    c2 = client()
+    opted_out = only(c2.send("40/chat," + json.dumps({"token": ALICE, "recovery": False})),
+                     Opened)
+    assert opted_out.restore is None and opted_out.socket.pid is None
+    assert texts(c2.send("40/live-updates," + json.dumps({"token": ALICE})))[0] == (
+        '40/live-updates,{"sid":"sid-2"}')
 
 
 def test_failure_without_ack_id_is_a_request_error_event() -> None:
@@ -717,7 +749,7 @@ def test_client_disconnect_ends_that_namespace_only() -> None:
 
     actions = c.send("41/chat,")
 
-    assert actions == [Closed(socket, frozenset({"user:alice", ROOM}))]
+    assert actions == [Closed(socket, frozenset({"user:alice", ROOM}), final=True)]
     assert set(c.session.sockets) == {"/live-updates"}
     assert only(c.emit("/chat", 1, "room:join", {"room": ROOM}), Close).code == CloseCode.POLICY
 
@@ -726,7 +758,7 @@ def test_namespace_can_be_connected_again_after_disconnect() -> None:
     c = connected("/chat")
     c.send("41/chat,")
 
-    assert texts(c.connect("/chat")) == ['40/chat,{"sid":"sid-2"}']
+    assert texts(c.connect("/chat")) == ['40/chat,{"sid":"sid-3","pid":"sid-4"}']
 
 
 def test_disconnect_of_a_namespace_not_connected_is_ignored() -> None:

@@ -1,0 +1,60 @@
+"""Connection-state recovery as data: the session record kept in NATS KV and the replay a
+reconnecting socket is owed. Pure, so every rule is a plain function call in tests.
+
+A record holds who the session belongs to and, per room, the position the socket joined at
+(a join's ``since``, or the room's last logged sequence when it joined without one). A socket
+comes back with the last offset it received (or none, if it never got an event: the join
+positions alone then say where to start, which closes socket.io#4888); each room is replayed
+from the later of its join position and the offset's claim for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+
+from shared.protocol.offsets import Offset
+
+VERSION = 1
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    user: str
+    nsp: str
+    sid: str
+    rooms: dict[str, int] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"v": VERSION, "user": self.user, "nsp": self.nsp, "sid": self.sid,
+                             "rooms": self.rooms})
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> SessionRecord | None:
+        if not raw:
+            return None
+        try:
+            data = orjson.loads(raw)
+            rooms = data["rooms"]
+            if data.get("v") != VERSION or not isinstance(rooms, dict):
+                return None
+            return cls(str(data["user"]), str(data["nsp"]), str(data["sid"]),
+                       {str(room): int(seq) for room, seq in rooms.items()})
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
+
+
+def replay_ranges(record: SessionRecord, offset: Offset | None,
+                  ends: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Per room, the ``(after, upto]`` range a recovering socket is owed."""
+    ranges = {}
+    for room, joined in record.rooms.items():
+        after = joined if offset is None else max(joined, offset.start_for(room))
+        ranges[room] = (after, max(after, ends.get(room, after)))
+    return ranges
+
+
+def trimmed(ranges: dict[str, tuple[int, int]], first_seq: int) -> bool:
+    """Whether the log no longer reaches back to where some room's replay must start."""
+    return any(upto > after and after + 1 < first_seq for after, upto in ranges.values())

@@ -1,0 +1,249 @@
+"""Durable namespaces' socket lifecycle: open or recover a session, join with catch-up,
+leave, history, and the lease that keeps live sessions recoverable.
+
+Everything here is I/O against the broker's log and the session store, in the order that
+makes delivery exactly-once from the client's view: a member is registered (on hold) before
+positions are read, the session record is saved before a join is acked, and a replay is
+written before anything live and before the CONNECT reply of a recovered session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+
+from gateway.actions import NamespaceSocket, Restore
+from gateway.broker import BrokerUnavailable
+from gateway.fanout import Fanout, Member, TooLarge
+from gateway.recovery import SessionRecord, replay_ranges, trimmed
+from gateway.session_store import SessionStore
+from shared import envelope
+from shared.metrics import GatewayMetrics
+from shared.protocol.errors import ErrorCode
+from shared.protocol.offsets import Offset, parse_offset
+from shared.protocol.packets import reconstruct
+
+log = logging.getLogger(__name__)
+
+
+class JoinFailed(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Sessions:
+    def __init__(self, fanout: Fanout, store: SessionStore | None, metrics: GatewayMetrics,
+                 budget: int, lease_s: float) -> None:
+        self._fanout = fanout
+        self._store = store
+        self._metrics = metrics
+        self._budget = budget
+        self._lease_s = lease_s
+        self._live: dict[str, tuple[NamespaceSocket, SessionRecord]] = {}
+        self._lease_task: asyncio.Task[None] | None = None
+
+    # --- open / recover -------------------------------------------------------------------
+
+    async def open(self, socket: NamespaceSocket, member: Member,
+                   restore: Restore | None) -> bool:
+        """Join the socket's initial rooms and save (or recover) its session. Returns whether
+        the session was recovered; the caller then sends the CONNECT reply."""
+        if restore is not None and socket.pid is not None:
+            if await self._recover(socket, member, restore):
+                self._metrics.recoveries.labels(socket.nsp, "recovered").inc()
+                return True
+            self._metrics.recoveries.labels(socket.nsp, "fresh").inc()
+        record = SessionRecord(socket.identity.sub, socket.nsp, socket.sid)
+        for room in list(socket.rooms):
+            record.rooms[room] = await self._fanout.join((socket.nsp, room), member)
+        await self._save(socket, record)
+        return False
+
+    async def _recover(self, socket: NamespaceSocket, member: Member, restore: Restore) -> bool:
+        store = self._store
+        if store is None:
+            return False
+        offset = parse_offset(restore.offset) if restore.offset is not None else None
+        if restore.offset is not None and offset is None:
+            return False
+        record = await store.get(socket.nsp, restore.pid)
+        if record is None or record.user != socket.identity.sub:
+            return False
+        member.hold = []
+        joined: list[str] = []
+        try:
+            ends = {}
+            for room in record.rooms:
+                ends[room] = await self._fanout.join((socket.nsp, room), member)
+                joined.append(room)
+            ranges = replay_ranges(record, offset, ends)
+            if trimmed(ranges, await self._fanout.broker.first_seq(socket.nsp)):
+                raise TooLarge("history trimmed")
+            base = offset or Offset(0)
+            await self._fanout.replay(member, socket.nsp, ranges, base, self._budget)
+        except (TooLarge, BrokerUnavailable) as exc:
+            log.info("session %s not recovered: %s", restore.pid[:6], type(exc).__name__)
+            for room in joined:
+                await self._fanout.leave((socket.nsp, room), member)
+            member.hold, member.base, member.ahead = None, 0, {}
+            member.floors.clear()
+            return False
+        socket.pid, socket.sid = restore.pid, record.sid
+        socket.rooms.clear()
+        socket.rooms.update(record.rooms)
+        member.release()
+        await self._save(socket, record)
+        return True
+
+    # --- rooms ------------------------------------------------------------------------------
+
+    async def join(self, socket: NamespaceSocket, member: Member, room: str,
+                   since: int | None) -> None:
+        """Join; with ``since``, replay the room after it first. Raises :class:`JoinFailed`."""
+        key = (socket.nsp, room)
+        if since is not None:
+            member.hold = member.hold if member.hold is not None else []
+        try:
+            end = await self._fanout.join(key, member)
+        except BrokerUnavailable as exc:
+            member.release()
+            raise JoinFailed(ErrorCode.UNAVAILABLE, "try again") from exc
+        start = end if since is None else min(since, end)
+        try:
+            if since is not None and end > since:
+                claim = self._fanout.claim(member, socket.nsp)
+                await self._fanout.replay(member, socket.nsp, {room: (since, end)}, claim,
+                                          self._budget - member.outbox.queued)
+            socket.rooms.add(room)
+            await self._update(socket, room, start)
+        except (TooLarge, BrokerUnavailable) as exc:
+            socket.rooms.discard(room)
+            await self._fanout.leave(key, member)
+            member.release()
+            if isinstance(exc, TooLarge):
+                raise JoinFailed(ErrorCode.NOT_RECOVERABLE,
+                                 "backlog too large to replay; page it with room:history") from exc
+            raise JoinFailed(ErrorCode.UNAVAILABLE, "try again") from exc
+        member.release()
+
+    async def leave(self, socket: NamespaceSocket, room: str) -> None:
+        entry = self._live.get(socket.pid or "")
+        if entry is not None:
+            entry[1].rooms.pop(room, None)
+            with contextlib.suppress(BrokerUnavailable):
+                await self._put(socket, entry[1])
+
+    async def closed(self, socket: NamespaceSocket, final: bool) -> None:
+        """The socket is gone. A transport close keeps the session for the recovery window;
+        a DISCONNECT (the client left, or was kicked) ends it."""
+        if socket.pid is None:
+            return
+        entry = self._live.pop(socket.pid, None)
+        if final and self._store is not None:
+            await self._store.delete(socket.nsp, socket.pid)
+        elif entry is not None:
+            with contextlib.suppress(BrokerUnavailable):
+                await self._put(socket, entry[1])
+
+    # --- history --------------------------------------------------------------------------
+
+    async def history(self, nsp: str, room: str, since: int | None, before: int | None,
+                      limit: int) -> dict[str, Any]:
+        broker = self._fanout.broker
+        end = await broker.last_seq(nsp, room)
+        first = await broker.first_seq(nsp)
+        if before is not None:
+            seqs: list[int] = []
+            cursor = min(before, end + 1)
+            while len(seqs) < limit:
+                cursor = await broker.prev_of(nsp, room, cursor)
+                if cursor == 0:
+                    break
+                seqs.append(cursor)
+            seqs.reverse()
+            stored = []
+            if seqs:
+                stored = await broker.read(nsp, room, seqs[0] - 1, seqs[-1], limit)
+            complete = len(seqs) < limit and first <= 1
+        else:
+            after = since or 0
+            if after + 1 < first and after < end:
+                return {"ok": False, "error": {"code": ErrorCode.NOT_RECOVERABLE.value,
+                                               "message": "the log no longer reaches back there"}}
+            stored = await broker.read(nsp, room, after, end, limit)
+            complete = not stored or stored[-1].seq >= end
+        prev = await broker.prev_of(nsp, room, stored[0].seq) if stored else 0
+        messages = []
+        for message in stored:
+            payload = _payload(message.body)
+            if payload is not None:
+                messages.append({**payload, "seq": message.seq, "prev": prev})
+            prev = message.seq
+        return {"ok": True, "messages": messages, "complete": complete}
+
+    # --- records and the lease ------------------------------------------------------------
+
+    async def _update(self, socket: NamespaceSocket, room: str, joined_at: int) -> None:
+        entry = self._live.get(socket.pid or "")
+        if entry is not None:
+            entry[1].rooms.setdefault(room, joined_at)
+            await self._put(socket, entry[1])
+
+    async def _save(self, socket: NamespaceSocket, record: SessionRecord) -> None:
+        if socket.pid is None:
+            return
+        self._live[socket.pid] = (socket, record)
+        await self._put(socket, record)
+        self._ensure_lease()
+
+    async def _put(self, socket: NamespaceSocket, record: SessionRecord) -> None:
+        if self._store is not None and socket.pid is not None:
+            await self._store.put(socket.pid, record)
+
+    def _ensure_lease(self) -> None:
+        if self._lease_task is None and self._store is not None:
+            self._lease_task = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        """Re-put every live session before the bucket's TTL could expire it."""
+        while True:
+            await asyncio.sleep(self._lease_s)
+            for socket, record in list(self._live.values()):
+                try:
+                    await self._put(socket, record)
+                except BrokerUnavailable:
+                    log.warning("session lease refresh failed; retrying next round")
+                    break
+
+    async def close(self) -> None:
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
+
+
+def _payload(body: bytes) -> dict[str, Any] | None:
+    """The event payload of a logged body (attachments put back as bytes)."""
+    unpacked = envelope.unpack(body)
+    if unpacked is None:
+        return None
+    args, attachments = unpacked
+    try:
+        data = orjson.loads(args)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, list) or len(data) < 2 or not isinstance(data[1], dict):
+        return None
+    payload: dict[str, Any] = data[1]
+    if attachments:
+        try:
+            payload = reconstruct(payload, list(attachments))
+        except ValueError:
+            return None
+    return payload
