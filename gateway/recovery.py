@@ -21,14 +21,22 @@ VERSION = 1
 
 @dataclass(slots=True)
 class SessionRecord:
+    """``until`` (unix seconds) is when the session stops being recoverable: pushed forward
+    by every lease refresh while the socket lives, set to close + window when it drops. The
+    bucket's TTL only cleans up; this is what enforces each gateway's window."""
+
     user: str
     nsp: str
     sid: str
     rooms: dict[str, int] = field(default_factory=dict)
+    until: float = 0.0
 
     def encode(self) -> bytes:
         return orjson.dumps({"v": VERSION, "user": self.user, "nsp": self.nsp, "sid": self.sid,
-                             "rooms": self.rooms})
+                             "rooms": self.rooms, "until": self.until})
+
+    def recoverable(self, now: float) -> bool:
+        return now <= self.until
 
     @classmethod
     def decode(cls, raw: bytes | None) -> SessionRecord | None:
@@ -40,7 +48,8 @@ class SessionRecord:
             if data.get("v") != VERSION or not isinstance(rooms, dict):
                 return None
             return cls(str(data["user"]), str(data["nsp"]), str(data["sid"]),
-                       {str(room): int(seq) for room, seq in rooms.items()})
+                       {str(room): int(seq) for room, seq in rooms.items()},
+                       float(data.get("until", 0.0)))
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
 

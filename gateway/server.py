@@ -118,7 +118,7 @@ class Gateway:
         self.nc = nc
         self.fanout = Fanout(broker, self.metrics, settings.fanout_batch, DURABLE)
         self.sessions = Sessions(self.fanout, store, self.metrics, settings.send_budget_bytes,
-                                 lease_seconds(settings))
+                                 lease_seconds(settings), settings.recovery_window_s)
         self._identities: dict[ServerConnection, Identity | None] = {}
         self._flusher: Flusher | None = None
         self.server: Server | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -39,12 +40,13 @@ class JoinFailed(Exception):
 
 class Sessions:
     def __init__(self, fanout: Fanout, store: SessionStore | None, metrics: GatewayMetrics,
-                 budget: int, lease_s: float) -> None:
+                 budget: int, lease_s: float, window_s: float) -> None:
         self._fanout = fanout
         self._store = store
         self._metrics = metrics
         self._budget = budget
         self._lease_s = lease_s
+        self._window_s = window_s
         self._live: dict[str, tuple[NamespaceSocket, SessionRecord]] = {}
         self._lease_task: asyncio.Task[None] | None = None
 
@@ -74,6 +76,8 @@ class Sessions:
             return False
         record = await store.get(socket.nsp, restore.pid)
         if record is None or record.user != socket.identity.sub:
+            return False
+        if not record.recoverable(time.time()):
             return False
         member.hold = []
         joined: list[str] = []
@@ -149,7 +153,7 @@ class Sessions:
             await self._store.delete(socket.nsp, socket.pid)
         elif entry is not None:
             with contextlib.suppress(BrokerUnavailable):
-                await self._put(socket, entry[1])
+                await self._put(socket, entry[1], live=False)
 
     # --- history --------------------------------------------------------------------------
 
@@ -202,8 +206,12 @@ class Sessions:
         await self._put(socket, record)
         self._ensure_lease()
 
-    async def _put(self, socket: NamespaceSocket, record: SessionRecord) -> None:
+    async def _put(self, socket: NamespaceSocket, record: SessionRecord,
+                   live: bool = True) -> None:
+        """Save the record; a live one stays recoverable until the next lease refresh could
+        have failed, a dropped one for the recovery window from now."""
         if self._store is not None and socket.pid is not None:
+            record.until = time.time() + self._window_s + (self._lease_s if live else 0.0)
             await self._store.put(socket.pid, record)
 
     def _ensure_lease(self) -> None:
