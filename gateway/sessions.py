@@ -159,6 +159,10 @@ class Sessions:
 
     async def history(self, nsp: str, room: str, since: int | None, before: int | None,
                       limit: int) -> dict[str, Any]:
+        """Up to ``limit`` messages after ``since`` (oldest first) or before ``before`` (the
+        newest of those, oldest first). ``complete: false`` says the log no longer reaches
+        back over the whole range (messages were trimmed); ``not_recoverable`` that nothing
+        of it is left. A full page means: ask again from its last (or first) ``seq``."""
         broker = self._fanout.broker
         end = await broker.last_seq(nsp, room)
         first = await broker.first_seq(nsp)
@@ -174,14 +178,14 @@ class Sessions:
             stored = []
             if seqs:
                 stored = await broker.read(nsp, room, seqs[0] - 1, seqs[-1], limit)
-            complete = len(seqs) < limit and first <= 1
+            complete = len(seqs) == limit or first <= 1
         else:
             after = since or 0
-            if after + 1 < first and after < end:
+            stored = await broker.read(nsp, room, after, end, limit)
+            complete = after + 1 >= first
+            if not complete and not stored and after < end:
                 return {"ok": False, "error": {"code": ErrorCode.NOT_RECOVERABLE.value,
                                                "message": "the log no longer reaches back there"}}
-            stored = await broker.read(nsp, room, after, end, limit)
-            complete = not stored or stored[-1].seq >= end
         prev = await broker.prev_of(nsp, room, stored[0].seq) if stored else 0
         messages = []
         for message in stored:
