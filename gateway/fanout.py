@@ -33,6 +33,7 @@ from shared.protocol.offsets import Offset, encode_offset
 log = logging.getLogger(__name__)
 
 REPAIR_LIMIT = 10_000
+REPAIR_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 2.0, 2.0)
 
 
 Reframe = Callable[[int, dict[str, int]], bytes]
@@ -134,6 +135,8 @@ class Feed:
                     log.exception("fan-out of a %s message failed", self.nsp)
 
     async def _handle(self, delivery: Delivery) -> None:
+        if (delivery.nsp, delivery.room) not in self._fanout.registry:
+            return  # queued before the room's last member left; its chain is gone
         seq, prev = delivery.seq, delivery.prev
         if not self.durable or seq is None:
             await self._fanout.write(delivery.nsp, delivery.room, delivery.body, None, 0, None)
@@ -142,29 +145,44 @@ class Feed:
         verdict = chains.observe(delivery.room, seq, prev or 0)
         if verdict is DUPLICATE:
             return
-        if isinstance(verdict, Gap):
-            await self._repair(delivery.room, verdict.after, verdict.before - 1)
+        if isinstance(verdict, Gap) and not await self._repair(
+            delivery.room, verdict.after, verdict.before - 1
+        ):
+            chains.delivered_live(delivery.room, seq)
+            chains.positions[delivery.room] = verdict.after  # offsets keep the hole for recovery
+            log.error("a gap in a %s room could not be repaired; delivering on", self.nsp)
+            await self._fanout.write(self.nsp, delivery.room, delivery.body, seq, prev or 0,
+                                     chains.offset())
+            return
         chains.delivered_live(delivery.room, seq)
         await self._fanout.write(self.nsp, delivery.room, delivery.body, seq, prev or 0,
                                  chains.offset())
 
-    async def _repair(self, room: str, after: int, upto: int) -> None:
+    async def _repair(self, room: str, after: int, upto: int) -> bool:
+        """Fetch and deliver a room's missing range; the feed waits (keeping order) while the
+        log is retried. ``False`` if it stayed unreadable."""
         fanout = self._fanout
         fanout.metrics.gap_repairs.labels(self.nsp).inc()
-        try:
-            stored = await fanout.broker.read(self.nsp, room, after, upto, REPAIR_LIMIT)
-        except Exception:
-            log.warning("gap in %s could not be repaired now", self.nsp)
-            return
+        stored = None
+        for delay in REPAIR_RETRY_DELAYS:
+            try:
+                stored = await fanout.broker.read(self.nsp, room, after, upto, REPAIR_LIMIT)
+                break
+            except Exception:
+                log.warning("gap in %s not readable yet; retrying in %.1fs", self.nsp, delay)
+                await asyncio.sleep(delay)
+        if stored is None:
+            return False
         prev = after
         for message in stored:
             if (self.nsp, room) not in fanout.registry:
-                return
+                return True
             self.chains.delivered_repair(room, message.seq)
             await fanout.write(self.nsp, room, message.body, message.seq, prev,
                                self.chains.offset())
             prev = message.seq
         fanout.metrics.repaired.labels(self.nsp).inc(len(stored))
+        return True
 
     async def _resync(self) -> None:
         """After a disconnect: messages lost at a room's tail leave no hole in any chain, so

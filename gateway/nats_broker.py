@@ -88,6 +88,9 @@ class NatsBroker:
             sub = await self._nc.subscribe(self._subjects.fanout(nsp, room))
             self._nc.route(sub._id, on_message)
             self._subs[key] = sub
+            # nats-py writes a flush's PING straight to the socket but queues the SUB for its
+            # flusher task, so the first PONG can precede the SUB; the second cannot.
+            await self._nc.flush(timeout=FLUSH_TIMEOUT_S)
             await self._nc.flush(timeout=FLUSH_TIMEOUT_S)
         except (NatsError, TimeoutError) as exc:
             await self.unsubscribe(nsp, room)
@@ -146,7 +149,10 @@ class NatsBroker:
         request = {"multi_last": [self._subjects.log(nsp, room)], "up_to_seq": seq - 1,
                    "batch": 1}
         found = await self._direct(nsp, request)
-        return found[-1].seq if found else 0
+        if found:
+            return found[-1].seq
+        last = await self.last_seq(nsp, room)  # up_to_seq past the log's end finds nothing
+        return last if last < seq else 0
 
     async def first_seq(self, nsp: str) -> int:
         try:

@@ -374,11 +374,22 @@ class BrokerContract:
         assert await broker.prev_of(CHAT, "room:a", a1) == 0
         assert await broker.prev_of(CHAT, "room:a", b1) == a1
         assert await broker.prev_of(CHAT, "room:a", a2) == a1
-        assert await broker.prev_of(CHAT, "room:a", a2 + 100) == a2
+        assert await broker.prev_of(CHAT, "room:a", a2 + 1) == a2
         assert await broker.prev_of(CHAT, "room:b", a2) == b1
         assert await broker.prev_of(CHAT, "room:b", b1) == 0
         assert await broker.prev_of(CHAT, "room:never", a2) == 0
         assert await broker.prev_of(CHAT, "room:a", 1) == 0
+
+    async def test_prev_of_a_seq_past_the_end_of_the_log(
+        self, broker_factory: BrokerFactory
+    ) -> None:
+        broker = await broker_factory()
+        a1 = (await broker.publish(CHAT, "room:a", b"a1", logged=True)).seq
+        b1 = (await broker.publish(CHAT, "room:b", b"b1", logged=True)).seq
+        assert a1 is not None and b1 is not None
+
+        assert await broker.prev_of(CHAT, "room:a", b1 + 2) == a1
+        assert await broker.prev_of(CHAT, "room:b", b1 + 100) == b1
 
     async def test_first_seq_of_a_log_that_was_never_trimmed(
         self, broker_factory: BrokerFactory

@@ -1,0 +1,151 @@
+"""The broker contract (:mod:`tests.unit.test_broker_contract`) held against the NATS broker
+on a real nats-server with JetStream.
+
+Every test gets its own subject prefix, so its streams and subjects are its own: sequences
+start at 1 and no other test's messages reach its subscribers. The streams are deleted when
+the test ends. :func:`test_subscribe_returns_only_after_the_server_has_the_sub` checks on the
+wire that ``subscribe`` returns only once the server has the SUB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import pytest
+
+from devcluster.natsserver import NatsServer
+from gateway.broker import Broker
+from gateway.nats_broker import LogSettings, NatsBroker
+from gateway.nats_client import FanoutClient
+from shared.subjects import Subjects
+from tests.support.timing import UNIT
+from tests.unit.test_broker_contract import CHAT, BrokerContract, BrokerFactory
+
+pytestmark = pytest.mark.integration
+
+
+async def _connect(url: str) -> FanoutClient:
+    client = FanoutClient()
+    await client.connect(servers=[url], connect_timeout=2 * UNIT, max_reconnect_attempts=0)
+    return client
+
+
+async def _nats_factory(url: str) -> AsyncIterator[BrokerFactory]:
+    subjects = Subjects(f"t{uuid4().hex[:8]}")
+    settings = LogSettings()
+    clients: list[FanoutClient] = []
+    brokers: list[NatsBroker] = []
+
+    async def make() -> Broker:
+        client = await _connect(url)
+        clients.append(client)
+        broker = NatsBroker(client, subjects, settings)
+        brokers.append(broker)
+        await broker.ensure_streams()
+        return broker
+
+    factory = BrokerFactory("nats", make)
+    try:
+        yield factory
+    finally:
+        await factory.close_all()
+        if clients:
+            js = clients[0].jetstream()
+            for nsp in sorted(settings.durable):
+                with contextlib.suppress(Exception):
+                    await js.delete_stream(brokers[0].stream_name(nsp))
+        for client in clients:
+            await client.close()
+
+
+class TestNatsBroker(BrokerContract):
+    @pytest.fixture(params=["nats"])
+    async def broker_factory(
+        self, request: pytest.FixtureRequest, nats_server: NatsServer
+    ) -> AsyncIterator[BrokerFactory]:
+        async for factory in _nats_factory(nats_server.url):
+            yield factory
+
+    async def test_prev_of_a_seq_past_the_end_of_the_log(
+        self, broker_factory: BrokerFactory
+    ) -> None:
+        await super().test_prev_of_a_seq_past_the_end_of_the_log(broker_factory)
+
+
+# --- what the contract cannot see from outside --------------------------------------------
+
+
+class RecordingProxy:
+    """A TCP relay to nats-server that records the bytes its clients sent, in wire order."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._upstream = (host, port)
+        self.sent = bytearray()
+        self._changed = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"nats://127.0.0.1:{port}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self._upstream)
+        self._writers += [writer, up_writer]
+        for task in (self._pump(reader, up_writer, record=True),
+                     self._pump(up_reader, writer, record=False)):
+            self._tasks.add(asyncio.get_running_loop().create_task(task))
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    record: bool) -> None:
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(65536):
+                if record:
+                    self.sent += chunk
+                    self._changed.set()
+                writer.write(chunk)
+                await writer.drain()
+
+    async def until_sent(self, data: bytes) -> None:
+        async with asyncio.timeout(5 * UNIT):
+            while data not in self.sent:
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def test_subscribe_returns_only_after_the_server_has_the_sub(
+    nats_server: NatsServer,
+) -> None:
+    proxy = RecordingProxy("127.0.0.1", nats_server.port)
+    subjects = Subjects(f"t{uuid4().hex[:8]}")
+    client = await _connect(await proxy.start())
+    broker = NatsBroker(client, subjects, LogSettings(durable=frozenset()))
+    broker.attach(lambda delivery: None)
+    try:
+        await broker.subscribe(CHAT, "room:a")
+        sub = f"SUB {subjects.fanout(CHAT, 'room:a')} ".encode()
+        await proxy.until_sent(sub)
+
+        # The PONG that subscribe waited for must answer a PING sent after the SUB.
+        assert proxy.sent.index(sub) < proxy.sent.rindex(b"PING\r\n")
+    finally:
+        await broker.close()
+        await client.close()
+        await proxy.close()
