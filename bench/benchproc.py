@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import jwt
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before any fork
@@ -191,3 +193,14 @@ def cpu_percent(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float | No
     result["unattributed"] = round(machine - processes, 1)
     result["steal"] = share(before.machine.steal, after.machine.steal)
     return result
+
+
+def mint_tokens(path: Path, secret: str, count: int, prefix: str) -> None:
+    """One HS256 token per line, ``sub`` = ``<prefix>-<n>``, valid for two hours."""
+    now = int(time.time())
+    lines = [
+        jwt.encode({"sub": f"{prefix}-{n}", "iat": now, "exp": now + 7200}, secret,
+                   algorithm="HS256")
+        for n in range(count)
+    ]
+    path.write_text("\n".join(lines) + "\n")

@@ -33,11 +33,10 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-import jwt
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchproc import Child, cpu_percent, free_port, snapshot, wait_http_ok
+from benchproc import Child, cpu_percent, free_port, mint_tokens, snapshot, wait_http_ok
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -392,14 +391,6 @@ class Sweep:
 # -- running a target ---------------------------------------------------------------------------
 
 
-def mint_tokens(path: Path, secret: str, count: int, generation: int) -> None:
-    now = int(time.time())
-    lines = [
-        jwt.encode({"sub": f"bench-{generation}-{n}", "iat": now, "exp": now + 7200}, secret,
-                   algorithm="HS256")
-        for n in range(count)
-    ]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def run_target(name: str, args: argparse.Namespace, plan: Plan, scenario: Scenario,
@@ -421,7 +412,7 @@ def run_target(name: str, args: argparse.Namespace, plan: Plan, scenario: Scenar
             nonlocal generation
             generation += 1
             tokens = logs / f"tokens-{name}-{generation}.txt"
-            mint_tokens(tokens, secret, count, generation)
+            mint_tokens(tokens, secret, count, f"bench-{generation}")
             loadgen = LoadGen(target, scenario, tokens, logs, lifetime, generation)
             try:
                 ready = loadgen.wait_ready(90)

@@ -40,11 +40,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import jwt
 import orjson
 
+from devcluster.tcpproxy import SwitchProxy
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchproc import Child, CpuSnapshot, cpu_percent, free_port, snapshot, wait_http_ok
+from benchproc import (
+    Child,
+    CpuSnapshot,
+    cpu_percent,
+    free_port,
+    mint_tokens,
+    snapshot,
+    wait_http_ok,
+)
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -59,85 +68,6 @@ SAMPLE_S = 0.25  # CPU timeline resolution during the storm (clock ticks are 10 
 # More than this much CPU (% of one core) taken by processes that are not ours during the
 # storm: a neighbour on this shared box slowed the run down; the verdict says "noisy".
 NOISE_LIMIT = 20.0
-
-
-# -- the load balancer --------------------------------------------------------------------------
-
-
-class SwitchProxy:
-    """A TCP proxy: new connections go round-robin to the current upstreams; ``switch`` points
-    new ones elsewhere (what a load balancer does once a backend is marked dead). Open pairs
-    are left alone: when an upstream dies, its pairs see EOF/reset and are closed both ways."""
-
-    def __init__(self, upstreams: Sequence[tuple[str, int]]) -> None:
-        self.upstreams = list(upstreams)
-        self._next = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-        self.accepted = 0
-        self.refused = 0  # upstream connect failed (the client sees its connection reset)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> SwitchProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0, backlog=4096)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        return self
-
-    def switch(self, upstreams: Sequence[tuple[str, int]]) -> None:
-        self.upstreams = list(upstreams)
-
-    def _pick(self) -> tuple[str, int]:
-        self._next += 1
-        return self.upstreams[self._next % len(self.upstreams)]
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._pick())
-        except OSError:
-            self.refused += 1
-            writer.transport.abort()
-            return
-        self._writers.update((writer, up_writer))
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        except asyncio.CancelledError:
-            pass  # only stop() cancels, and nobody awaits the result of a connection handler
-        finally:
-            self._tasks.discard(task)
-            for w in (writer, up_writer):
-                self._writers.discard(w)
-                w.transport.abort()
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.transport.abort()
-
-    async def stop(self) -> None:
-        for writer in list(self._writers):
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 # -- the node process ---------------------------------------------------------------------------
@@ -249,14 +179,6 @@ def start_gateways(stack: contextlib.AsyncExitStack, nats_url: str, secret: str,
     return children, ports
 
 
-def mint_tokens(path: Path, secret: str, count: int, run_tag: str) -> None:
-    now = int(time.time())
-    lines = [
-        jwt.encode({"sub": f"rb-{run_tag}-{n}", "iat": now, "exp": now + 7200}, secret,
-                   algorithm="HS256")
-        for n in range(count)
-    ]
-    path.write_text("\n".join(lines) + "\n")
 
 
 def recoveries_metric(port: int) -> dict[str, float]:
@@ -347,7 +269,7 @@ async def run_once(args: argparse.Namespace, run: int, logs: Path) -> dict[str, 
         proxy = await SwitchProxy([("127.0.0.1", ports[0])]).start()
         stack.push_async_callback(proxy.stop)
         tokens = logs / f"run{run}-tokens.txt"
-        mint_tokens(tokens, secret, args.clients + 1, tag)
+        mint_tokens(tokens, secret, args.clients + 1, f"rb-{tag}")
         config = {
             "proxy_url": proxy.url,
             "publisher_url": f"http://127.0.0.1:{ports[1]}",

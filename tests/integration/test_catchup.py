@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from devcluster.tcpproxy import SwitchProxy
 from tests.support.jsclient import JsClients
 from tests.support.processes import Service
-from tests.support.tcpproxy import TcpProxy
 from tests.support.timing import UNIT
 from tests.support.tokens import make_token
 
@@ -81,18 +81,18 @@ async def test_past_the_recovery_window_the_session_starts_fresh(
     js: JsClients, start_gateway: Callable[..., Service]
 ) -> None:
     gateway = start_gateway(SB_RECOVERY_WINDOW_S="1")
-    proxy = await TcpProxy(("127.0.0.1", gateway.port)).start()
+    proxy = await SwitchProxy([("127.0.0.1", gateway.port)]).start()
     try:
         await js.connect("late", proxy.url, "/chat", make_token("late"), reconnection=True,
                          reconnectionDelay=100, reconnectionDelayMax=100)
         await js.call("late", "room:join", {"room": "room:late"})
         await publish(js, "late", "room:late", ["l1"])
         await js.expect_event("late", "message:received")
-        proxy.switch(("127.0.0.1", 1))
+        proxy.switch([("127.0.0.1", 1)])
         proxy.cut()
         await js.expect("late", {"disconnect"})
         await asyncio.sleep(3 * UNIT)  # bucket TTL is the window plus one lease (1 s)
-        proxy.switch(("127.0.0.1", gateway.port))
+        proxy.switch([("127.0.0.1", gateway.port)])
         reconnected = await js.expect("late", {"connect"}, within=10 * UNIT)
         assert reconnected["recovered"] is False
     finally:

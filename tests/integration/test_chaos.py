@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from devcluster.natsserver import NatsServer
+from devcluster.tcpproxy import SwitchProxy
 from tests.support import processes
 from tests.support.jsclient import JsClients
 from tests.support.processes import Service
-from tests.support.tcpproxy import TcpProxy
 from tests.support.timing import UNIT
 from tests.support.tokens import SECRET, make_token
 
@@ -96,7 +96,7 @@ async def test_sigkill_a_gateway_mid_stream(
     js: JsClients, start_gateway: Callable[..., Service], gateway_pair: list[Service]
 ) -> None:
     doomed, survivor = start_gateway(), gateway_pair[1]
-    proxy = await TcpProxy(("127.0.0.1", doomed.port)).start()
+    proxy = await SwitchProxy([("127.0.0.1", doomed.port)]).start()
     behind_proxy = [f"p{i}" for i in range(12)]
     direct = [f"d{i}" for i in range(6)]
     try:
@@ -111,7 +111,7 @@ async def test_sigkill_a_gateway_mid_stream(
         publisher = Publisher(js, "pub", "k")
         task = asyncio.create_task(publisher.run(0.01))
         await asyncio.sleep(1.0 * UNIT)
-        proxy.switch(("127.0.0.1", survivor.port))
+        proxy.switch([("127.0.0.1", survivor.port)])
         doomed.kill()
         await asyncio.sleep(1.5 * UNIT)
         publisher.stop()

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from devcluster.tcpproxy import SwitchProxy
 from tests.support.jsclient import JsClients
 from tests.support.processes import Service
-from tests.support.tcpproxy import TcpProxy
 from tests.support.tokens import make_token
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ async def test_recovers_missed_messages_after_a_transport_drop(
     js: JsClients, gateway_pair: list[Service]
 ) -> None:
     one, two = gateway_pair
-    proxy = await TcpProxy(("127.0.0.1", one.port)).start()
+    proxy = await SwitchProxy([("127.0.0.1", one.port)]).start()
     try:
         assert (await js.connect("alice", proxy.url, "/chat", make_token("alice"),
                                  **RECONNECT))["type"] == "connect"
@@ -52,11 +52,11 @@ async def test_recovers_missed_messages_after_a_transport_drop(
 
         proxy.cut()
         await js.expect(alice := "alice", {"disconnect"})
-        proxy.switch(("127.0.0.1", 1))  # nothing listens: alice stays away for a moment
+        proxy.switch([("127.0.0.1", 1)])  # nothing listens: alice stays away for a moment
         for n in range(1, 4):
             await js.call("bob", "message:send", {"room": "room:rec-1", "text": f"m{n}",
                                                   "id": f"r{n}"})
-        proxy.switch(("127.0.0.1", one.port))
+        proxy.switch([("127.0.0.1", one.port)])
         reconnected = await js.expect(alice, {"connect"}, within=10)
         assert reconnected["recovered"] is True
         await js.call("bob", "message:send", {"room": "room:rec-1", "text": "m4", "id": "r4"})
@@ -70,7 +70,7 @@ async def test_recovers_on_another_gateway_after_sigkill(
 ) -> None:
     doomed = start_gateway()
     survivor = gateway_pair[1]
-    proxy = await TcpProxy(("127.0.0.1", doomed.port)).start()
+    proxy = await SwitchProxy([("127.0.0.1", doomed.port)]).start()
     try:
         await js.connect("carol", proxy.url, "/chat", make_token("carol"), **RECONNECT)
         await js.connect("dave", survivor.url, "/chat", make_token("dave"))
@@ -80,7 +80,7 @@ async def test_recovers_on_another_gateway_after_sigkill(
                                                "id": "k0"})
         assert await texts_until(js, "carol", 1) == ["k0"]
 
-        proxy.switch(("127.0.0.1", survivor.port))
+        proxy.switch([("127.0.0.1", survivor.port)])
         doomed.kill()
         await js.expect("carol", {"disconnect"})
         for n in range(1, 4):
@@ -99,13 +99,13 @@ async def test_client_that_never_got_an_event_still_recovers(
 ) -> None:
     """socket.io#4888: no offset on the reconnect; the session's join positions serve."""
     one, two = gateway_pair
-    proxy = await TcpProxy(("127.0.0.1", one.port)).start()
+    proxy = await SwitchProxy([("127.0.0.1", one.port)]).start()
     try:
         await js.connect("erin", proxy.url, "/chat", make_token("erin"), **RECONNECT)
         await js.connect("frank", two.url, "/chat", make_token("frank"))
         await js.call("erin", "room:join", {"room": "room:rec-quiet"})
         await js.call("frank", "room:join", {"room": "room:rec-quiet"})
-        proxy.switch(("127.0.0.1", two.port))
+        proxy.switch([("127.0.0.1", two.port)])
         proxy.cut()
         await js.expect("erin", {"disconnect"})
         await js.call("frank", "message:send", {"room": "room:rec-quiet", "text": "q1",
