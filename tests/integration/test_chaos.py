@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from client import SwitchboardClient
 from devcluster.natsserver import NatsServer
 from devcluster.tcpproxy import SwitchProxy
 from tests.support import processes
@@ -92,6 +93,21 @@ def check_exactly_once_in_order(messages: dict[str, list[Any]],
         assert [m["text"] for m in got] == texts, f"{room}: lost or reordered messages"
 
 
+class SdkInbox:
+    """What one Python SDK client delivered to the app."""
+
+    def __init__(self, client: SwitchboardClient) -> None:
+        self.client = client
+        self.messages: dict[str, list[Any]] = {}
+        client.on_message(lambda m: self.messages.setdefault(m["room"], []).append(m))
+
+    async def wait_for(self, expected: dict[str, list[str]]) -> None:
+        total = sum(len(texts) for texts in expected.values())
+        async with asyncio.timeout(20 * UNIT):
+            while sum(len(v) for v in self.messages.values()) < total:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+
+
 async def test_sigkill_a_gateway_mid_stream(
     js: JsClients, start_gateway: Callable[..., Service], gateway_pair: list[Service]
 ) -> None:
@@ -99,7 +115,14 @@ async def test_sigkill_a_gateway_mid_stream(
     proxy = await SwitchProxy([("127.0.0.1", doomed.port)]).start()
     behind_proxy = [f"p{i}" for i in range(12)]
     direct = [f"d{i}" for i in range(6)]
+    sdks = [SdkInbox(SwitchboardClient(proxy.url, make_token(f"sdk{i}"), namespaces=("/chat",),
+                                       backoff_base=0.1))
+            for i in range(4)]
     try:
+        for inbox in sdks:
+            await inbox.client.connect()
+            for room in ROOMS:
+                await inbox.client.join(room)
         for name in behind_proxy:
             assert (await js.connect(name, proxy.url, "/chat", make_token(name),
                                      **RECONNECT))["type"] == "connect"
@@ -127,7 +150,15 @@ async def test_sigkill_a_gateway_mid_stream(
         for name in [*behind_proxy, *direct]:
             leftovers = [m for m in js.pending(name) if m["type"] == "event"]
             assert leftovers == [], name
+        for inbox in sdks:
+            await inbox.wait_for(publisher.sent)
+            check_exactly_once_in_order(inbox.messages, publisher.sent)
+            counters = inbox.client.counters
+            assert counters.recoveries >= 1
+            assert counters.duplicates_dropped == 0  # the server sent none: nothing to drop
     finally:
+        for inbox in sdks:
+            await inbox.client.close()
         await proxy.stop()
 
 
