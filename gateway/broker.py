@@ -11,7 +11,7 @@ replay and history.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,6 +63,13 @@ class Broker(Protocol):
         """Publish to every subscriber of the room. ``logged`` appends to the namespace's log
         first (idempotent by ``msg_id`` within the duplicate window). Raises
         :class:`BrokerUnavailable`."""
+
+    async def begin_publish(
+        self, nsp: str, room: str, body: bytes, msg_id: str | None = None, logged: bool = False
+    ) -> Awaitable[PublishResult]:
+        """Send a publish now and return what resolves to its result: lets one client have
+        several publishes in flight, stored in the order they were begun. The awaitable
+        raises :class:`BrokerUnavailable`; so does this call if nothing could be sent."""
 
     async def last_seq(self, nsp: str, room: str) -> int:
         """The sequence of the room's last logged message, 0 if none."""

@@ -30,10 +30,11 @@ from gateway.actions import (
     SendBinary,
     SendText,
 )
-from gateway.broker import Broker, BrokerUnavailable
+from gateway.broker import Broker, BrokerUnavailable, PublishResult
 from gateway.fanout import Fanout, Member
 from gateway.outbox import Flusher, Outbox
 from gateway.pipeline import Failure, ack_frames, answer_failure
+from gateway.pipelining import PublishPipeline
 from gateway.session import Session, connect_reply
 from gateway.sessions import JoinFailed, Sessions
 from shared import envelope
@@ -63,6 +64,7 @@ class Connection:
         self._sessions = sessions
         self._broker = broker
         self.members: dict[str, Member] = {}
+        self._pipeline: PublishPipeline[Publish] = PublishPipeline(self._published)
         self._metrics = metrics
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
@@ -87,6 +89,7 @@ class Connection:
             if self._timer is not None:
                 self._timer.cancel()
             self._metrics.connections.dec()
+            await self._pipeline.close()
             log.info("connection %s closed: code=%s namespaces=%s", self.session.eio_sid[:6],
                      self.ws.close_code, ",".join(self.session.sockets) or "-")
             await self._perform(self.session.transport_closed())
@@ -233,17 +236,23 @@ class Connection:
         self._ack(action.reply, answer)
 
     async def _publish(self, action: Publish) -> None:
-        nsp = action.socket.nsp
         body = envelope.pack(action.args, action.attachments)
         msg_id = None
         if action.message_id is not None:
             msg_id = f"{encode_token(action.socket.identity.sub)}.{action.message_id}"
         try:
-            result = await self._broker.publish(nsp, action.room, body, msg_id, action.logged)
+            pending = await self._broker.begin_publish(action.socket.nsp, action.room, body,
+                                                       msg_id, action.logged)
         except BrokerUnavailable:
+            self._published(action, None)
+            return
+        await self._pipeline.add(pending, action)
+
+    def _published(self, action: Publish, result: PublishResult | None) -> None:
+        if result is None:
             self._fail(action.reply, None, ErrorCode.UNAVAILABLE, "message not sent, retry")
             return
-        self._metrics.published.labels(nsp).inc()
+        self._metrics.published.labels(action.socket.nsp).inc()
         if action.message_id is None:
             self._ack(action.reply, {"ok": True})
         else:

@@ -8,6 +8,8 @@ message id.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from gateway.broker import Delivery, PublishResult, Sink, Stored
@@ -81,6 +83,13 @@ class MemoryBroker:
             if broker._sink is not None:
                 broker._sink(Delivery(nsp, room, body, seq, prev))
         return PublishResult(seq, False)
+
+    async def begin_publish(
+        self, nsp: str, room: str, body: bytes, msg_id: str | None = None, logged: bool = False
+    ) -> Awaitable[PublishResult]:
+        done: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
+        done.set_result(await self.publish(nsp, room, body, msg_id, logged))
+        return done
 
     async def last_seq(self, nsp: str, room: str) -> int:
         return self._bus.log(nsp).last_by_room.get(room, 0)

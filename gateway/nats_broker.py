@@ -8,15 +8,17 @@ stored message to the room's fan-out subject with ``Nats-Sequence`` and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import RePublish, StorageType, StreamConfig
+from nats.js.api import PubAck, RePublish, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.errors import Error as JetStreamError
 
@@ -118,6 +120,32 @@ class NatsBroker:
         except (NatsError, JetStreamError, TimeoutError) as exc:
             raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
         return PublishResult()
+
+    async def begin_publish(
+        self, nsp: str, room: str, body: bytes, msg_id: str | None = None, logged: bool = False
+    ) -> Awaitable[PublishResult]:
+        if not (logged and nsp in self._log.durable):
+            result = await self.publish(nsp, room, body, msg_id, logged)
+            done: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
+            done.set_result(result)
+            return done
+        if not self._nc.is_connected:
+            raise BrokerUnavailable("not connected to NATS")
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        try:
+            future = await self._js.publish_async(self._subjects.log(nsp, room), body,
+                                                  headers=headers, wait_stall=REQUEST_TIMEOUT_S)
+        except (NatsError, JetStreamError, TimeoutError) as exc:
+            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+        return self._acked(future)
+
+    @staticmethod
+    async def _acked(future: asyncio.Future[PubAck]) -> PublishResult:
+        try:
+            ack = await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
+        except (NatsError, JetStreamError, TimeoutError) as exc:
+            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+        return PublishResult(ack.seq, bool(ack.duplicate))
 
     async def last_seq(self, nsp: str, room: str) -> int:
         try:

@@ -155,7 +155,7 @@ class Gateway:
         identity = self._identities.pop(ws, None)
         loop = asyncio.get_running_loop()
         if self._flusher is None:
-            self._flusher = Flusher(loop)
+            self._flusher = Flusher(loop, self.settings.write_delay_ms / 1000)
         session = Session(new_id(), identity, self.config, NAMESPACES, self.verifier, new_id,
                           loop.time())
         connection = Connection(ws, session, self.fanout, self.sessions, self.broker,

@@ -46,6 +46,13 @@ def _parse_positive_float(raw: str) -> float:
     return value
 
 
+def _parse_non_negative_float(raw: str) -> float:
+    value = float(raw.strip())
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
 def _parse_non_negative_int(raw: str) -> int:
     value = int(raw.strip())
     if value < 0:
@@ -156,6 +163,8 @@ class GatewaySettings(ServiceSettings):
                                   "request burst")
     attachment_max_bytes: int = _setting("SB_ATTACHMENT_MAX_BYTES", _parse_positive_int,
                                          262_144, "message attachment limit, bytes")
+    write_delay_ms: float = _setting("SB_WRITE_DELAY_MS", _parse_non_negative_float, 0.0,
+                                     "gather a socket's frames this long into one write, ms")
     fanout_batch: int = _setting("SB_FANOUT_BATCH", _parse_positive_int, 2_000,
                                  "members written per batch before yielding to the loop")
     recovery_window_s: float = _setting("SB_RECOVERY_WINDOW_S", _parse_positive_float, 120.0,
