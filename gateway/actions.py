@@ -22,6 +22,8 @@ class NamespaceSocket:
     pid: str | None = None
     """Recovery session id (durable namespaces, unless the client opted out)."""
     durable: bool = False
+    typing: dict[str, float] = field(default_factory=dict)
+    """When a ``typing:start`` was last published per room (repeats are coalesced)."""
 
 
 @dataclass(frozen=True, slots=True)

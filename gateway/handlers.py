@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from gateway.actions import Action, History, Join, Leave, Publish
-from gateway.pipeline import EventContext, Failure
+from gateway.pipeline import EventContext, Failure, ack_frames
 from shared.protocol.errors import ErrorCode
 from shared.protocol.events import MESSAGE_RECEIVED, TYPING_START, TYPING_STOP
 from shared.protocol.packets import deconstruct
@@ -87,15 +87,25 @@ def send_message(ctx: EventContext) -> list[Action] | Failure:
 
 
 def typing(event: str) -> Any:
-    """``typing:start`` / ``typing:stop`` go to the room's members as ``{room, user}``."""
+    """``typing:start`` / ``typing:stop`` go to the room's members as ``{room, user}``.
+    Clients send ``typing:start`` on every keystroke; repeats within the coalescing interval
+    are acked and not published, so a room hears one start per typist and interval."""
 
     def handle(ctx: EventContext) -> list[Action] | Failure:
         room = _room_of(ctx)
         if isinstance(room, Failure):
             return room
-        if room not in ctx.socket.rooms:
+        socket = ctx.socket
+        if room not in socket.rooms:
             return Failure(ErrorCode.FORBIDDEN, "join the room before typing in it")
-        args = orjson.dumps([event, {"room": room, "user": ctx.socket.identity.sub}])
+        if event == TYPING_START:
+            last = socket.typing.get(room)
+            if last is not None and ctx.now - last < ctx.limits.typing_coalesce_s:
+                return list(ack_frames(ctx.reply, {"ok": True})) if ctx.reply.id is not None else []
+            socket.typing[room] = ctx.now
+        else:
+            socket.typing.pop(room, None)
+        args = orjson.dumps([event, {"room": room, "user": socket.identity.sub}])
         return [Publish(ctx.socket, room, args, (), None, ctx.reply)]
 
     return handle

@@ -33,6 +33,8 @@ class Limits:
     request_burst: int = 20
     attachment_max_bytes: int = 262_144
     max_rooms: int = 100
+    abuse_factor: float = 10.0
+    typing_coalesce_s: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)

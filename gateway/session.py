@@ -35,6 +35,7 @@ from gateway.pipeline import (
     Namespace,
     answer_failure,
 )
+from shared.abuse import AbuseMeter
 from shared.heartbeat import Beat, Heartbeat
 from shared.jwtauth import Identity, TokenVerifier
 from shared.protocol.engineio import PING_FRAME, EioType, InvalidFrame, encode_open, parse_frame
@@ -87,6 +88,8 @@ class Session:
         self._new_id = new_id
         self._assembler = BinaryAssembler()
         self._buckets: dict[LimitClass, TokenBucket] = {}
+        self._meters: dict[LimitClass, AbuseMeter] = {}
+        self._now = now
         self._heartbeat = Heartbeat.start(
             now, config.ping_interval_ms / 1000, config.ping_timeout_ms / 1000, config.ping_misses
         )
@@ -120,6 +123,7 @@ class Session:
     def receive(self, frame: str | bytes, now: float) -> list[Action]:
         if self.closed:
             return []
+        self._now = now
         eio = parse_frame(frame)
         if isinstance(eio, InvalidFrame):
             return self._close(CloseCode.PROTOCOL, eio.detail)
@@ -184,8 +188,11 @@ class Session:
         reply = AckTo(target, invalid.id if target == nsp else None)
         failure = charge(self._buckets, self.config.limits, LimitClass.REQUEST, now) or Failure(
             ErrorCode.BAD_REQUEST, f"malformed packet: {invalid.detail}")
-        return [Observed(target, "malformed", failure.code.value),
-                answer_failure(reply, None, failure)]
+        actions: list[Action] = [Observed(target, "malformed", failure.code.value),
+                                 answer_failure(reply, None, failure)]
+        if failure.code is ErrorCode.RATE_LIMITED and self._abusive("malformed"):
+            actions.extend(self.disconnect_all("abuse: kept sending malformed packets"))
+        return actions
 
     def _packet(self, packet: Packet, now: float) -> list[Action]:
         if packet.type is PacketType.CONNECT:
@@ -249,8 +256,35 @@ class Session:
         return [Observed(socket.nsp, event), *result]
 
     def _failed(self, reply: AckTo, event: str, failure: Failure) -> list[Action]:
-        return [Observed(reply.nsp, event, failure.code.value),
-                answer_failure(reply, event, failure)]
+        actions: list[Action] = [Observed(reply.nsp, event, failure.code.value),
+                                 answer_failure(reply, event, failure)]
+        if failure.code is ErrorCode.RATE_LIMITED and self._abusive(event):
+            actions.extend(self.disconnect_all(f"abuse: kept sending {event} while rate limited"))
+        return actions
+
+    def _abusive(self, event: str) -> bool:
+        spec = None
+        for namespace in self._namespaces.values():
+            spec = spec or namespace.events.get(event)
+        limit = spec.limit if spec is not None else LimitClass.REQUEST
+        meter = self._meters.get(limit)
+        if meter is None:
+            limits = self.config.limits
+            rate = limits.chat_rate if limit is LimitClass.CHAT else limits.request_rate
+            meter = self._meters[limit] = AbuseMeter.for_rate(rate, limits.abuse_factor)
+        return meter.reject(self._now)
+
+    def disconnect_all(self, reason: str) -> list[Action]:
+        """End every namespace for good (a bare server DISCONNECT each: socket.io-client does
+        not reconnect, and no session is kept), then the transport."""
+        actions: list[Action] = []
+        for socket in list(self.sockets.values()):
+            text, _ = encode_packet(Packet(PacketType.DISCONNECT, socket.nsp))
+            actions.append(SendText("4" + text))
+            actions.append(Closed(socket, frozenset(socket.rooms), final=True))
+        self.sockets.clear()
+        actions.append(Close(CloseCode.POLICY, reason))
+        return actions
 
 
 def connect_reply(socket: NamespaceSocket) -> str:

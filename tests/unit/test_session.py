@@ -790,3 +790,40 @@ def test_deeply_nested_binary_packet_does_not_raise() -> None:
     actions += c.send(b"\x00")
 
     assert any(isinstance(action, SendText | Close) for action in actions)
+
+
+def test_abuse_ends_every_namespace_for_good() -> None:
+    c = connected(config=SessionConfig(limits=Limits(request_rate=1, request_burst=1)))
+    c.connect("/live-updates")
+    actions: list[Action] = []
+    for n in range(1, 13):  # 10x a 1/s limit rejected within 10 s is abuse; the 12th tips it
+        actions = c.emit("/chat", n, "room:join", {"room": ROOM})
+    assert '41/chat,' in texts(actions) and '41/live-updates,' in texts(actions)
+    closed = [a for a in actions if isinstance(a, Closed)]
+    assert {a.socket.nsp for a in closed} == {"/chat", "/live-updates"}
+    assert all(a.final for a in closed)
+    assert only(actions, Close).code == CloseCode.POLICY
+    assert c.session.sockets == {}
+
+
+def test_rejections_spread_over_more_than_the_window_are_not_abuse() -> None:
+    c = connected(config=SessionConfig(limits=Limits(request_rate=1, request_burst=1)))
+    for n in range(1, 40):
+        c.now = n * 0.9  # one rejection-or-success every 0.9 s: never 10 in 10 s
+        actions = c.emit("/chat", n, "room:join", {"room": ROOM})
+        assert not any(isinstance(a, Close) for a in actions)
+
+
+def test_repeated_typing_starts_are_coalesced() -> None:
+    c = connected()
+    c.joined(ROOM)
+    assert only(c.emit("/chat", 1, "typing:start", {"room": ROOM}), Publish)
+    c.now = 1.0
+    repeat = c.emit("/chat", 2, "typing:start", {"room": ROOM})
+    assert not any(isinstance(a, Publish) for a in repeat)
+    assert reply(repeat, "/chat", 2) == {"ok": True}
+    assert only(c.emit("/chat", 3, "typing:stop", {"room": ROOM}), Publish)
+    c.now = 1.5
+    assert only(c.emit("/chat", 4, "typing:start", {"room": ROOM}), Publish)
+    c.now = 3.6
+    assert only(c.emit("/chat", 5, "typing:start", {"room": ROOM}), Publish)
