@@ -30,7 +30,7 @@ class Options:
     base_port: int = 8000
     ready_timeout: float = 30.0
     """Seconds every child has to answer ``/readyz`` with 200."""
-    stop_timeout: float = 10.0
+    stop_timeout: float = 20.0
     """Seconds a child has after SIGTERM (gateways drain) before it gets SIGKILL."""
 
 

@@ -17,7 +17,6 @@ from gateway.pipeline import EventContext, Failure, ack_frames
 from shared.protocol.errors import ErrorCode
 from shared.protocol.events import MESSAGE_RECEIVED, TYPING_START, TYPING_STOP
 from shared.protocol.packets import deconstruct
-from shared.sanitize import clean_text
 from shared.subjects import USER_ROOM_PREFIX, is_valid_room_name, user_room
 
 
@@ -68,7 +67,7 @@ def send_message(ctx: EventContext) -> list[Action] | Failure:
     if attachment is not None and len(attachment) > ctx.limits.attachment_max_bytes:
         return Failure(ErrorCode.TOO_LARGE,
                        f"attachment over {ctx.limits.attachment_max_bytes} bytes")
-    text = clean_text(payload["text"])
+    text = payload["text"]  # sanitised by its schema (x-sanitize: text)
     if not text.strip() and attachment is None:
         return Failure(ErrorCode.BAD_REQUEST, "text is empty")
     message: dict[str, Any] = {
@@ -113,6 +112,26 @@ def typing(event: str) -> Any:
 
 typing_start = typing(TYPING_START)
 typing_stop = typing(TYPING_STOP)
+
+
+def relay(event: str) -> Any:
+    """An operator's event: relayed to the room's members as sent, with ``from`` added."""
+
+    def handle(ctx: EventContext) -> list[Action] | Failure:
+        if not isinstance(ctx.payload, dict):
+            return Failure(ErrorCode.BAD_REQUEST, "payload must be an object with a room")
+        room = _room_of(ctx)
+        if isinstance(room, Failure):
+            return room
+        if room not in ctx.socket.rooms:
+            return Failure(ErrorCode.FORBIDDEN, "join the room before sending to it")
+        attachments: list[bytes] = []
+        body = deconstruct([event, {**ctx.payload, "from": ctx.socket.identity.sub}],
+                           attachments)
+        return [Publish(ctx.socket, room, orjson.dumps(body), tuple(attachments), None,
+                        ctx.reply)]
+
+    return handle
 
 
 def history(ctx: EventContext) -> list[Action] | Failure:

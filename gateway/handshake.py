@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from urllib.parse import parse_qs, urlsplit
 
 from shared.jwtauth import Identity, TokenVerifier
@@ -25,10 +26,13 @@ class Reject:
 
 @dataclass(frozen=True, slots=True)
 class HandshakePolicy:
+    """``require_tls``: refuse upgrades that did not arrive over HTTPS, which on a plain port
+    means: from a trusted proxy (``trusted_proxies``) that says ``X-Forwarded-Proto: https``."""
+
     verifier: TokenVerifier
     allowed_origins: frozenset[str] = frozenset()
     require_tls: bool = False
-    trust_proxy_tls: bool = False
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
 
 def token_from(query: Mapping[str, list[str]], headers: Mapping[str, str]) -> str | None:
@@ -44,7 +48,8 @@ def token_from(query: Mapping[str, list[str]], headers: Mapping[str, str]) -> st
     return None
 
 
-def decide(path: str, headers: Mapping[str, str], policy: HandshakePolicy) -> Accept | Reject:
+def decide(path: str, headers: Mapping[str, str], policy: HandshakePolicy,
+           peer: str | None = None) -> Accept | Reject:
     """Map an upgrade request to Accept or Reject(400/401/403)."""
     parts = urlsplit(path)
     if parts.path != SOCKET_IO_PATH:
@@ -59,7 +64,7 @@ def decide(path: str, headers: Mapping[str, str], policy: HandshakePolicy) -> Ac
     origin = headers.get("origin") or headers.get("Origin")
     if policy.allowed_origins and origin is not None and origin not in policy.allowed_origins:
         return Reject(403, "Origin not allowed")
-    if policy.require_tls and not _behind_tls(headers, policy.trust_proxy_tls):
+    if policy.require_tls and not _behind_tls(headers, peer, policy.trusted_proxies):
         return Reject(403, "TLS required")
     token = token_from(query, headers)
     if token is None:
@@ -70,8 +75,15 @@ def decide(path: str, headers: Mapping[str, str], policy: HandshakePolicy) -> Ac
     return Accept(identity)
 
 
-def _behind_tls(headers: Mapping[str, str], trust_proxy: bool) -> bool:
-    if not trust_proxy:
+def _behind_tls(headers: Mapping[str, str], peer: str | None,
+               trusted: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    if peer is None or not trusted:
+        return False
+    try:
+        address = ip_address(peer)
+    except ValueError:
+        return False
+    if not any(address in network for network in trusted):
         return False
     proto = headers.get("x-forwarded-proto") or headers.get("X-Forwarded-Proto") or ""
     return proto.split(",")[0].strip().lower() == "https"

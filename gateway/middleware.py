@@ -64,7 +64,7 @@ def validate_schema(ctx: EventContext, spec: EventSpec | None) -> Failure | None
     if len(ctx.args) != 1:
         return Failure(ErrorCode.BAD_REQUEST, "expected exactly one payload object")
     try:
-        spec.validate(ctx.args[0])
+        ctx.args[0] = spec.validate(ctx.args[0])
     except SchemaViolation as exc:
         code = ErrorCode.TOO_LARGE if exc.too_large else ErrorCode.BAD_REQUEST
         return Failure(code, exc.message)

@@ -4,10 +4,18 @@
 durable; ``/live-updates`` is ephemeral. Every chain is ordered: authenticate on CONNECT;
 rate limit, known event, schema on every EVENT, then the event's handler. Schemas are JSON
 files in ``gateway/schemas/``.
+
+Operators add their own events without Python: a schema file ``<dir>/<namespace>/<event>.json``
+in the directory named by ``SB_EVENTS_DIR`` (``<namespace>`` is ``root``, ``chat``,
+``notifications`` or ``live-updates``) makes ``<event>`` known there. Its payload must have a
+``room`` the sender has joined; it is validated, sanitised as the schema marks, rate limited
+like chat, and relayed to the room's members with ``from`` added (not logged).
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -16,6 +24,7 @@ from gateway.middleware import authenticate, known_event, rate_limit, validate_s
 from gateway.pipeline import EventSpec, LimitClass, Namespace
 from shared.protocol import events
 from shared.schemas import compile_schema
+from shared.subjects import namespace_token
 
 SCHEMAS = Path(__file__).with_name("schemas")
 _ROOM = compile_schema(SCHEMAS / "room.json")
@@ -38,6 +47,34 @@ CHAT_EVENTS = {
     events.ROOM_PRESENCE: EventSpec(
         handlers.not_yet("room presence"), LimitClass.REQUEST, _ROOM),
 }
+
+CUSTOM_EVENT_RE = re.compile(r"[A-Za-z0-9_:@-]{1,64}")
+
+
+def custom_events(directory: Path, nsp: str) -> dict[str, EventSpec]:
+    """The operator's events for ``nsp``: one schema file each. Raises ``ValueError`` naming
+    the file for an event name that is invalid, reserved or built in."""
+    folder = directory / namespace_token(nsp)
+    found: dict[str, EventSpec] = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        name = path.stem
+        if not CUSTOM_EVENT_RE.fullmatch(name) or name in events.RESERVED or (
+                name in events.CLIENT_EVENTS | events.SERVER_EVENTS):
+            raise ValueError(f"{path}: {name!r} cannot be a custom event name")
+        found[name] = EventSpec(handlers.relay(name), LimitClass.CHAT, compile_schema(path))
+    return found
+
+
+def build(events_dir: Path | None = None) -> MappingProxyType[str, Namespace]:
+    """The namespaces, with the operator's events from ``events_dir`` added."""
+    if events_dir is None:
+        return NAMESPACES
+    built = {}
+    for nsp, namespace in NAMESPACES.items():
+        extra = custom_events(events_dir, nsp)
+        built[nsp] = replace(namespace, events=MappingProxyType({**extra, **namespace.events}))
+    return MappingProxyType(built)
+
 
 NAMESPACES: MappingProxyType[str, Namespace] = MappingProxyType({
     "/": Namespace("/", durable=False, connect_chain=CONNECT_CHAIN, event_chain=EVENT_CHAIN),

@@ -9,9 +9,12 @@ Engine.IO does its own heartbeat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import ssl
 from http import HTTPStatus
+from pathlib import Path
 
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
@@ -19,6 +22,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from gateway import namespaces
 from gateway.broker import Broker
 from gateway.connection import Connection
 from gateway.fanout import Fanout
@@ -31,10 +35,11 @@ from gateway.pipeline import Limits
 from gateway.session import Session, SessionConfig
 from gateway.session_store import SessionStore
 from gateway.sessions import Sessions
-from shared.config import GatewaySettings
+from shared.config import ConfigError, GatewaySettings
 from shared.jwtauth import Identity, TokenVerifier
 from shared.metrics import CONTENT_TYPE, GatewayMetrics, render
 from shared.natsconn import connect
+from shared.protocol.errors import CloseCode
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -84,6 +89,14 @@ def _quiet_websockets_logger() -> logging.Logger:
 DURABLE = frozenset(name for name, ns in NAMESPACES.items() if ns.durable)
 
 
+def tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
+    if not settings.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
+
+
 def lease_seconds(settings: GatewaySettings) -> float:
     """Sessions are re-put four times per recovery window, so the bucket's TTL (window plus
     one lease) keeps a live session and lets a dead gateway's sessions lapse after it."""
@@ -110,21 +123,30 @@ class Gateway:
         self.policy = HandshakePolicy(
             verifier=self.verifier,
             allowed_origins=frozenset(settings.allowed_origins),
-            require_tls=settings.env == "production",
-            trust_proxy_tls=settings.trust_proxy_tls,
+            require_tls=settings.env == "production" and not settings.tls_cert,
+            trusted_proxies=settings.trusted_proxies,
         )
         self.config = session_config(settings)
+        try:
+            self.namespaces = namespaces.build(
+                Path(settings.events_dir) if settings.events_dir else None)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"SB_EVENTS_DIR={settings.events_dir!r}: {exc}") from None
         self.broker = broker
         self.nc = nc
         self.fanout = Fanout(broker, self.metrics, settings.fanout_batch, DURABLE)
         self.sessions = Sessions(self.fanout, store, self.metrics, settings.send_budget_bytes,
                                  lease_seconds(settings), settings.recovery_window_s)
         self._identities: dict[ServerConnection, Identity | None] = {}
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self._drained = asyncio.Event()
         self._flusher: Flusher | None = None
         self.server: Server | None = None
 
     def ready(self) -> bool:
-        return self.server is not None and (self.nc is None or self.nc.is_connected)
+        return (self.server is not None and not self.draining
+                and (self.nc is None or self.nc.is_connected))
 
     def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -139,7 +161,10 @@ class Gateway:
             headers = Headers([("Content-Type", CONTENT_TYPE),
                                ("Content-Length", str(len(body)))])
             return Response(200, "OK", headers, body)
-        verdict = decide(request.path, request.headers, self.policy)
+        if self.draining:
+            return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+        peer = ws.remote_address[0] if ws.remote_address else None
+        verdict = decide(request.path, request.headers, self.policy, peer)
         if not isinstance(verdict, Accept):
             self.metrics.handshakes.labels(str(verdict.status)).inc()
             if verdict.status == 401:
@@ -156,18 +181,25 @@ class Gateway:
         loop = asyncio.get_running_loop()
         if self._flusher is None:
             self._flusher = Flusher(loop, self.settings.write_delay_ms / 1000)
-        session = Session(new_id(), identity, self.config, NAMESPACES, self.verifier, new_id,
-                          loop.time())
+        session = Session(new_id(), identity, self.config, self.namespaces, self.verifier,
+                          new_id, loop.time())
         connection = Connection(ws, session, self.fanout, self.sessions, self.broker,
                                 self.metrics,
                                 self._flusher, self.settings.send_budget_bytes)
-        await connection.run()
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+            if self.draining and not self.connections:
+                self._drained.set()
 
     async def start(self) -> Server:
         self.server = await serve(
             self.handle,
             self.settings.host,
             self.settings.port,
+            ssl=tls_context(self.settings),
             process_request=self.process_request,
             compression=None,
             ping_interval=None,
@@ -176,6 +208,25 @@ class Gateway:
             logger=_quiet_websockets_logger(),
         )
         return self.server
+
+    async def drain(self) -> None:
+        """Stop taking upgrades (503, and /readyz 503), then close every connection with 1012
+        spread over the drain window, so clients reconnect and recover on other gateways
+        without arriving all at once. Returns when none is left or the window is over."""
+        self.draining = True
+        window = self.settings.drain_window_s
+        connections = list(self.connections)
+        log.info("draining %d connections over %.1fs", len(connections), window)
+        gap = window / len(connections) if connections else 0.0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + window
+        for connection in connections:
+            connection.close(CloseCode.DRAIN, "gateway draining")
+            if gap:
+                await asyncio.sleep(gap)
+        if self.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), max(0.1, deadline - loop.time()))
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -214,5 +265,6 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
              settings.port)
     try:
         await stop.wait()
+        await gateway.drain()
     finally:
         await gateway.stop()

@@ -13,6 +13,7 @@ import os
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,6 +66,10 @@ def _parse_urls(raw: str) -> tuple[str, ...]:
     if not urls:
         raise ValueError("needs at least one URL")
     return urls
+
+
+def _parse_networks(raw: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(item, strict=False) for item in _parse_csv(raw))
 
 
 def _parse_port(raw: str) -> int:
@@ -140,8 +145,13 @@ class GatewaySettings(ServiceSettings):
     allowed_origins: tuple[str, ...] = _setting(
         "SB_ALLOWED_ORIGINS", _parse_csv, (),
         "comma-separated Origin allow-list for upgrades (unset = any)")
-    trust_proxy_tls: bool = _setting("SB_TRUST_PROXY_TLS", _parse_bool, False,
-                                     "production: trust X-Forwarded-Proto from a TLS proxy")
+    tls_cert: str = _setting("SB_TLS_CERT", str, "", "PEM certificate file: serve wss://")
+    tls_key: str = _setting("SB_TLS_KEY", str, "", "PEM private key file of SB_TLS_CERT")
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = _setting(
+        "SB_TRUSTED_PROXIES", _parse_networks, (),
+        "comma-separated proxy addresses/CIDRs whose X-Forwarded-Proto is believed")
+    drain_window_s: float = _setting("SB_DRAIN_WINDOW_S", _parse_non_negative_float, 10.0,
+                                     "SIGTERM: connections are closed (1012) spread over, s")
     ping_interval_ms: int = _setting("SB_PING_INTERVAL_MS", _parse_positive_int, 25_000,
                                      "Engine.IO ping interval, ms")
     ping_timeout_ms: int = _setting("SB_PING_TIMEOUT_MS", _parse_positive_int, 5_000,
@@ -163,6 +173,8 @@ class GatewaySettings(ServiceSettings):
                                   "request burst")
     attachment_max_bytes: int = _setting("SB_ATTACHMENT_MAX_BYTES", _parse_positive_int,
                                          262_144, "message attachment limit, bytes")
+    events_dir: str = _setting("SB_EVENTS_DIR", str, "",
+                               "folder of operator event schemas: <namespace>/<event>.json")
     write_delay_ms: float = _setting("SB_WRITE_DELAY_MS", _parse_non_negative_float, 0.0,
                                      "gather a socket's frames this long into one write, ms")
     fanout_batch: int = _setting("SB_FANOUT_BATCH", _parse_positive_int, 2_000,
@@ -183,6 +195,11 @@ class GatewaySettings(ServiceSettings):
         ServiceSettings.__post_init__(self)
         if not self.jwt_secret and not self.jwt_public_key:
             raise ConfigError("SB_JWT_SECRET (or SB_JWT_PUBLIC_KEY) must be set for the gateway")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("SB_TLS_CERT and SB_TLS_KEY go together")
+        if self.env == "production" and not self.tls_cert and not self.trusted_proxies:
+            raise ConfigError("SB_ENV=production needs SB_TLS_CERT/SB_TLS_KEY (wss://) or "
+                              "SB_TRUSTED_PROXIES (the TLS-terminating proxies in front)")
         if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"SB_JWT_SECRET=<redacted>: must be at least {MIN_SECRET_BYTES} "
                               "bytes (RFC 7518 3.2)")

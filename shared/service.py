@@ -35,4 +35,8 @@ def main(service: str, settings_cls: type[S], runner: Runner[S]) -> None:
             loop.add_signal_handler(sig, stop.set)
         await runner(settings, stop)
 
-    uvloop.run(serve())
+    try:
+        uvloop.run(serve())
+    except ConfigError as exc:
+        print(f"{service}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

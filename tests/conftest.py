@@ -51,8 +51,8 @@ def start_gateway(
     """A gateway with extra ``SB_*`` settings, stopped when the test ends."""
     started: list[Service] = []
 
-    def start(**env: str) -> Service:
-        service = processes.gateway(nats_server.url, SECRET, **env)
+    def start(scheme: str = "http", **env: str) -> Service:
+        service = processes.gateway(nats_server.url, SECRET, scheme, **env)
         started.append(service)
         return service.start(service_logs)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from devcluster.natsserver import free_ports
 from tests.support.timing import UNIT
 
 ROOT = Path(__file__).resolve().parents[2]
+_UNVERIFIED = ssl._create_unverified_context()  # readiness only; the tests verify TLS
 
 
 @dataclass
@@ -22,13 +24,14 @@ class Service:
     module: str
     env: dict[str, str]
     port: int
+    scheme: str = "http"
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     _log: object = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
@@ -51,7 +54,8 @@ class Service:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.module} exited: {self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as answer:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1,
+                                            context=_UNVERIFIED) as answer:
                     if answer.status == 200:
                         return
             except urllib.error.HTTPError as not_ready:
@@ -85,12 +89,13 @@ class Service:
             self._log = None
 
 
-def gateway(nats_url: str, secret: str, **env: str) -> Service:
+def gateway(nats_url: str, secret: str, scheme: str = "http", **env: str) -> Service:
     (port,) = free_ports(1)
     base = {
         "SB_NATS_URL": nats_url,
         "SB_JWT_SECRET": secret,
         "SB_INSTANCE_ID": f"gw-test-{port}",
         "SB_LOG_LEVEL": "INFO",
+        "SB_DRAIN_WINDOW_S": "0.5",  # tests stop gateways with clients still connected
     }
-    return Service("gateway", {**base, **env}, port)
+    return Service("gateway", {**base, **env}, port, scheme)

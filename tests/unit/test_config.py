@@ -45,7 +45,8 @@ def test_gateway_defaults_are_the_contract() -> None:
     assert settings.jwt_leeway_s == 10
     assert settings.allowed_origins == ()
     assert settings.env == "development"
-    assert settings.trust_proxy_tls is False
+    assert settings.trusted_proxies == ()
+    assert settings.drain_window_s == 10.0
 
 
 def test_instance_id_defaults_to_something_unique_per_process() -> None:
@@ -56,13 +57,14 @@ def test_instance_id_defaults_to_something_unique_per_process() -> None:
 def test_values_are_parsed() -> None:
     settings = gateway(
         SB_PING_INTERVAL_MS="300", SB_ALLOWED_ORIGINS=" https://a.example , https://b.example,",
-        SB_TRUST_PROXY_TLS="yes", SB_ENV="Production", SB_NATS_URL="nats://a:1,nats://b:2",
+        SB_TRUSTED_PROXIES="10.0.0.0/8, ::1", SB_ENV="Production",
+        SB_NATS_URL="nats://a:1,nats://b:2",
         SB_JWT_ALGORITHMS="HS256,HS512", SB_CHAT_RATE="2.5",
     )
 
     assert settings.ping_interval_ms == 300
     assert settings.allowed_origins == ("https://a.example", "https://b.example")
-    assert settings.trust_proxy_tls is True
+    assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "::1/128"]
     assert settings.env == "production"
     assert settings.nats_url == ("nats://a:1", "nats://b:2")
     assert settings.jwt_algorithms == ("HS256", "HS512")
@@ -86,7 +88,7 @@ def test_values_are_parsed() -> None:
         ("SB_PORT", "70000"),
         ("SB_PORT", "http"),
         ("SB_ENV", "prod"),
-        ("SB_TRUST_PROXY_TLS", "maybe"),
+        ("SB_TRUSTED_PROXIES", "not-an-address"),
         ("SB_JWT_LEEWAY_S", "10s"),
         ("SB_ATTACHMENT_MAX_BYTES", "-1"),
         ("SB_FANOUT_BATCH", "many"),
@@ -251,3 +253,11 @@ def test_rates_must_be_finite_and_positive(variable: str, value: str) -> None:
 
 def test_leeway_must_not_be_negative() -> None:
     assert "SB_JWT_LEEWAY_S" in config_error(SB_JWT_LEEWAY_S="-5")
+
+
+def test_production_needs_tls_or_trusted_proxies() -> None:
+    with pytest.raises(ConfigError, match="SB_TLS_CERT"):
+        gateway(SB_ENV="production")
+    assert gateway(SB_ENV="production", SB_TRUSTED_PROXIES="10.0.0.1").env == "production"
+    with pytest.raises(ConfigError, match="go together"):
+        gateway(SB_TLS_CERT="/x.pem")

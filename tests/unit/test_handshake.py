@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from ipaddress import ip_network
 
 import jwt
 import pytest
@@ -17,7 +18,9 @@ from tests.unit.forged_tokens import claims, unsigned_token
 POLICY = HandshakePolicy(TokenVerifier(("HS256",), secret=SECRET))
 ORIGINS = replace(POLICY, allowed_origins=frozenset({"https://app.example"}))
 PRODUCTION = replace(POLICY, require_tls=True)
-BEHIND_PROXY = replace(POLICY, require_tls=True, trust_proxy_tls=True)
+BEHIND_PROXY = replace(POLICY, require_tls=True,
+                       trusted_proxies=(ip_network("10.0.0.0/8"), ip_network("::1/128")))
+PROXY = "10.1.2.3"
 WS = "/socket.io/?EIO=4&transport=websocket"
 
 BAD_TOKENS = {
@@ -147,7 +150,11 @@ def test_production_without_tls_is_403() -> None:
 
 
 def test_production_ignores_forwarded_proto_unless_the_proxy_is_trusted() -> None:
-    assert status(decide(WS, {"x-forwarded-proto": "https"}, PRODUCTION)) == 403
+    assert status(decide(WS, {"x-forwarded-proto": "https"}, PRODUCTION, PROXY)) == 403
+    assert status(decide(WS, {"x-forwarded-proto": "https"}, BEHIND_PROXY, "192.0.2.9")) == 403
+    assert status(decide(WS, {"x-forwarded-proto": "https"}, BEHIND_PROXY, "::1")) == 101
+    assert status(decide(WS, {"x-forwarded-proto": "https"}, BEHIND_PROXY, "bogus")) == 403
+    assert status(decide(WS, {"x-forwarded-proto": "https"}, BEHIND_PROXY, None)) == 403
 
 
 @pytest.mark.parametrize(
@@ -162,13 +169,12 @@ def test_production_ignores_forwarded_proto_unless_the_proxy_is_trusted() -> Non
     ],
 )
 def test_production_behind_a_trusted_proxy(headers: Mapping[str, str], expected: int) -> None:
-    assert status(decide(WS, headers, BEHIND_PROXY)) == expected
+    assert status(decide(WS, headers, BEHIND_PROXY, PROXY)) == expected
 
 
 def test_production_still_checks_the_token() -> None:
     headers = {"x-forwarded-proto": "https"}
 
-    assert status(decide(f"{WS}&token=garbage", headers, BEHIND_PROXY)) == 401
-    assert identity_sub(decide(f"{WS}&token={make_token('alice')}", headers, BEHIND_PROXY)) == (
-        "alice"
-    )
+    assert status(decide(f"{WS}&token=garbage", headers, BEHIND_PROXY, PROXY)) == 401
+    assert identity_sub(decide(f"{WS}&token={make_token('alice')}", headers, BEHIND_PROXY,
+                               PROXY)) == "alice"
