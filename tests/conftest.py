@@ -5,13 +5,14 @@ Every process a fixture starts is stopped by PID in its finaliser, whatever the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from devcluster.natsserver import NatsServer
 from tests.support import processes
+from tests.support.jsclient import JsClients
 from tests.support.processes import Service
 from tests.support.tokens import SECRET
 
@@ -61,3 +62,13 @@ def start_gateway(
     finally:
         for service in started:
             service.stop()
+
+
+@pytest.fixture
+async def js() -> AsyncIterator[JsClients]:
+    """One node process driving any number of real socket.io-client sockets."""
+    clients = await JsClients.start()
+    try:
+        yield clients
+    finally:
+        await clients.stop()

@@ -4,7 +4,7 @@ and the recovery window's end."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -16,14 +16,6 @@ from tests.support.tokens import make_token
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-async def js() -> AsyncIterator[JsClients]:
-    clients = await JsClients.start()
-    try:
-        yield clients
-    finally:
-        await clients.stop()
 
 
 async def publish(js: JsClients, client: str, room: str, texts: list[str]) -> list[int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +28,6 @@ RECONNECT = {"reconnection": True, "reconnectionDelay": 100, "reconnectionDelayM
              "randomizationFactor": 0.5}
 ROOMS = ("room:chaos-a", "room:chaos-b")
 
-
-@pytest.fixture
-async def js() -> AsyncIterator[JsClients]:
-    clients = await JsClients.start()
-    try:
-        yield clients
-    finally:
-        await clients.stop()
 
 
 class Publisher:

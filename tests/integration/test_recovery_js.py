@@ -3,7 +3,7 @@ a transport drop, and on another gateway after the first was SIGKILLed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -17,14 +17,6 @@ pytestmark = pytest.mark.integration
 RECONNECT = {"reconnection": True, "reconnectionDelay": 100, "reconnectionDelayMax": 200,
              "randomizationFactor": 0}
 
-
-@pytest.fixture
-async def js() -> AsyncIterator[JsClients]:
-    clients = await JsClients.start()
-    try:
-        yield clients
-    finally:
-        await clients.stop()
 
 
 async def texts_until(js: JsClients, client: str, count: int) -> list[str]:

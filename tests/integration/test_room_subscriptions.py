@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -34,14 +34,6 @@ async def until(predicate: Callable[[], bool], within: float = 5 * UNIT) -> None
         while not predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
-
-@pytest.fixture
-async def js() -> AsyncIterator[JsClients]:
-    clients = await JsClients.start()
-    try:
-        yield clients
-    finally:
-        await clients.stop()
 
 
 async def test_room_subscription_follows_local_membership(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from tests.support.jsclient import JsClients
@@ -12,14 +10,6 @@ from tests.support.tokens import make_token
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-async def js() -> AsyncIterator[JsClients]:
-    clients = await JsClients.start()
-    try:
-        yield clients
-    finally:
-        await clients.stop()
 
 
 async def test_message_published_on_one_gateway_reaches_members_on_both(

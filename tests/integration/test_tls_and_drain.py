@@ -7,7 +7,7 @@ import asyncio
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,14 +22,6 @@ from tests.support.tokens import make_token
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture
-async def js() -> AsyncIterator[JsClients]:
-    clients = await JsClients.start()
-    try:
-        yield clients
-    finally:
-        await clients.stop()
 
 
 async def test_production_gateway_serves_wss_with_its_certificate(
