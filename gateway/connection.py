@@ -30,12 +30,13 @@ from gateway.actions import (
     SendBinary,
     SendText,
 )
+from gateway.admission import Admission
 from gateway.broker import Broker, BrokerUnavailable, PublishResult
 from gateway.fanout import Fanout, Member
 from gateway.outbox import Flusher, Outbox
 from gateway.pipeline import Failure, ack_frames, answer_failure
 from gateway.pipelining import PublishPipeline
-from gateway.session import Session, connect_reply
+from gateway.session import Session, connect_reply, too_many_connections
 from gateway.sessions import JoinFailed, Sessions
 from shared import envelope
 from shared.metrics import GatewayMetrics, event_label
@@ -53,6 +54,7 @@ class Connection:
         session: Session,
         fanout: Fanout,
         sessions: Sessions,
+        admission: Admission,
         broker: Broker,
         metrics: GatewayMetrics,
         flusher: Flusher,
@@ -62,6 +64,8 @@ class Connection:
         self.session = session
         self._fanout = fanout
         self._sessions = sessions
+        self._admission = admission
+        self.eio_sid = session.eio_sid
         self._broker = broker
         self.members: dict[str, Member] = {}
         self._pipeline: PublishPipeline[Publish] = PublishPipeline(self._published)
@@ -90,6 +94,7 @@ class Connection:
                 self._timer.cancel()
             self._metrics.connections.dec()
             await self._pipeline.close()
+            await self._admission.release(self)
             log.info("connection %s closed: code=%s namespaces=%s", self.session.eio_sid[:6],
                      self.ws.close_code, ",".join(self.session.sockets) or "-")
             await self._perform(self.session.transport_closed())
@@ -165,6 +170,10 @@ class Connection:
 
     async def _opened(self, action: Opened) -> None:
         socket = action.socket
+        if not await self._admission.admit(self, socket.identity.sub, socket.nsp):
+            self.session.forget(socket.nsp)
+            self._perform_now(too_many_connections(socket.nsp))
+            return
         member = self.members[socket.nsp] = Member(self.outbox, offsets=socket.pid is not None)
         self._metrics.sockets.labels(socket.nsp).inc()
         if socket.durable:
@@ -182,6 +191,15 @@ class Connection:
                 await self._fanout.join((socket.nsp, room), member)
             except BrokerUnavailable:
                 log.warning("could not subscribe a user room; the socket misses direct events")
+        self._perform_now(SendText(connect_reply(socket)))
+
+    async def kick(self, user: str, reason: str) -> bool:
+        """A backend asked to end this user's sockets here (server DISCONNECT, for good)."""
+        actions = self.session.kick(user, reason)
+        if not actions:
+            return False
+        await self._perform(actions)
+        return True
 
     async def _closed(self, action: Closed) -> None:
         socket = action.socket

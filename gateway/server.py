@@ -16,13 +16,16 @@ import ssl
 from http import HTTPStatus
 from pathlib import Path
 
+import orjson
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from gateway import namespaces
+from gateway.admission import Admission
 from gateway.broker import Broker
 from gateway.connection import Connection
 from gateway.fanout import Fanout
@@ -40,6 +43,7 @@ from shared.jwtauth import Identity, TokenVerifier
 from shared.metrics import CONTENT_TYPE, GatewayMetrics, render
 from shared.natsconn import connect
 from shared.protocol.errors import CloseCode
+from shared.registry_kv import RegistryKV
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -89,6 +93,23 @@ def _quiet_websockets_logger() -> logging.Logger:
 DURABLE = frozenset(name for name, ns in NAMESPACES.items() if ns.durable)
 
 
+async def serve_kicks(nc: Client, subjects: Subjects, gateway_id: str,
+                      admission: Admission) -> None:
+    """Answer the router's kick requests for users connected here."""
+
+    async def on_kick(msg: Msg) -> None:
+        try:
+            request = orjson.loads(msg.data)
+            user, reason = str(request["user"]), str(request.get("reason") or "kicked")
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            await msg.respond(orjson.dumps({"ok": False, "error": "bad request"}))
+            return
+        kicked = await admission.kick(user, reason)
+        await msg.respond(orjson.dumps({"ok": True, "kicked": kicked}))
+
+    await nc.subscribe(subjects.gateway_kick(gateway_id), cb=on_kick)
+
+
 def tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
     if not settings.tls_cert:
         return None
@@ -116,7 +137,8 @@ def log_settings(settings: GatewaySettings) -> LogSettings:
 class Gateway:
     def __init__(self, settings: GatewaySettings, broker: Broker, nc: Client | None,
                  metrics: GatewayMetrics | None = None,
-                 store: SessionStore | None = None) -> None:
+                 store: SessionStore | None = None,
+                 registry: RegistryKV | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or GatewayMetrics(CollectorRegistry())
         self.verifier = verifier_for(settings)
@@ -135,6 +157,8 @@ class Gateway:
         self.broker = broker
         self.nc = nc
         self.fanout = Fanout(broker, self.metrics, settings.fanout_batch, DURABLE)
+        self.admission = Admission(registry, settings.instance_id,
+                                   settings.max_user_connections, self.metrics)
         self.sessions = Sessions(self.fanout, store, self.metrics, settings.send_budget_bytes,
                                  lease_seconds(settings), settings.recovery_window_s)
         self._identities: dict[ServerConnection, Identity | None] = {}
@@ -183,8 +207,8 @@ class Gateway:
             self._flusher = Flusher(loop, self.settings.write_delay_ms / 1000)
         session = Session(new_id(), identity, self.config, self.namespaces, self.verifier,
                           new_id, loop.time())
-        connection = Connection(ws, session, self.fanout, self.sessions, self.broker,
-                                self.metrics,
+        connection = Connection(ws, session, self.fanout, self.sessions, self.admission,
+                                self.broker, self.metrics,
                                 self._flusher, self.settings.send_budget_bytes)
         self.connections.add(connection)
         try:
@@ -259,7 +283,12 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     store = await SessionStore.open(client, f"{settings.subject_prefix}-sessions",
                                     settings.recovery_window_s + lease_seconds(settings),
                                     settings.stream_replicas)
-    gateway = Gateway(settings, broker, nc, metrics, store)
+    registry = await RegistryKV.open(client, settings.subject_prefix, settings.gateway_ttl_s,
+                                     settings.stream_replicas)
+    await registry.beat(settings.instance_id)
+    await registry.watch()
+    gateway = Gateway(settings, broker, nc, metrics, store, registry)
+    await serve_kicks(client, subjects, settings.instance_id, gateway.admission)
     await gateway.start()
     log.info("gateway %s listening on %s:%s", settings.instance_id, settings.host,
              settings.port)
@@ -268,3 +297,4 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
         await gateway.drain()
     finally:
         await gateway.stop()
+        await registry.close()

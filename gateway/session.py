@@ -233,9 +233,24 @@ class Session:
         socket.rooms.add(user_room(ctx.identity.sub))
         self.sockets[packet.nsp] = socket
         self._connect_deadline = None
-        if not namespace.durable:
-            return [SendText(connect_reply(socket)), Opened(socket)]
         return [Opened(socket, _restore_request(ctx.auth) if recovery else None)]
+
+    def forget(self, nsp: str) -> None:
+        """The shell refused a CONNECT after the fact (e.g. the per-user limit)."""
+        self.sockets.pop(nsp, None)
+
+    def kick(self, user: str, reason: str) -> list[Action]:
+        """End, for good, this connection's sockets of ``user`` (and the transport if none
+        is left): a bare server DISCONNECT each, as for abuse."""
+        mine = [s for s in self.sockets.values() if s.identity.sub == user]
+        if len(mine) == len(self.sockets):
+            return self.disconnect_all(reason)
+        actions: list[Action] = []
+        for socket in mine:
+            text, _ = encode_packet(Packet(PacketType.DISCONNECT, socket.nsp))
+            actions += [SendText("4" + text), Closed(socket, frozenset(socket.rooms), final=True)]
+            del self.sockets[socket.nsp]
+        return actions
 
     def _event(self, socket: NamespaceSocket, packet: Packet, now: float) -> list[Action]:
         namespace = self._namespaces[socket.nsp]
@@ -292,6 +307,12 @@ def connect_reply(socket: NamespaceSocket) -> str:
     body = {"sid": socket.sid} if socket.pid is None else {"sid": socket.sid, "pid": socket.pid}
     text, _ = encode_packet(Packet(PacketType.CONNECT, socket.nsp, body))
     return "4" + text
+
+
+def too_many_connections(nsp: str) -> SendText:
+    """The per-user limit's refusal: a CONNECT_ERROR, which socket.io-client does not retry."""
+    return _connect_error(nsp, {"message": "too many connections",
+                                "data": {"code": "too_many_connections"}})
 
 
 def _restore_request(auth: dict[str, Any]) -> Restore | None:

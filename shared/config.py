@@ -173,6 +173,10 @@ class GatewaySettings(ServiceSettings):
                                   "request burst")
     attachment_max_bytes: int = _setting("SB_ATTACHMENT_MAX_BYTES", _parse_positive_int,
                                          262_144, "message attachment limit, bytes")
+    max_user_connections: int = _setting("SB_MAX_USER_CONNECTIONS", _parse_positive_int, 5,
+                                         "connections one user may hold, cluster-wide")
+    gateway_ttl_s: float = _setting("SB_GATEWAY_TTL_S", _parse_positive_float, 3.0,
+                                    "a dead gateway's connections stop counting after, s")
     events_dir: str = _setting("SB_EVENTS_DIR", str, "",
                                "folder of operator event schemas: <namespace>/<event>.json")
     write_delay_ms: float = _setting("SB_WRITE_DELAY_MS", _parse_non_negative_float, 0.0,

@@ -72,6 +72,9 @@ class GatewayMetrics:
         self.recoveries = Counter(f"{PREFIX}_gateway_recoveries",
                                   "recovery attempts by result (recovered/fresh)",
                                   ["namespace", "result"], registry=r)
+        self.admissions = Counter(f"{PREFIX}_gateway_admissions",
+                                  "per-user limit decisions (admitted/refused/unchecked)",
+                                  ["result"], registry=r)
         self.fanout_seconds = Histogram(
             f"{PREFIX}_gateway_fanout_seconds", "time to hand one message to local members",
             registry=r, buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0))

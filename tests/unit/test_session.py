@@ -59,8 +59,8 @@ class Client:
         for action in list(actions):
             if isinstance(action, Opened):
                 self.sockets[action.socket.nsp] = action.socket
-                if action.socket.durable:  # the shell replies once the session is saved
-                    actions.append(SendText(connect_reply(action.socket)))
+                # the shell replies once the user is admitted and the session saved
+                actions.append(SendText(connect_reply(action.socket)))
         return actions
 
     def connect(self, nsp: str = "/chat", token: str | None = ALICE) -> list[Action]:

@@ -1,0 +1,80 @@
+"""Per-user connection limit and who-is-where on this gateway.
+
+Admission happens at a connection's first namespace CONNECT for each user it carries (that is
+when the identity is known), against the cluster-wide registry; a refusal is a CONNECT_ERROR,
+terminal for socket.io-client (an HTTP 429 would make it retry forever). The local index of
+connections by user serves kicks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+from shared.metrics import GatewayMetrics
+from shared.registry import ConnectionInfo, Refused
+from shared.registry_kv import RegistryKV, RegistryUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Kickable(Protocol):
+    eio_sid: str
+
+    async def kick(self, user: str, reason: str) -> bool: ...
+
+
+class Admission:
+    def __init__(self, registry: RegistryKV | None, gateway: str, limit: int,
+                 metrics: GatewayMetrics) -> None:
+        self._registry = registry
+        self._gateway = gateway
+        self._limit = limit
+        self._metrics = metrics
+        self.by_user: dict[str, set[Kickable]] = {}
+        self._namespaces: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    async def admit(self, conn: Kickable, user: str, nsp: str) -> bool:
+        """Admit ``conn`` for ``user`` (again, with one more namespace, if already in)."""
+        key = (conn.eio_sid, user)
+        namespaces = tuple(sorted({*self._namespaces.get(key, ()), nsp}))
+        if self._registry is not None:
+            info = ConnectionInfo(self._gateway, namespaces, time.time())
+            try:
+                verdict = await self._registry.admit(user, conn.eio_sid, info, self._limit)
+            except RegistryUnavailable:
+                log.warning("registry unavailable: admitting without the per-user limit")
+                self._metrics.admissions.labels("unchecked").inc()
+            else:
+                if isinstance(verdict, Refused):
+                    self._metrics.admissions.labels("refused").inc()
+                    return False
+                self._metrics.admissions.labels("admitted").inc()
+        self._namespaces[key] = namespaces
+        self.by_user.setdefault(user, set()).add(conn)
+        return True
+
+    async def release(self, conn: Kickable) -> None:
+        """The connection is gone: free its slot for every user it carried."""
+        for (eio_sid, user) in [k for k in self._namespaces if k[0] == conn.eio_sid]:
+            del self._namespaces[(eio_sid, user)]
+            holders = self.by_user.get(user)
+            if holders is not None:
+                holders.discard(conn)
+                if not holders:
+                    del self.by_user[user]
+            if self._registry is not None:
+                try:
+                    await self._registry.release(user, eio_sid)
+                except RegistryUnavailable:
+                    log.warning("registry unavailable: a slot frees when this gateway's "
+                                "entries are reaped")
+
+    async def kick(self, user: str, reason: str) -> int:
+        kicked = 0
+        for conn in list(self.by_user.get(user, ())):
+            if await conn.kick(user, reason):
+                kicked += 1
+        log.info("kicked %d connection(s) of a user: %s", kicked, reason)
+        return kicked
