@@ -84,6 +84,15 @@ class Broker(Protocol):
     async def first_seq(self, nsp: str) -> int:
         """The oldest sequence the namespace's log still holds (1 for a fresh log)."""
 
+    async def store_inbox(self, user: str, body: bytes) -> None:
+        """Keep a message for an offline user (bounded by count and age)."""
+
+    async def take_inbox(self, user: str) -> list[Stored]:
+        """The user's kept messages, oldest first; :meth:`clear_inbox` once delivered."""
+
+    async def clear_inbox(self, user: str, upto: int) -> None:
+        """Forget the user's kept messages up to sequence ``upto``."""
+
     async def close(self) -> None:
         """Drop every subscription."""
 

@@ -46,6 +46,8 @@ class MemoryBus:
         self.durable = durable
         self.subscribers: dict[tuple[str, str], list[MemoryBroker]] = {}
         self.logs: dict[str, _Log] = {}
+        self.inboxes: dict[str, list[Stored]] = {}
+        self.inbox_seq = 0
 
     def log(self, nsp: str) -> _Log:
         return self.logs.setdefault(nsp, _Log())
@@ -105,6 +107,17 @@ class MemoryBroker:
 
     async def first_seq(self, nsp: str) -> int:
         return self._bus.log(nsp).first
+
+    async def store_inbox(self, user: str, body: bytes) -> None:
+        self._bus.inbox_seq += 1
+        self._bus.inboxes.setdefault(user, []).append(Stored(self._bus.inbox_seq, body))
+
+    async def take_inbox(self, user: str) -> list[Stored]:
+        return list(self._bus.inboxes.get(user, []))
+
+    async def clear_inbox(self, user: str, upto: int) -> None:
+        kept = [m for m in self._bus.inboxes.get(user, []) if m.seq > upto]
+        self._bus.inboxes[user] = kept
 
     async def close(self) -> None:
         for subscribers in self._bus.subscribers.values():

@@ -38,6 +38,8 @@ class LogSettings:
     duplicate_window_s: float = 120.0
     max_age_s: float = 7 * 24 * 3600.0
     max_per_room: int = 10_000
+    inbox_max: int = 100
+    inbox_max_age_s: float = 7 * 24 * 3600.0
 
 
 class NatsBroker:
@@ -71,6 +73,39 @@ class NatsBroker:
                 await self._js.add_stream(config)
             except BadRequestError:
                 await self._js.update_stream(config)
+
+    @property
+    def inbox_stream(self) -> str:
+        return f"{self._subjects.prefix}_INBOX".upper()
+
+    async def ensure_inbox(self) -> None:
+        config = StreamConfig(
+            name=self.inbox_stream, subjects=[self._subjects.inbox_wildcard()],
+            storage=StorageType.FILE, num_replicas=self._log.replicas,
+            max_msgs_per_subject=self._log.inbox_max, max_age=self._log.inbox_max_age_s,
+            allow_direct=True)
+        try:
+            await self._js.add_stream(config)
+        except BadRequestError:
+            await self._js.update_stream(config)
+
+    async def store_inbox(self, user: str, body: bytes) -> None:
+        try:
+            await self._js.publish(self._subjects.inbox(user), body)
+        except (NatsError, JetStreamError, TimeoutError) as exc:
+            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def take_inbox(self, user: str) -> list[Stored]:
+        request = {"seq": 1, "next_by_subj": self._subjects.inbox(user),
+                   "batch": self._log.inbox_max}
+        return await self._direct_stream(self.inbox_stream, request)
+
+    async def clear_inbox(self, user: str, upto: int) -> None:
+        try:
+            await self._js.purge_stream(self.inbox_stream, subject=self._subjects.inbox(user),
+                                        seq=upto + 1)
+        except (NatsError, JetStreamError, TimeoutError) as exc:
+            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
 
     def attach(self, sink: Sink) -> None:
         self._sink = sink
@@ -190,12 +225,15 @@ class NatsBroker:
         return int(info.state.first_seq or 1)
 
     async def _direct(self, nsp: str, request: dict[str, object]) -> list[Stored]:
+        return await self._direct_stream(self.stream_name(nsp), request)
+
+    async def _direct_stream(self, stream: str, request: dict[str, object]) -> list[Stored]:
         """One batch direct get: stored messages until the ``204 EOB`` (or ``404``) status."""
         inbox = self._nc.new_inbox()
         sub = await self._nc.subscribe(inbox)
         found: list[Stored] = []
         try:
-            await self._nc.publish(f"$JS.API.DIRECT.GET.{self.stream_name(nsp)}",
+            await self._nc.publish(f"$JS.API.DIRECT.GET.{stream}",
                                    json.dumps(request).encode(), reply=inbox)
             while True:
                 msg: Msg = await sub.next_msg(timeout=REQUEST_TIMEOUT_S)

@@ -131,6 +131,8 @@ def log_settings(settings: GatewaySettings) -> LogSettings:
         duplicate_window_s=settings.dedup_window_s,
         max_age_s=settings.log_max_age_s,
         max_per_room=settings.log_max_per_room,
+        inbox_max=settings.inbox_max,
+        inbox_max_age_s=settings.inbox_max_age_s,
     )
 
 
@@ -280,6 +282,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     subjects = Subjects(settings.subject_prefix)
     broker = NatsBroker(client, subjects, log_settings(settings))
     await broker.ensure_streams()
+    await broker.ensure_inbox()
     store = await SessionStore.open(client, f"{settings.subject_prefix}-sessions",
                                     settings.recovery_window_s + lease_seconds(settings),
                                     settings.stream_replicas)

@@ -27,8 +27,11 @@ from shared.metrics import GatewayMetrics
 from shared.protocol.errors import ErrorCode
 from shared.protocol.offsets import Offset, parse_offset
 from shared.protocol.packets import reconstruct
+from shared.subjects import encode_token, user_room
 
 log = logging.getLogger(__name__)
+
+INBOX_NAMESPACE = "/notifications"
 
 
 class JoinFailed(Exception):
@@ -65,7 +68,24 @@ class Sessions:
         for room in list(socket.rooms):
             record.rooms[room] = await self._fanout.join((socket.nsp, room), member)
         await self._save(socket, record)
+        if socket.nsp == INBOX_NAMESPACE:
+            await self._deliver_inbox(socket.identity.sub)
         return False
+
+    async def _deliver_inbox(self, user: str) -> None:
+        """What was sent while the user was offline moves into the user's room log, in order,
+        once (the log's message ids de-duplicate two tabs connecting at the same moment), and
+        reaches the socket like any live message."""
+        broker = self._fanout.broker
+        try:
+            kept = await broker.take_inbox(user)
+            for message in kept:
+                await broker.publish(INBOX_NAMESPACE, user_room(user), message.body,
+                                     f"inbox.{encode_token(user)}.{message.seq}", logged=True)
+            if kept:
+                await broker.clear_inbox(user, kept[-1].seq)
+        except BrokerUnavailable:
+            log.warning("offline inbox not delivered now; it stays for the next connect")
 
     async def _recover(self, socket: NamespaceSocket, member: Member, restore: Restore) -> bool:
         store = self._store

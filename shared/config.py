@@ -177,6 +177,10 @@ class GatewaySettings(ServiceSettings):
                                          "connections one user may hold, cluster-wide")
     gateway_ttl_s: float = _setting("SB_GATEWAY_TTL_S", _parse_positive_float, 3.0,
                                     "a dead gateway's connections stop counting after, s")
+    inbox_max: int = _setting("SB_INBOX_MAX", _parse_positive_int, 100,
+                              "messages kept per offline user for /notifications")
+    inbox_max_age_s: float = _setting("SB_INBOX_MAX_AGE_S", _parse_positive_float, 604_800.0,
+                                      "how long an offline user's messages are kept, s")
     events_dir: str = _setting("SB_EVENTS_DIR", str, "",
                                "folder of operator event schemas: <namespace>/<event>.json")
     write_delay_ms: float = _setting("SB_WRITE_DELAY_MS", _parse_non_negative_float, 0.0,

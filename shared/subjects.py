@@ -114,6 +114,13 @@ class Subjects:
         except ValueError:
             return None
 
+    def inbox(self, user: str) -> str:
+        """A user's offline inbox for ``/notifications`` (one subject per user)."""
+        return f"{self.prefix}.inbox.{encode_token(user)}"
+
+    def inbox_wildcard(self) -> str:
+        return f"{self.prefix}.inbox.*"
+
     def gateway_control(self, gateway_id: str) -> str:
         return f"{self.prefix}.gw.{encode_token(gateway_id)}.ctl"
 
