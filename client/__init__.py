@@ -6,6 +6,7 @@ rooms with ``since``, retries acked requests with the same idempotency key, and 
 every message once and in room order, filling gaps from the room's history.
 """
 
+from client.backend import Backend, BackendError, BackendUnavailable
 from client.client import SwitchboardClient
 from client.counters import Counters
 from client.errors import (
@@ -22,6 +23,9 @@ from client.state import ConnectionState, DisconnectReason
 
 __all__ = [
     "AckTimeout",
+    "Backend",
+    "BackendError",
+    "BackendUnavailable",
     "ClientClosed",
     "ConnectRefused",
     "ConnectionState",

@@ -84,8 +84,9 @@ class Broker(Protocol):
     async def first_seq(self, nsp: str) -> int:
         """The oldest sequence the namespace's log still holds (1 for a fresh log)."""
 
-    async def store_inbox(self, user: str, body: bytes) -> None:
-        """Keep a message for an offline user (bounded by count and age)."""
+    async def store_inbox(self, user: str, body: bytes, msg_id: str | None = None) -> None:
+        """Keep a message for an offline user (bounded by count and age); ``msg_id``
+        de-duplicates retries within the duplicate window."""
 
     async def take_inbox(self, user: str) -> list[Stored]:
         """The user's kept messages, oldest first; :meth:`clear_inbox` once delivered."""

@@ -82,11 +82,11 @@ class Connection:
             await self._perform(self.session.open())
             self._arm_timer()
             async for frame in self.ws:
+                if self._closing:
+                    continue  # keep reading so the client's close frame is seen at once
                 actions = self.session.receive(frame, self._loop.time())
                 if actions:
                     await self._perform(actions)
-                if self._closing:
-                    break
         except ConnectionClosed:
             pass
         finally:

@@ -108,7 +108,7 @@ class MemoryBroker:
     async def first_seq(self, nsp: str) -> int:
         return self._bus.log(nsp).first
 
-    async def store_inbox(self, user: str, body: bytes) -> None:
+    async def store_inbox(self, user: str, body: bytes, msg_id: str | None = None) -> None:
         self._bus.inbox_seq += 1
         self._bus.inboxes.setdefault(user, []).append(Stored(self._bus.inbox_seq, body))
 

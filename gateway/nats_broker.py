@@ -89,9 +89,10 @@ class NatsBroker:
         except BadRequestError:
             await self._js.update_stream(config)
 
-    async def store_inbox(self, user: str, body: bytes) -> None:
+    async def store_inbox(self, user: str, body: bytes, msg_id: str | None = None) -> None:
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
         try:
-            await self._js.publish(self._subjects.inbox(user), body)
+            await self._js.publish(self._subjects.inbox(user), body, headers=headers)
         except (NatsError, JetStreamError, TimeoutError) as exc:
             raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
 

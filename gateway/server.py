@@ -189,6 +189,9 @@ class Gateway:
             return Response(200, "OK", headers, body)
         if self.draining:
             return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
+        for name in ("Origin", "Authorization"):
+            if len(request.headers.get_all(name)) > 1:
+                return ws.respond(HTTPStatus.BAD_REQUEST, f"repeated {name} header\n")
         peer = ws.remote_address[0] if ws.remote_address else None
         verdict = decide(request.path, request.headers, self.policy, peer)
         if not isinstance(verdict, Accept):

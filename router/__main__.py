@@ -1,14 +1,7 @@
-"""``python -m router``: the connection registry and server API (health/metrics for now)."""
+"""``python -m router``: the connection registry and the server API for backends."""
 
-import asyncio
-
-from shared.config import RouterSettings
-from shared.nats_service import run_basic
+from router.server import run
+from router.settings import RouterApiSettings
 from shared.service import main
 
-
-async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
-    await run_basic("router", settings, stop)
-
-
-main("router", RouterSettings, run)
+main("router", RouterApiSettings, run)

@@ -21,6 +21,7 @@ MAX_ATTACHMENTS = 10
 MAX_ACK_ID_DIGITS = 15
 MAX_NAMESPACE_LENGTH = 256
 MAX_PLACEHOLDER_DEPTH = 32
+MAX_PAYLOAD_DEPTH = 64  # deeper JSON than anyone's payload; orjson writes back at most ~254
 
 
 class PacketType(IntEnum):
@@ -93,10 +94,30 @@ def parse_packet(text: str) -> Packet | InvalidPacket:
             data = orjson.loads(text[pos:])
         except orjson.JSONDecodeError:
             return InvalidPacket("payload is not valid JSON", nsp, ack_id)
+        if _too_deep(data):
+            return InvalidPacket(f"payload nested deeper than {MAX_PAYLOAD_DEPTH}", nsp, ack_id)
     problem = _payload_problem(kind, data, ack_id)
     if problem:
         return InvalidPacket(problem, nsp, ack_id)
     return Packet(kind, nsp, data, ack_id, attachments)
+
+
+def _too_deep(data: Any) -> bool:
+    """Iterative, so no input can exhaust the stack."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: list[Any] = list(value.values())
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_PAYLOAD_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, dict | list))
+    return False
 
 
 def _payload_problem(kind: PacketType, data: Any, ack_id: int | None) -> str | None:

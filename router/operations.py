@@ -1,0 +1,102 @@
+"""The server API's operations, on injected effects: a registry lookup, a broker publish and
+a per-gateway kick request. No HTTP, no NATS subjects: both front doors call :meth:`execute`
+with a validated request, and tests call it with fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from gateway.broker import BrokerUnavailable, PublishResult
+from router.answers import Answer, failed, ok, unavailable
+from router.requests import Kick, ListConnections, Publish, Request, Send
+from shared.registry import ConnectionInfo
+from shared.registry_kv import RegistryUnavailable
+
+log = logging.getLogger(__name__)
+
+INBOX_NAMESPACE = "/notifications"
+
+
+class Lookup(Protocol):
+    async def __call__(self, user: str) -> dict[str, ConnectionInfo]:
+        """The user's connections on live gateways. Raises ``RegistryUnavailable``."""
+
+
+class Publisher(Protocol):
+    async def publish(
+        self, nsp: str, room: str, body: bytes, msg_id: str | None = None, logged: bool = False
+    ) -> PublishResult:
+        """Publish to the room's members on every gateway. Raises ``BrokerUnavailable``."""
+
+    async def store_inbox(self, user: str, body: bytes, msg_id: str | None = None) -> None:
+        """Keep a ``/notifications`` message for an offline user; the gateway delivers it on
+        the user's next connect. Raises ``BrokerUnavailable``."""
+
+
+class Kicker(Protocol):
+    async def __call__(self, gateway: str, user: str, reason: str | None) -> int | None:
+        """Ask one gateway to kick the user: how many connections it closed, ``None`` if it
+        did not answer. Never raises for a gateway that is gone."""
+
+
+def connections_in(live: dict[str, ConnectionInfo], namespace: str) -> int:
+    """How many of the user's live connections have ``namespace`` (so got a send to it)."""
+    return sum(1 for info in live.values() if namespace in info.namespaces)
+
+
+def listing(live: dict[str, ConnectionInfo]) -> list[dict[str, Any]]:
+    """The connections as the API lists them, oldest first."""
+    ordered = sorted(live.items(), key=lambda item: (item[1].connected_at, item[0]))
+    return [{"id": conn_id, **info.to_json()} for conn_id, info in ordered]
+
+
+class Operations:
+    def __init__(self, lookup: Lookup, publisher: Publisher, kicker: Kicker) -> None:
+        self._lookup = lookup
+        self._publisher = publisher
+        self._kicker = kicker
+
+    async def execute(self, request: Request) -> Answer:
+        """Run one validated request; NATS trouble answers 503 ``unavailable``."""
+        try:
+            if isinstance(request, Publish):
+                result = await self._publish(request)
+                return ok(seq=result.seq, duplicate=result.duplicate)
+            if isinstance(request, Send):
+                return await self._send(request)
+            if isinstance(request, ListConnections):
+                return ok(connections=listing(await self._lookup(request.user)))
+            return await self._kick(request)
+        except (BrokerUnavailable, RegistryUnavailable) as exc:
+            return failed(unavailable(f"NATS could not take the request now: {exc}"))
+
+    async def _publish(self, request: Publish) -> PublishResult:
+        return await self._publisher.publish(request.namespace, request.room, request.body,
+                                             request.msg_id, request.logged)
+
+    async def _send(self, request: Send) -> Answer:
+        # Looked up first: a registry failure must not leave a publish behind a 503.
+        live = await self._lookup(request.user)
+        namespace = request.publish.namespace
+        count = connections_in(live, namespace)
+        if count == 0 and namespace == INBOX_NAMESPACE:
+            await self._publisher.store_inbox(request.user, request.publish.body,
+                                              request.publish.msg_id)
+            return ok(connections=0, offline=True, stored=True, seq=None, duplicate=False)
+        result = await self._publish(request.publish)
+        return ok(connections=count, offline=count == 0, stored=False, seq=result.seq,
+                  duplicate=result.duplicate)
+
+    async def _kick(self, request: Kick) -> Answer:
+        live = await self._lookup(request.user)
+        gateways = sorted({info.gateway for info in live.values()})
+        answers = await asyncio.gather(
+            *(self._kicker(gateway, request.user, request.reason) for gateway in gateways))
+        kicked = sum(n for n in answers if n is not None)
+        unreached = sum(1 for n in answers if n is None)
+        log.info("kicked user %r: %d connection(s) on %d gateway(s), %d unreached; reason: %r",
+                 request.user, kicked, len(gateways), unreached, request.reason)
+        return ok(kicked=kicked, unreached=unreached, reason=request.reason)

@@ -1,0 +1,123 @@
+"""The server API's requests, validated: pure functions from decoded JSON to a typed request
+or a :class:`~router.answers.Failure`.
+
+Both front doors (HTTP and NATS) decode their input to the same ``(operation, body, user)``
+triple and call :func:`parse`; nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import orjson
+
+from router.answers import Failure, bad_request, too_large
+from shared.protocol.events import RESERVED
+from shared.subjects import encode_token, is_valid_room_name, is_valid_sub, user_room
+
+NAMESPACES = frozenset({"/", "/chat", "/notifications", "/live-updates"})
+DURABLE = frozenset({"/chat", "/notifications"})
+EVENT_RE = re.compile(r"[A-Za-z0-9_:@-]{1,64}")
+IDEMPOTENCY_ID_RE = re.compile(r"[A-Za-z0-9_:@.-]{1,64}")
+DATA_MAX_BYTES = 64 * 1024
+REASON_MAX = 256
+OPERATIONS = ("publish", "send", "connections", "kick")
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Publish ``body`` (the encoded ``[event, data]``) to a room of a namespace."""
+
+    namespace: str
+    room: str
+    body: bytes
+    msg_id: str | None
+
+    @property
+    def logged(self) -> bool:
+        return self.namespace in DURABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Publish to the user's own room, then report how many of their connections hold it."""
+
+    user: str
+    publish: Publish
+
+
+@dataclass(frozen=True, slots=True)
+class ListConnections:
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Kick:
+    user: str
+    reason: str | None
+
+
+Request = Publish | Send | ListConnections | Kick
+
+
+def decode_json(raw: bytes) -> object | Failure:
+    """The JSON document in ``raw``, or a ``bad_request`` failure."""
+    try:
+        value: object = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return bad_request("the body is not valid JSON")
+    return value
+
+
+def parse(operation: str, body: object, user: object = None) -> Request | Failure:
+    """Validate one API call. ``user`` is the path's user (HTTP) or the body's (NATS)."""
+    if operation == "kick" and body is None:
+        body = {}
+    if not isinstance(body, dict):
+        return bad_request("the body must be a JSON object")
+    if operation == "publish":
+        room = body.get("room")
+        if not is_valid_room_name(room):
+            return bad_request("room must be 1-128 characters of [A-Za-z0-9_:@-]")
+        assert isinstance(room, str)
+        return _publish(body, room)
+    if operation not in OPERATIONS:
+        return Failure(404, "not_found", f"no operation {operation!r}")
+    if not is_valid_sub(user):
+        return bad_request("user must be a string of 1-128 characters")
+    assert isinstance(user, str)
+    if operation == "send":
+        publish = _publish(body, user_room(user))
+        return publish if isinstance(publish, Failure) else Send(user, publish)
+    if operation == "connections":
+        return ListConnections(user)
+    reason = body.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > REASON_MAX):
+        return bad_request(f"reason must be a string of at most {REASON_MAX} characters")
+    return Kick(user, reason)
+
+
+def _publish(body: dict[str, object], room: str) -> Publish | Failure:
+    namespace = body.get("namespace")
+    if namespace not in NAMESPACES:
+        return bad_request("namespace must be one of " + ", ".join(sorted(NAMESPACES)))
+    assert isinstance(namespace, str)
+    event = body.get("event")
+    if not isinstance(event, str) or not EVENT_RE.fullmatch(event) or event in RESERVED:
+        return bad_request("event must be 1-64 characters of [A-Za-z0-9_:@-] and not one "
+                           "Socket.IO reserves")
+    data = body.get("data")
+    if not isinstance(data, dict):
+        return bad_request("data must be a JSON object")
+    try:
+        encoded = orjson.dumps(data)
+    except TypeError:  # nested past orjson's write limit (254 levels; it reads 1024)
+        return bad_request("data is not encodable JSON (nested too deeply?)")
+    if len(encoded) > DATA_MAX_BYTES:
+        return too_large(f"data is over {DATA_MAX_BYTES} bytes encoded")
+    key = body.get("id")
+    if key is not None and (not isinstance(key, str) or not IDEMPOTENCY_ID_RE.fullmatch(key)):
+        return bad_request("id must be 1-64 characters of [A-Za-z0-9_:@.-]")
+    msg_id = None if key is None else f"api:{encode_token(room)}:{key}"
+    return Publish(namespace, room, b'["%s",%s]' % (event.encode(), encoded), msg_id)

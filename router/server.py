@@ -1,0 +1,102 @@
+"""``python -m router``: wiring of the registry, the broker and both API front doors.
+
+Start order: NATS, the registry (its liveness watch, so lookups see only live gateways, and
+the reaper on it), the namespace logs, the NATS endpoints, then HTTP. ``/readyz`` answers
+200 once the NATS endpoints are subscribed and while NATS is connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+from nats.errors import Error as NatsError
+from nats.js.errors import Error as JetStreamError
+from nats.js.errors import NotFoundError
+from prometheus_client import CollectorRegistry
+
+from gateway.nats_broker import REQUEST_TIMEOUT_S, LogSettings, NatsBroker
+from gateway.nats_client import FanoutClient
+from router.api import Api
+from router.http_api import add_routes
+from router.kicks import gateway_kicker
+from router.metrics import RouterMetrics
+from router.nats_api import NatsApi
+from router.operations import Operations
+from router.reaper import Reaper
+from router.settings import RouterApiSettings
+from shared import httpservice
+from shared.metrics import NatsMetrics
+from shared.natsconn import connect
+from shared.ratelimit import TokenBucket
+from shared.registry import ConnectionInfo
+from shared.registry_kv import RegistryKV
+from shared.subjects import Subjects
+
+log = logging.getLogger(__name__)
+
+async def ensure_missing_streams(nc: FanoutClient, subjects: Subjects,
+                                 settings: LogSettings) -> None:
+    """Create the durable namespaces' logs and the offline inbox if they do not exist yet,
+    so the API works before the first gateway starts. Existing streams are left alone: the
+    gateways own their configuration (replicas, retention) and update it on start."""
+    probe = NatsBroker(nc, subjects, settings)
+    js = nc.jetstream(timeout=REQUEST_TIMEOUT_S)
+
+    async def exists(stream: str) -> bool:
+        try:
+            await js.stream_info(stream)
+        except NotFoundError:
+            return False
+        return True
+
+    try:
+        missing = {nsp for nsp in settings.durable if not await exists(probe.stream_name(nsp))}
+        creator = NatsBroker(nc, subjects,
+                             dataclasses.replace(settings, durable=frozenset(missing)))
+        if missing:
+            await creator.ensure_streams()
+        if not await exists(probe.inbox_stream):
+            await creator.ensure_inbox()
+    except (NatsError, JetStreamError, TimeoutError) as exc:  # a gateway may win the race
+        log.warning("could not create a missing stream now (%s); gateways create them", exc)
+
+
+async def run(settings: RouterApiSettings, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    registry = CollectorRegistry()
+    metrics = RouterMetrics(registry)
+    nc = await connect(settings.nats_url, f"router-{settings.instance_id}",
+                       NatsMetrics(registry, "router"), client=FanoutClient())
+    assert isinstance(nc, FanoutClient)
+    subjects = Subjects(settings.subject_prefix)
+    reg = await RegistryKV.open(nc, settings.subject_prefix, settings.gateway_ttl_s,
+                                settings.stream_replicas)
+    reaper = Reaper(reg.users, reg.entry, reg.drop_gateway, lambda gw: gw in reg.live, metrics)
+    reg.on_gateway_gone = reaper.gateway_gone
+    await reg.watch()
+
+    async def lookup(user: str) -> dict[str, ConnectionInfo]:
+        return (await reg.entry(user)).live(reg.live)
+
+    log_settings = LogSettings(replicas=settings.stream_replicas)
+    await ensure_missing_streams(nc, subjects, log_settings)
+    broker = NatsBroker(nc, subjects, log_settings)
+    api = Api(Operations(lookup, broker, gateway_kicker(nc, subjects)),
+              TokenBucket.full(settings.api_rate, settings.api_burst, loop.time()), metrics)
+    nats_api = NatsApi(nc, subjects, api, loop.time)
+    await nats_api.start()
+    app = httpservice.health_app(registry, lambda: nc.is_connected and nats_api.serving)
+    add_routes(app, api, settings.api_key, loop.time)
+    runner = await httpservice.start(app, settings.host, settings.port)
+    log.info("router %s listening on %s:%s", settings.instance_id, settings.host,
+             settings.port)
+    try:
+        await stop.wait()
+    finally:
+        await nats_api.stop()
+        await runner.cleanup()
+        await reaper.close()
+        await reg.close()
+        await nc.drain()
