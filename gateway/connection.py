@@ -93,11 +93,13 @@ class Connection:
             if self._timer is not None:
                 self._timer.cancel()
             self._metrics.connections.dec()
-            await self._pipeline.close()
-            await self._admission.release(self)
             log.info("connection %s closed: code=%s namespaces=%s", self.session.eio_sid[:6],
                      self.ws.close_code, ",".join(self.session.sockets) or "-")
-            await self._perform(self.session.transport_closed())
+            try:
+                await self._perform(self.session.transport_closed())
+            finally:
+                await self._pipeline.close()
+                await self._admission.release(self)
 
     # --- timers ---------------------------------------------------------------------------
 

@@ -94,7 +94,10 @@ class Sessions:
         offset = parse_offset(restore.offset) if restore.offset is not None else None
         if restore.offset is not None and offset is None:
             return False
-        record = await store.get(socket.nsp, restore.pid)
+        try:
+            record = await store.get(socket.nsp, restore.pid)
+        except BrokerUnavailable:
+            return False  # a fresh session then, not a socket without one
         if record is None or record.user != socket.identity.sub:
             return False
         if not record.recoverable(time.time()):
