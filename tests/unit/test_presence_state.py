@@ -1,0 +1,399 @@
+"""Presence as pure state: per-connection records in, per-user diffs out, no flapping within
+the grace, typing with a TTL, thinned announcements for big rooms, merge of replica views."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+from presence.state import (
+    Conn,
+    Event,
+    PresenceConfig,
+    PresenceState,
+    RoomChange,
+    RoomCount,
+    Typing,
+    UserStatus,
+)
+
+GRACE = 5.0
+TTL = 5.0
+
+
+def state(big_room: int = 1000, summary_interval: float = 2.0) -> PresenceState:
+    config = PresenceConfig(GRACE, TTL, big_room=big_room, summary_interval=summary_interval)
+    return PresenceState(config)
+
+
+def online(state: PresenceState, user: str, gateway: str, conn: str, room: str, now: float) -> None:
+    state.connect(gateway, conn, user, now)
+    state.join(gateway, conn, room, now)
+
+
+# ---- user status ---------------------------------------------------------------------------
+
+
+def test_first_connection_is_online_at_once_and_second_tab_is_silent() -> None:
+    s = state()
+
+    assert s.connect("gw1", "c1", "alice", 0.0) == [UserStatus("alice", "online")]
+    assert s.connect("gw1", "c2", "alice", 1.0) == []
+    assert s.connections("alice") == 2
+
+
+def test_closing_one_of_two_tabs_keeps_the_user_online_without_events() -> None:
+    s = state()
+    s.connect("gw1", "c1", "alice", 0.0)
+    s.connect("gw2", "c2", "alice", 0.0)
+
+    assert s.disconnect("gw1", "c1", 10.0) == []
+    assert s.next_deadline() is None
+    assert s.tick(100.0) == []
+    assert s.is_online("alice")
+
+
+def test_reconnect_within_the_grace_produces_no_events() -> None:
+    s = state()
+    s.connect("gw1", "c1", "alice", 0.0)
+
+    assert s.disconnect("gw1", "c1", 10.0) == []
+    assert s.next_deadline() == 10.0 + GRACE
+    assert s.tick(14.0) == []
+    assert s.connect("gw1", "c2", "alice", 14.5) == []
+    assert s.tick(100.0) == []
+    assert s.next_deadline() is None
+    assert s.is_online("alice")
+
+
+def test_offline_only_after_the_grace() -> None:
+    s = state()
+    s.connect("gw1", "c1", "alice", 0.0)
+    s.disconnect("gw1", "c1", 10.0)
+
+    assert s.tick(14.99) == []
+    assert s.is_online("alice")  # still announced online during the grace
+    assert s.tick(15.0) == [UserStatus("alice", "offline")]
+    assert not s.is_online("alice")
+    assert s.connect("gw1", "c3", "alice", 20.0) == [UserStatus("alice", "online")]
+
+
+def test_zero_grace_is_offline_on_the_next_tick() -> None:
+    s = PresenceState(PresenceConfig(grace=0.0))
+    s.connect("gw1", "c1", "alice", 0.0)
+    s.disconnect("gw1", "c1", 1.0)
+
+    assert s.next_deadline() == 1.0
+    assert s.tick(1.0) == [UserStatus("alice", "offline")]
+
+
+def test_late_events_for_unknown_or_closed_connections_are_ignored() -> None:
+    s = state()
+    assert s.disconnect("gw1", "nope", 0.0) == []
+    assert s.join("gw1", "nope", "r", 0.0) == []
+    s.connect("gw1", "c1", "alice", 0.0)
+    s.disconnect("gw1", "c1", 1.0)
+    assert s.join("gw1", "c1", "r", 2.0) == []
+    assert s.disconnect("gw1", "c1", 2.0) == []
+
+
+# ---- rooms ---------------------------------------------------------------------------------
+
+
+def test_join_is_per_user_not_per_tab() -> None:
+    s = state()
+    s.connect("gw1", "c1", "alice", 0.0)
+    s.connect("gw1", "c2", "alice", 0.0)
+
+    assert s.join("gw1", "c1", "lobby", 1.0) == [RoomChange("lobby", "alice", "joined")]
+    assert s.join("gw1", "c2", "lobby", 1.0) == []
+    assert s.members("lobby") == {"alice": 2}
+    assert s.leave("gw1", "c1", "lobby", 2.0) == []
+    assert s.tick(50.0) == []
+    assert s.members("lobby") == {"alice": 1}
+
+
+def test_left_after_the_grace_and_rejoin_within_it_is_silent() -> None:
+    s = state()
+    online(s, "alice", "gw1", "c1", "lobby", 0.0)
+
+    assert s.leave("gw1", "c1", "lobby", 10.0) == []
+    assert s.members("lobby") == {"alice": 0}
+    assert s.join("gw1", "c1", "lobby", 12.0) == []
+    assert s.tick(30.0) == []
+
+    s.leave("gw1", "c1", "lobby", 40.0)
+    assert s.tick(45.0) == [RoomChange("lobby", "alice", "left")]
+    assert s.members("lobby") == {}
+    assert s.rooms_of("alice") == set()
+
+
+def test_last_tab_closing_goes_offline_then_leaves_in_that_order() -> None:
+    s = state()
+    online(s, "alice", "gw1", "c1", "lobby", 0.0)
+    s.disconnect("gw1", "c1", 10.0)
+
+    assert s.tick(15.0) == [
+        UserStatus("alice", "offline"),
+        RoomChange("lobby", "alice", "left"),
+    ]
+
+
+# ---- gateway death -------------------------------------------------------------------------
+
+
+def test_gateway_down_without_reconnect_goes_offline_after_the_grace() -> None:
+    s = state()
+    online(s, "alice", "gw1", "c1", "lobby", 0.0)
+    online(s, "bob", "gw1", "c2", "lobby", 0.0)
+    online(s, "carol", "gw2", "c3", "lobby", 0.0)
+
+    assert s.gateway_down("gw1", 10.0) == []
+    assert s.tick(14.0) == []
+    assert s.tick(15.0) == [
+        UserStatus("alice", "offline"),
+        UserStatus("bob", "offline"),
+        RoomChange("lobby", "alice", "left"),
+        RoomChange("lobby", "bob", "left"),
+    ]
+    assert s.members("lobby") == {"carol": 1}
+
+
+def test_gateway_down_with_reconnect_elsewhere_is_silent() -> None:
+    s = state()
+    online(s, "alice", "gw1", "c1", "lobby", 0.0)
+    online(s, "bob", "gw1", "c2", "lobby", 0.0)
+
+    assert s.gateway_down("gw1", 10.0) == []
+    online(s, "alice", "gw2", "c9", "lobby", 12.0)  # alice reconnects, bob does not
+
+    assert s.tick(100.0) == [UserStatus("bob", "offline"), RoomChange("lobby", "bob", "left")]
+    assert s.is_online("alice")
+    assert s.members("lobby") == {"alice": 1}
+
+
+def test_gateway_comes_back_with_its_first_connection() -> None:
+    s = state()
+    s.connect("gw1", "c1", "alice", 0.0)
+    s.gateway_down("gw1", 1.0)
+
+    assert s.connect("gw1", "c2", "alice", 2.0) == []
+    assert s.tick(100.0) == []
+    assert s.gateway_down("gw1", 101.0) == []
+    assert s.tick(106.0) == [UserStatus("alice", "offline")]
+
+
+def test_drain_moving_every_user_produces_no_events() -> None:
+    s = state()
+    for i in range(1000):
+        online(s, f"u{i}", "gw1", f"c{i}", "lobby", 0.0)
+    s.tick(0.0)
+
+    events: list[Event] = []
+    for i in range(1000):
+        events += s.disconnect("gw1", f"c{i}", 10.0 + i / 1000)
+        events += s.connect("gw2", f"d{i}", f"u{i}", 10.5 + i / 1000)
+        events += s.join("gw2", f"d{i}", "lobby", 10.5 + i / 1000)
+    events += s.tick(100.0)
+
+    assert events == []
+    assert len(s.members("lobby")) == 1000
+
+
+# ---- typing --------------------------------------------------------------------------------
+
+
+def test_typing_starts_once_and_expires_after_the_ttl() -> None:
+    s = state()
+    online(s, "alice", "gw1", "c1", "lobby", 0.0)
+
+    assert s.typing_start("lobby", "alice", 1.0) == [Typing("lobby", "alice", True)]
+    assert s.typing_start("lobby", "alice", 2.0) == []  # refresh, coalesced
+    assert s.typing_users("lobby") == {"alice"}
+    assert s.next_deadline() == 2.0 + TTL
+    assert s.tick(6.5) == []
+    assert s.tick(7.0) == [Typing("lobby", "alice", False)]
+    assert s.typing_users("lobby") == set()
+    assert s.next_deadline() is None
+
+
+def test_explicit_typing_stop() -> None:
+    s = state()
+    online(s, "alice", "gw1", "c1", "lobby", 0.0)
+    s.typing_start("lobby", "alice", 1.0)
+
+    assert s.typing_stop("lobby", "alice", 2.0) == [Typing("lobby", "alice", False)]
+    assert s.typing_stop("lobby", "alice", 2.5) == []
+    assert s.tick(100.0) == []
+
+
+def test_leaving_the_room_stops_typing_at_once() -> None:
+    s = state()
+    online(s, "alice", "gw1", "c1", "lobby", 0.0)
+    s.typing_start("lobby", "alice", 1.0)
+
+    assert s.leave("gw1", "c1", "lobby", 2.0) == [Typing("lobby", "alice", False)]
+    assert s.tick(7.0) == [RoomChange("lobby", "alice", "left")]
+
+
+def test_disconnect_stops_typing_and_non_members_cannot_type() -> None:
+    s = state()
+    online(s, "alice", "gw1", "c1", "lobby", 0.0)
+    s.typing_start("lobby", "alice", 1.0)
+
+    assert s.typing_start("other", "alice", 1.0) == []
+    assert s.disconnect("gw1", "c1", 2.0) == [Typing("lobby", "alice", False)]
+
+
+# ---- big rooms -----------------------------------------------------------------------------
+
+
+def test_big_rooms_get_at_most_one_summary_per_interval() -> None:
+    s = state(big_room=3, summary_interval=2.0)
+    events: list[Event] = []
+    for i in range(3):
+        events += s.connect("gw1", f"c{i}", f"u{i}", 0.0)
+        events += s.join("gw1", f"c{i}", "big", 0.0)
+    assert [e for e in events if isinstance(e, RoomChange)] == [
+        RoomChange("big", f"u{i}", "joined") for i in range(3)
+    ]
+
+    summaries: list[tuple[float, int]] = []
+    for step in range(40):  # a join every 0.1 s for 4 s
+        now = 1.0 + step * 0.1
+        user = f"v{step}"
+        batch = s.connect("gw1", user, user, now) + s.join("gw1", user, "big", now) + s.tick(now)
+        assert not [e for e in batch if isinstance(e, RoomChange)]
+        summaries += [(now, e.count) for e in batch if isinstance(e, RoomCount)]
+    summaries += [(t, e.count) for t in (5.0, 10.0) for e in s.tick(t) if isinstance(e, RoomCount)]
+
+    assert summaries[0] == (1.0, 4)  # the change crossing the threshold, at once
+    times = [t for t, _ in summaries]
+    assert all(b - a >= 2.0 - 1e-9 for a, b in pairwise(times))
+    assert summaries[-1][1] == 43  # the last summary carries the final count
+    assert len(summaries) == 3
+
+
+def test_big_room_leaves_are_summarised_and_small_rooms_resume_per_user_events() -> None:
+    s = state(big_room=2, summary_interval=2.0)
+    for i in range(3):
+        online(s, f"u{i}", "gw1", f"c{i}", "big", 0.0)
+    s.tick(0.0)
+
+    s.leave("gw1", "c0", "big", 10.0)
+    assert s.tick(15.0) == [RoomCount("big", 2)]  # back down to the threshold: a summary
+    s.leave("gw1", "c1", "big", 20.0)
+    assert s.tick(25.0) == [RoomChange("big", "u1", "left")]
+
+
+# ---- merge and restore ---------------------------------------------------------------------
+
+
+def test_merge_of_two_views_takes_the_newest_record_per_connection() -> None:
+    a, b = state(), state()
+    online(a, "alice", "gw1", "c1", "lobby", 0.0)
+    b.merge(a, 0.5)
+    online(b, "bob", "gw2", "c2", "lobby", 1.0)
+    b.disconnect("gw1", "c1", 2.0)  # b saw alice's close; a did not
+
+    events = a.merge(b, 3.0)
+
+    assert events == [UserStatus("bob", "online"), RoomChange("lobby", "bob", "joined")]
+    assert a.tick(6.99) == []
+    assert a.tick(7.0) == [UserStatus("alice", "offline"), RoomChange("lobby", "alice", "left")]
+
+    # The stale "open" record in an old view cannot resurrect the closed connection.
+    stale = state()
+    online(stale, "alice", "gw1", "c1", "lobby", 0.0)
+    assert a.merge(stale, 8.0) == []
+    assert a.snapshot() == b.snapshot()
+    assert not a.is_online("alice")
+
+
+def test_merge_is_symmetric_and_idempotent() -> None:
+    a, b = state(), state()
+    online(a, "alice", "gw1", "c1", "lobby", 0.0)
+    online(b, "bob", "gw2", "c2", "lobby", 0.0)
+
+    a.merge(b, 1.0)
+    b.merge(a, 1.0)
+
+    assert a.snapshot() == b.snapshot()
+    assert a.members("lobby") == b.members("lobby") == {"alice": 1, "bob": 1}
+    assert a.merge(b, 2.0) == []
+
+
+def test_merge_departure_counts_the_grace_from_when_it_happened() -> None:
+    a, b = state(), state()
+    a.connect("gw1", "c1", "alice", 0.0)
+    b.merge(a, 0.0)
+    b.disconnect("gw1", "c1", 10.0)
+
+    assert a.merge(b, 20.0) == [UserStatus("alice", "offline")]
+
+
+def test_merge_accepts_a_plain_snapshot() -> None:
+    s = state()
+    records = {("gw1", "c1"): Conn("alice", frozenset({"lobby"}), stamp=1.0)}
+
+    assert s.merge(records, 2.0) == [
+        UserStatus("alice", "online"),
+        RoomChange("lobby", "alice", "joined"),
+    ]
+
+
+def test_restore_announces_nobody_but_keeps_pending_departures() -> None:
+    old = state()
+    online(old, "alice", "gw1", "c1", "lobby", 0.0)
+    online(old, "bob", "gw1", "c2", "lobby", 0.0)
+    online(old, "carol", "gw1", "c3", "lobby", 0.0)
+    old.disconnect("gw1", "c2", 8.0)  # bob is within his grace when the replica restarts
+    old.disconnect("gw1", "c3", 1.0)  # carol's offline was already due (and sent)
+    old.tick(6.0)
+
+    new = PresenceState.restore(old.snapshot(), 9.0, PresenceConfig(grace=GRACE))
+
+    assert new.online_users() == {"alice", "bob"}
+    assert new.members("lobby") == {"alice": 1, "bob": 0}
+    assert new.next_deadline() == 13.0
+    assert new.tick(13.0) == [UserStatus("bob", "offline"), RoomChange("lobby", "bob", "left")]
+
+
+def test_tombstones_are_pruned_after_their_ttl() -> None:
+    s = PresenceState(PresenceConfig(grace=1.0, tombstone_ttl=10.0))
+    s.connect("gw1", "c1", "alice", 0.0)
+    s.disconnect("gw1", "c1", 1.0)
+    s.tick(2.0)
+    assert ("gw1", "c1") in s.snapshot()
+
+    s.tick(20.0)
+    assert s.snapshot() == {}
+
+
+# ---- deadlines and config ------------------------------------------------------------------
+
+
+def test_next_deadline_is_the_earliest_pending_item_and_skips_cancelled_ones() -> None:
+    s = state()
+    assert s.next_deadline() is None
+    online(s, "alice", "gw1", "c1", "lobby", 0.0)
+    s.typing_start("lobby", "alice", 1.0)  # due 6
+    s.connect("gw1", "c2", "bob", 0.0)
+    s.disconnect("gw1", "c2", 3.0)  # due 8
+
+    assert s.next_deadline() == 6.0
+    s.typing_stop("lobby", "alice", 2.0)
+    assert s.next_deadline() == 8.0
+    s.connect("gw2", "c3", "bob", 4.0)
+    assert s.next_deadline() is None
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"grace": -1.0}, {"typing_ttl": 0.0}, {"big_room": 0}, {"grace": 10.0, "tombstone_ttl": 5.0}],
+)
+def test_bad_config_is_rejected(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        PresenceConfig(**kwargs)
