@@ -145,16 +145,15 @@ class Feed:
         verdict = chains.observe(delivery.room, seq, prev or 0)
         if verdict is DUPLICATE:
             return
+        hole = None
         if isinstance(verdict, Gap) and not await self._repair(
             delivery.room, verdict.after, verdict.before - 1
         ):
-            chains.delivered_live(delivery.room, seq)
-            chains.positions[delivery.room] = verdict.after  # offsets keep the hole for recovery
-            log.error("a gap in a %s room could not be repaired; delivering on", self.nsp)
-            await self._fanout.write(self.nsp, delivery.room, delivery.body, seq, prev or 0,
-                                     chains.offset())
-            return
+            hole = verdict.after
         chains.delivered_live(delivery.room, seq)
+        if hole is not None:
+            chains.positions[delivery.room] = hole  # offsets keep the hole for recovery
+            log.error("a gap in a %s room could not be repaired; delivering on", self.nsp)
         await self._fanout.write(self.nsp, delivery.room, delivery.body, seq, prev or 0,
                                  chains.offset())
 

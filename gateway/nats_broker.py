@@ -31,6 +31,10 @@ REQUEST_TIMEOUT_S = 2.0
 READ_BATCH = 256
 
 
+def unavailable(exc: BaseException) -> BrokerUnavailable:
+    return BrokerUnavailable(str(exc) or type(exc).__name__)
+
+
 @dataclass(frozen=True, slots=True)
 class LogSettings:
     durable: frozenset[str] = frozenset({"/chat", "/notifications"})
@@ -94,7 +98,7 @@ class NatsBroker:
         try:
             await self._js.publish(self._subjects.inbox(user), body, headers=headers)
         except (NatsError, JetStreamError, TimeoutError) as exc:
-            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+            raise unavailable(exc) from exc
 
     async def take_inbox(self, user: str) -> list[Stored]:
         request = {"seq": 1, "next_by_subj": self._subjects.inbox(user),
@@ -106,7 +110,7 @@ class NatsBroker:
             await self._js.purge_stream(self.inbox_stream, subject=self._subjects.inbox(user),
                                         seq=upto + 1)
         except (NatsError, JetStreamError, TimeoutError) as exc:
-            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+            raise unavailable(exc) from exc
 
     def attach(self, sink: Sink) -> None:
         self._sink = sink
@@ -132,7 +136,7 @@ class NatsBroker:
             await self._nc.flush(timeout=FLUSH_TIMEOUT_S)
         except (NatsError, TimeoutError) as exc:
             await self.unsubscribe(nsp, room)
-            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+            raise unavailable(exc) from exc
 
     async def unsubscribe(self, nsp: str, room: str) -> None:
         sub = self._subs.pop((nsp, room), None)
@@ -154,7 +158,7 @@ class NatsBroker:
                 return PublishResult(ack.seq, bool(ack.duplicate))
             await self._nc.publish(self._subjects.fanout(nsp, room), body)
         except (NatsError, JetStreamError, TimeoutError) as exc:
-            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+            raise unavailable(exc) from exc
         return PublishResult()
 
     async def begin_publish(
@@ -172,7 +176,7 @@ class NatsBroker:
             future = await self._js.publish_async(self._subjects.log(nsp, room), body,
                                                   headers=headers, wait_stall=REQUEST_TIMEOUT_S)
         except (NatsError, JetStreamError, TimeoutError) as exc:
-            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+            raise unavailable(exc) from exc
         return self._acked(future)
 
     @staticmethod
@@ -180,7 +184,7 @@ class NatsBroker:
         try:
             ack = await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
         except (NatsError, JetStreamError, TimeoutError) as exc:
-            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+            raise unavailable(exc) from exc
         return PublishResult(ack.seq, bool(ack.duplicate))
 
     async def last_seq(self, nsp: str, room: str) -> int:
@@ -190,7 +194,7 @@ class NatsBroker:
         except NotFoundError:
             return 0
         except (NatsError, JetStreamError, TimeoutError) as exc:
-            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+            raise unavailable(exc) from exc
         return int(msg.seq or 0)
 
     async def read(self, nsp: str, room: str, after: int, upto: int, limit: int) -> list[Stored]:
@@ -222,7 +226,7 @@ class NatsBroker:
         try:
             info = await self._js.stream_info(self.stream_name(nsp))
         except (NatsError, JetStreamError, TimeoutError) as exc:
-            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+            raise unavailable(exc) from exc
         return int(info.state.first_seq or 1)
 
     async def _direct(self, nsp: str, request: dict[str, object]) -> list[Stored]:

@@ -106,6 +106,13 @@ def ack_frames(reply: AckTo, body: dict[str, Any]) -> list[SendText | SendBinary
     return [SendText("4" + text), *(SendBinary(blob) for blob in attachments)]
 
 
+def _ack_text(reply: AckTo, body: dict[str, Any]) -> SendText:
+    """An ACK whose body holds no binary: one text frame."""
+    frame = ack_frames(reply, body)[0]
+    assert isinstance(frame, SendText)
+    return frame
+
+
 def event_frame(nsp: str, event: str, body: dict[str, Any]) -> SendText:
     text, _ = encode_packet(Packet(PacketType.EVENT, nsp, [event, body]))
     return SendText("4" + text)
@@ -114,9 +121,7 @@ def event_frame(nsp: str, event: str, body: dict[str, Any]) -> SendText:
 def answer_failure(reply: AckTo, event: str | None, failure: Failure) -> SendText:
     """An error ack when the client asked for one, else a ``request:error`` event."""
     if reply.id is not None:
-        body = error_ack(failure.code, failure.message, failure.retry_after_ms)
-        text, _ = encode_packet(Packet(PacketType.ACK, reply.nsp, [body], reply.id))
-        return SendText("4" + text)
+        return _ack_text(reply, error_ack(failure.code, failure.message, failure.retry_after_ms))
     body = error_body(failure.code, failure.message, failure.retry_after_ms)
     if event is not None:
         body["event"] = event

@@ -245,12 +245,7 @@ class Session:
         mine = [s for s in self.sockets.values() if s.identity.sub == user]
         if len(mine) == len(self.sockets):
             return self.disconnect_all(reason)
-        actions: list[Action] = []
-        for socket in mine:
-            text, _ = encode_packet(Packet(PacketType.DISCONNECT, socket.nsp))
-            actions += [SendText("4" + text), Closed(socket, frozenset(socket.rooms), final=True)]
-            del self.sockets[socket.nsp]
-        return actions
+        return [action for socket in mine for action in self._end(socket)]
 
     def _event(self, socket: NamespaceSocket, packet: Packet, now: float) -> list[Action]:
         namespace = self._namespaces[socket.nsp]
@@ -292,14 +287,16 @@ class Session:
     def disconnect_all(self, reason: str) -> list[Action]:
         """End every namespace for good (a bare server DISCONNECT each: socket.io-client does
         not reconnect, and no session is kept), then the transport."""
-        actions: list[Action] = []
-        for socket in list(self.sockets.values()):
-            text, _ = encode_packet(Packet(PacketType.DISCONNECT, socket.nsp))
-            actions.append(SendText("4" + text))
-            actions.append(Closed(socket, frozenset(socket.rooms), final=True))
-        self.sockets.clear()
+        actions = [action for socket in list(self.sockets.values())
+                   for action in self._end(socket)]
         actions.append(Close(CloseCode.POLICY, reason))
         return actions
+
+    def _end(self, socket: NamespaceSocket) -> list[Action]:
+        """A bare server DISCONNECT for one socket, and its session ended with it."""
+        del self.sockets[socket.nsp]
+        text, _ = encode_packet(Packet(PacketType.DISCONNECT, socket.nsp))
+        return [SendText("4" + text), Closed(socket, frozenset(socket.rooms), final=True)]
 
 
 def connect_reply(socket: NamespaceSocket) -> str:

@@ -9,6 +9,7 @@ import contextlib
 import logging
 
 from nats.errors import Error as NatsError
+from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import Error as JetStreamError
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
@@ -16,6 +17,7 @@ from nats.js.kv import KeyValue
 from gateway.broker import BrokerUnavailable
 from gateway.nats_client import FanoutClient
 from gateway.recovery import SessionRecord
+from shared.natsconn import key_value
 from shared.subjects import encode_token, namespace_token
 
 log = logging.getLogger(__name__)
@@ -28,16 +30,9 @@ class SessionStore:
     @classmethod
     async def open(cls, nc: FanoutClient, bucket: str, ttl_s: float,
                    replicas: int) -> SessionStore:
-        from nats.js.api import KeyValueConfig, StorageType
-
-        js = nc.jetstream(timeout=2.0)
         config = KeyValueConfig(bucket=bucket, history=1, ttl=ttl_s, replicas=replicas,
                                 storage=StorageType.FILE)
-        try:
-            kv = await js.create_key_value(config)
-        except JetStreamError:
-            kv = await js.key_value(bucket)
-        return cls(kv)
+        return cls(await key_value(nc.jetstream(timeout=2.0), config))
 
     @staticmethod
     def key(nsp: str, pid: str) -> str:

@@ -11,10 +11,22 @@ import time
 from collections.abc import Callable
 
 from nats.aio.client import Client
+from nats.js.api import KeyValueConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import Error as JetStreamError
+from nats.js.kv import KeyValue
 
 from shared.metrics import NatsMetrics
 
 log = logging.getLogger(__name__)
+
+
+async def key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    """The bucket, created with ``config`` unless it exists (then as it was created)."""
+    try:
+        return await js.create_key_value(config)
+    except JetStreamError:
+        return await js.key_value(config.bucket)
 
 
 async def connect(

@@ -24,6 +24,7 @@ from nats.js.errors import Error as JetStreamError
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from shared.natsconn import key_value
 from shared.registry import (
     Admitted,
     ConnectionInfo,
@@ -57,9 +58,9 @@ class RegistryKV:
     async def open(cls, nc: Client, prefix: str, gateway_ttl_s: float,
                    replicas: int = 1) -> RegistryKV:
         js = nc.jetstream(timeout=2.0)
-        registry = await _bucket(js, KeyValueConfig(
+        registry = await key_value(js, KeyValueConfig(
             bucket=f"{prefix}-registry", history=1, replicas=replicas, storage=StorageType.FILE))
-        gateways = await _bucket(js, KeyValueConfig(
+        gateways = await key_value(js, KeyValueConfig(
             bucket=f"{prefix}-gateways", history=1, ttl=gateway_ttl_s,
             limit_marker_ttl=max(1.0, gateway_ttl_s), replicas=replicas,
             storage=StorageType.MEMORY))
@@ -183,10 +184,3 @@ def _conflict(exc: Exception) -> bool:
     if isinstance(exc, KeyWrongLastSequenceError):
         return True
     return "wrong last sequence" in str(exc) or "key exists" in str(exc)
-
-
-async def _bucket(js: object, config: KeyValueConfig) -> KeyValue:
-    try:
-        return await js.create_key_value(config)  # type: ignore[attr-defined, no-any-return]
-    except JetStreamError:
-        return await js.key_value(config.bucket)  # type: ignore[attr-defined, no-any-return]

@@ -121,9 +121,6 @@ class Subjects:
     def inbox_wildcard(self) -> str:
         return f"{self.prefix}.inbox.*"
 
-    def gateway_control(self, gateway_id: str) -> str:
-        return f"{self.prefix}.gw.{encode_token(gateway_id)}.ctl"
-
     def gateway_kick(self, gateway_id: str) -> str:
         """Request/reply: ``{"user", "reason"}`` → ``{"kicked": n}`` from that gateway."""
         return f"{self.prefix}.gw.{encode_token(gateway_id)}.kick"
@@ -132,6 +129,3 @@ class Subjects:
         """The server API over NATS (queue group ``router``): publish, send, connections,
         kick."""
         return f"{self.prefix}.api.{encode_token(operation)}"
-
-    def service_heartbeat(self, service: str) -> str:
-        return f"{self.prefix}.svc.{encode_token(service)}.hb"

@@ -169,8 +169,9 @@ def test_room_from_fanout_refuses_other_subjects(subject: str) -> None:
     assert Subjects().room_from_fanout(subject) is None
 
 
-def test_control_and_heartbeat_subjects_encode_their_ids() -> None:
+def test_control_inbox_and_api_subjects_encode_their_names() -> None:
     subjects = Subjects()
 
-    assert subjects.gateway_control("gw.1 *") == "sb.gw.gw=2E1=20=2A.ctl"
-    assert subjects.service_heartbeat("presence") == "sb.svc.presence.hb"
+    assert subjects.gateway_kick("gw.1 *") == "sb.gw.gw=2E1=20=2A.kick"
+    assert subjects.inbox("a b.>") == "sb.inbox.a=20b=2E=3E"
+    assert subjects.api("send") == "sb.api.send"
