@@ -66,11 +66,22 @@ def test_a_server_that_cannot_start_reports_its_log() -> None:
 
 
 async def publish_to_stream(url: str, name: str, *, replicas: int) -> None:
+    """Create a stream and log one message, waiting out a meta-leader election on a node
+    that has just come back (the message id makes a retried publish count once)."""
     nc = await nats.connect(url.split(","))
+    deadline = asyncio.get_running_loop().time() + 30 * UNIT
     try:
-        js = nc.jetstream()
-        await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"], num_replicas=replicas))
-        await js.publish(f"{name}.a", b"hello")
+        while True:
+            try:
+                js = nc.jetstream(timeout=5 * UNIT)
+                await js.add_stream(StreamConfig(name=name, subjects=[f"{name}.>"],
+                                                 num_replicas=replicas))
+                await js.publish(f"{name}.a", b"hello", headers={"Nats-Msg-Id": name})
+                return
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                    nats.js.errors.ServiceUnavailableError):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
     finally:
         await nc.close()
 
@@ -84,7 +95,8 @@ async def stream_messages(url: str, name: str) -> int:
             try:
                 info = await nc.jetstream(timeout=2 * UNIT).stream_info(name)
                 return int(info.state.messages)
-            except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                    nats.js.errors.ServiceUnavailableError):
                 if asyncio.get_running_loop().time() > deadline:
                     raise
     finally:
