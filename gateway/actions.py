@@ -113,6 +113,25 @@ class Publish:
     logged: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class TypingChange:
+    """A socket started or stopped typing in a room (already coalesced by the handler)."""
+
+    socket: NamespaceSocket
+    room: str
+    active: bool
+    reply: AckTo
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceQuery:
+    """``room:presence``: the presence service answers with the room's members."""
+
+    socket: NamespaceSocket
+    room: str
+    reply: AckTo
+
+
 CONNECT_EVENT = "connect"
 
 
@@ -127,4 +146,4 @@ class Observed:
 
 
 Action = (Observed | SendText | SendBinary | Close | Opened | Closed | Join | Leave | Publish
-          | History)
+          | History | TypingChange | PresenceQuery)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from typing import Any, cast
 
+import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -24,11 +25,14 @@ from gateway.actions import (
     History,
     Join,
     Leave,
+    NamespaceSocket,
     Observed,
     Opened,
+    PresenceQuery,
     Publish,
     SendBinary,
     SendText,
+    TypingChange,
 )
 from gateway.admission import Admission
 from gateway.broker import Broker, BrokerUnavailable, PublishResult
@@ -36,11 +40,13 @@ from gateway.fanout import Fanout, Member
 from gateway.outbox import Flusher, Outbox
 from gateway.pipeline import Failure, ack_frames, answer_failure
 from gateway.pipelining import PublishPipeline
+from gateway.presence_emitter import PresenceEmitter
 from gateway.session import Session, connect_reply, too_many_connections
 from gateway.sessions import JoinFailed, Sessions
 from shared import envelope
 from shared.metrics import GatewayMetrics, event_label
 from shared.protocol.errors import CloseCode, ErrorCode
+from shared.protocol.events import TYPING_START, TYPING_STOP
 from shared.protocol.frames import BINARY, ws_frame
 from shared.subjects import encode_token
 
@@ -59,6 +65,7 @@ class Connection:
         metrics: GatewayMetrics,
         flusher: Flusher,
         budget: int,
+        presence: PresenceEmitter | None = None,
     ) -> None:
         self.ws = ws
         self.session = session
@@ -67,6 +74,7 @@ class Connection:
         self._admission = admission
         self.eio_sid = session.eio_sid
         self._broker = broker
+        self._presence = presence
         self.members: dict[str, Member] = {}
         self._pipeline: PublishPipeline[Publish] = PublishPipeline(self._published)
         self._metrics = metrics
@@ -142,6 +150,10 @@ class Connection:
                 await self._opened(action)
             elif isinstance(action, Closed):
                 await self._closed(action)
+            elif isinstance(action, TypingChange):
+                await self._typing(action)
+            elif isinstance(action, PresenceQuery):
+                await self._presence_query(action)
 
     def _observe(self, seen: Observed) -> None:
         if seen.event == CONNECT_EVENT:
@@ -186,6 +198,7 @@ class Connection:
                 recovered = False
             if recovered:
                 log.info("session %s recovered", (socket.pid or "")[:6])
+            self._presence_changed(socket)
             self._perform_now(SendText(connect_reply(socket)))
             return
         for room in list(socket.rooms):
@@ -193,6 +206,7 @@ class Connection:
                 await self._fanout.join((socket.nsp, room), member)
             except BrokerUnavailable:
                 log.warning("could not subscribe a user room; the socket misses direct events")
+        self._presence_changed(socket)
         self._perform_now(SendText(connect_reply(socket)))
 
     async def kick(self, user: str, reason: str) -> bool:
@@ -208,6 +222,7 @@ class Connection:
         member = self.members.pop(socket.nsp, None)
         self._metrics.sockets.labels(socket.nsp).dec()
         if member is not None:
+            self._presence_changed(socket, alive=False)
             for room in action.rooms:
                 await self._fanout.leave((socket.nsp, room), member)
         socket.rooms.clear()
@@ -234,6 +249,7 @@ class Connection:
         except BrokerUnavailable:
             self._fail(action.reply, "room:join", ErrorCode.UNAVAILABLE, "try again")
             return
+        self._presence_changed(socket)
         self._ack(action.reply, {"ok": True, "room": action.room})
 
     async def _leave(self, action: Leave) -> None:
@@ -241,6 +257,7 @@ class Connection:
         member = self.members.get(socket.nsp)
         if action.room in socket.rooms and member is not None:
             socket.rooms.discard(action.room)
+            self._presence_changed(socket)
             await self._fanout.leave((socket.nsp, action.room), member)
             if socket.durable:
                 await self._sessions.leave(socket, action.room)
@@ -252,6 +269,31 @@ class Connection:
                                                   action.before, action.limit)
         except BrokerUnavailable:
             self._fail(action.reply, "room:history", ErrorCode.UNAVAILABLE, "try again")
+            return
+        self._ack(action.reply, answer)
+
+    def _presence_changed(self, socket: NamespaceSocket, alive: bool = True) -> None:
+        if self._presence is not None:
+            self._presence.socket(socket, alive)
+
+    async def _typing(self, action: TypingChange) -> None:
+        socket = action.socket
+        if self._presence is not None and socket.nsp in self._presence.namespaces:
+            self._presence.typing(socket, action.room, action.active)
+            self._ack(action.reply, {"ok": True})
+            return
+        # Without a presence service (an in-memory gateway) typing goes straight to the room.
+        name = TYPING_START if action.active else TYPING_STOP
+        args = orjson.dumps([name, {"room": action.room, "user": socket.identity.sub}])
+        await self._publish(Publish(socket, action.room, args, (), None, action.reply))
+
+    async def _presence_query(self, action: PresenceQuery) -> None:
+        answer = None
+        if self._presence is not None:
+            answer = await self._presence.members(action.socket.nsp, action.room)
+        if answer is None:
+            self._fail(action.reply, "room:presence", ErrorCode.UNAVAILABLE,
+                       "presence is not available; try again")
             return
         self._ack(action.reply, answer)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.actions import Action, History, Join, Leave, Publish
+from gateway.actions import Action, History, Join, Leave, PresenceQuery, Publish, TypingChange
 from gateway.pipeline import EventContext, Failure, ack_frames
 from shared.protocol.errors import ErrorCode
 from shared.protocol.events import MESSAGE_RECEIVED, TYPING_START, TYPING_STOP
@@ -86,9 +86,10 @@ def send_message(ctx: EventContext) -> list[Action] | Failure:
 
 
 def typing(event: str) -> Any:
-    """``typing:start`` / ``typing:stop`` go to the room's members as ``{room, user}``.
-    Clients send ``typing:start`` on every keystroke; repeats within the coalescing interval
-    are acked and not published, so a room hears one start per typist and interval."""
+    """``typing:start`` / ``typing:stop`` reach the room's members as ``{room, user}``, through
+    the presence service (which sends the stop when a typist goes quiet). Clients send
+    ``typing:start`` on every keystroke; repeats within the coalescing interval are acked and
+    go no further, so a keystroke stream is one notice per interval."""
 
     def handle(ctx: EventContext) -> list[Action] | Failure:
         room = _room_of(ctx)
@@ -104,8 +105,7 @@ def typing(event: str) -> Any:
             socket.typing[room] = ctx.now
         else:
             socket.typing.pop(room, None)
-        args = orjson.dumps([event, {"room": room, "user": socket.identity.sub}])
-        return [Publish(ctx.socket, room, args, (), None, ctx.reply)]
+        return [TypingChange(socket, room, event == TYPING_START, ctx.reply)]
 
     return handle
 
@@ -152,10 +152,11 @@ def history(ctx: EventContext) -> list[Action] | Failure:
 HISTORY_DEFAULT_LIMIT = 100
 
 
-def not_yet(feature: str) -> Any:
-    """Events of the contract whose service is not deployed answer ``unavailable``."""
-
-    def handle(ctx: EventContext) -> Failure:
-        return Failure(ErrorCode.UNAVAILABLE, f"{feature} is not available on this cluster yet")
-
-    return handle
+def presence(ctx: EventContext) -> list[Action] | Failure:
+    """``room:presence``: members of a room the socket is in or may join."""
+    room = _room_of(ctx)
+    if isinstance(room, Failure):
+        return room
+    if room not in ctx.socket.rooms and not ctx.socket.identity.may_join(room):
+        return Failure(ErrorCode.FORBIDDEN, "the token does not allow this room")
+    return [PresenceQuery(ctx.socket, room, ctx.reply)]

@@ -44,9 +44,11 @@ CHAT_EVENTS = {
     events.TYPING_START: EventSpec(handlers.typing_start, LimitClass.CHAT, _ROOM),
     events.TYPING_STOP: EventSpec(handlers.typing_stop, LimitClass.CHAT, _ROOM),
     events.ROOM_HISTORY: EventSpec(handlers.history, LimitClass.REQUEST, _HISTORY),
-    events.ROOM_PRESENCE: EventSpec(
-        handlers.not_yet("room presence"), LimitClass.REQUEST, _ROOM),
+    events.ROOM_PRESENCE: EventSpec(handlers.presence, LimitClass.REQUEST, _ROOM),
 }
+
+PRESENCE_NAMESPACES = frozenset({"/chat"})
+"""Namespaces whose sockets the presence service tracks (online, members, typing)."""
 
 CUSTOM_EVENT_RE = re.compile(r"[A-Za-z0-9_:@-]{1,64}")
 

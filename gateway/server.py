@@ -35,6 +35,7 @@ from gateway.nats_broker import LogSettings, NatsBroker
 from gateway.nats_client import FanoutClient
 from gateway.outbox import Flusher
 from gateway.pipeline import Limits
+from gateway.presence_emitter import PresenceEmitter
 from gateway.session import Session, SessionConfig
 from gateway.session_store import SessionStore
 from gateway.sessions import Sessions
@@ -42,6 +43,7 @@ from shared.config import ConfigError, GatewaySettings
 from shared.jwtauth import Identity, TokenVerifier
 from shared.metrics import CONTENT_TYPE, GatewayMetrics, render
 from shared.natsconn import connect
+from shared.presence_queue import ensure_queue
 from shared.protocol.errors import CloseCode
 from shared.registry_kv import RegistryKV
 from shared.subjects import Subjects
@@ -140,8 +142,10 @@ class Gateway:
     def __init__(self, settings: GatewaySettings, broker: Broker, nc: Client | None,
                  metrics: GatewayMetrics | None = None,
                  store: SessionStore | None = None,
-                 registry: RegistryKV | None = None) -> None:
+                 registry: RegistryKV | None = None,
+                 presence: PresenceEmitter | None = None) -> None:
         self.settings = settings
+        self.presence = presence
         self.metrics = metrics or GatewayMetrics(CollectorRegistry())
         self.verifier = verifier_for(settings)
         self.policy = HandshakePolicy(
@@ -214,7 +218,8 @@ class Gateway:
                           new_id, loop.time())
         connection = Connection(ws, session, self.fanout, self.sessions, self.admission,
                                 self.broker, self.metrics,
-                                self._flusher, self.settings.send_budget_bytes)
+                                self._flusher, self.settings.send_budget_bytes,
+                                self.presence)
         self.connections.add(connection)
         try:
             await connection.run()
@@ -261,6 +266,8 @@ class Gateway:
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        if self.presence is not None:
+            await self.presence.close()
         await self.sessions.close()
         await self.broker.close()
         if self.nc is not None and not self.nc.is_closed:
@@ -293,7 +300,12 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
                                      settings.stream_replicas)
     await registry.beat(settings.instance_id)
     await registry.watch()
-    gateway = Gateway(settings, broker, nc, metrics, store, registry)
+    await ensure_queue(client.jetstream(timeout=5.0), subjects, settings.stream_replicas)
+    presence = PresenceEmitter(client.jetstream(timeout=5.0), subjects.presence_events(),
+                               settings.instance_id, new_id(), namespaces.PRESENCE_NAMESPACES,
+                               client.request, subjects.presence_query())
+    presence.start()
+    gateway = Gateway(settings, broker, nc, metrics, store, registry, presence)
     await serve_kicks(client, subjects, settings.instance_id, gateway.admission)
     await gateway.start()
     log.info("gateway %s listening on %s:%s", settings.instance_id, settings.host,

@@ -1,14 +1,14 @@
-"""``python -m presence``: online/room/typing state (health/metrics for now)."""
+"""``python -m presence``: one presence replica (run as many as the load needs)."""
 
 import asyncio
 
+from presence.server import run
 from shared.config import PresenceSettings
-from shared.nats_service import run_basic
 from shared.service import main
 
 
-async def run(settings: PresenceSettings, stop: asyncio.Event) -> None:
-    await run_basic("presence", settings, stop)
+async def serve(settings: PresenceSettings, stop: asyncio.Event) -> None:
+    await run(settings, stop)
 
 
-main("presence", PresenceSettings, run)
+main("presence", PresenceSettings, serve)

@@ -60,8 +60,12 @@ ConnKey = tuple[str, str]
 
 @dataclass(frozen=True, slots=True)
 class UserStatus:
+    """``rooms`` is the audience: the rooms the user was announced in at that moment (a
+    departure's ``left`` events may follow in the same tick and empty them)."""
+
     user: str
     status: Literal["online", "offline"]
+    rooms: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +284,7 @@ class PresenceState:
             elif kind == _OFFLINE and isinstance(key, str):
                 del self._offline_due[key]
                 self._online.discard(key)
-                events.append(UserStatus(key, "offline"))
+                events.append(UserStatus(key, "offline", frozenset(self._user_rooms.get(key, ()))))
             elif kind == _LEFT and isinstance(key, tuple):
                 del self._left_due[key]
                 room, user = key
@@ -303,6 +307,13 @@ class PresenceState:
 
     def online_users(self) -> set[str]:
         return set(self._online)
+
+    def online_count(self) -> int:
+        return len(self._online)
+
+    def gateways(self) -> set[str]:
+        """Gateways with live connections."""
+        return set(self._by_gateway)
 
     def connections(self, user: str) -> int:
         return len(self._by_user.get(user, ()))
@@ -387,7 +398,7 @@ class PresenceState:
             if self._offline_due.pop(user, None) is not None or user in self._online:
                 return []  # came back within the grace, or another tab
             self._online.add(user)
-            return [UserStatus(user, "online")]
+            return [UserStatus(user, "online", frozenset(self._user_rooms.get(user, ())))]
         if user in self._online and user not in self._offline_due:
             self._schedule_offline(user, since + self.config.grace)
         return []

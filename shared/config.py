@@ -222,7 +222,25 @@ class RouterSettings(ServiceSettings):
 
 @dataclass(frozen=True, slots=True)
 class PresenceSettings(ServiceSettings):
-    """The presence service's settings."""
+    """The presence service's settings (timings in seconds)."""
+
+    grace_s: float = _setting("SB_PRESENCE_GRACE_S", _parse_non_negative_float, 5.0,
+                              "a user goes offline / leaves a room this long after the last "
+                              "socket went, s")
+    typing_ttl_s: float = _setting("SB_TYPING_TTL_S", _parse_positive_float, 5.0,
+                                   "typing:stop is sent after this long without typing:start, s")
+    big_room: int = _setting("SB_PRESENCE_BIG_ROOM", _parse_positive_int, 1_000,
+                             "rooms with more members get count summaries, not per-user events")
+    summary_interval_s: float = _setting("SB_PRESENCE_SUMMARY_S", _parse_positive_float, 2.0,
+                                         "at most one count summary per big room per, s")
+    list_max: int = _setting("SB_PRESENCE_LIST_MAX", _parse_positive_int, 1_000,
+                             "room:presence lists at most this many users (count is exact)")
+    replica_ttl_s: float = _setting("SB_PRESENCE_REPLICA_TTL_S", _parse_positive_float, 3.0,
+                                    "a dead presence replica's share moves on after, s")
+    gateway_ttl_s: float = _setting("SB_GATEWAY_TTL_S", _parse_positive_float, 3.0,
+                                    "a dead gateway's connections stop counting after, s")
+    stream_replicas: int = _setting("SB_STREAM_REPLICAS", _parse_positive_int, 1,
+                                    "replicas of the presence work queue and bucket")
 
 
 S = TypeVar("S", bound=ServiceSettings)

@@ -129,3 +129,14 @@ class Subjects:
         """The server API over NATS (queue group ``router``): publish, send, connections,
         kick."""
         return f"{self.prefix}.api.{encode_token(operation)}"
+
+    def presence_events(self) -> str:
+        """Gateways' socket records and typing notices; a work-queue stream captures it."""
+        return f"{self.prefix}.presence.in"
+
+    def presence_query(self) -> str:
+        """Request/reply (queue group ``presence``): ``{"namespace", "room"}`` → members."""
+        return f"{self.prefix}.presence.query"
+
+    def presence_stream(self) -> str:
+        return f"{self.prefix}_PRESENCE".upper().replace("-", "_")

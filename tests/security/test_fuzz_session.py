@@ -6,7 +6,8 @@ What every run checks, frame by frame:
 * every action is one of :mod:`gateway.actions`' types;
 * an EVENT that carries an ack id on a connected namespace gets exactly one answer unless the
   frame closed the connection: an ACK frame ``43<nsp>,<id>[...]`` or a deferred action
-  (``Join``/``Leave``/``Publish``/``History``) whose ``reply`` the shell acks; nothing else
+  (``Join``/``Leave``/``Publish``/``History``/``TypingChange``/
+  ``PresenceQuery``) whose ``reply`` the shell acks; nothing else
   is acked. Binary events are answered by the frame that completes them. The oracle reads the
   header with its own regular expression, not with the parser under test;
 * a malformed text packet (one ``parse_packet`` refuses) gets exactly one answer while a
@@ -49,9 +50,11 @@ from gateway.actions import (
     Join,
     Leave,
     Opened,
+    PresenceQuery,
     Publish,
     SendBinary,
     SendText,
+    TypingChange,
 )
 from gateway.namespaces import NAMESPACES
 from gateway.pipeline import Limits, Namespace
@@ -73,7 +76,7 @@ from tests.support.tokens import SECRET, make_token
 VERIFIER = TokenVerifier(("HS256",), secret=SECRET)
 ALICE = make_token("alice")
 ACTION_TYPES = get_args(Action)
-DEFERRED = (Join, Leave, Publish, History)
+DEFERRED = (Join, Leave, Publish, History, TypingChange, PresenceQuery)
 ERROR_CODES = frozenset(code.value for code in ErrorCode)
 HIGH = Limits(chat_rate=1e6, chat_burst=10**6, request_rate=1e6, request_burst=10**6)
 TIGHT = Limits(chat_rate=1, chat_burst=2, request_rate=1, request_burst=2)

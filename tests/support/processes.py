@@ -99,3 +99,13 @@ def gateway(nats_url: str, secret: str, scheme: str = "http", **env: str) -> Ser
         "SB_DRAIN_WINDOW_S": "0.5",  # tests stop gateways with clients still connected
     }
     return Service("gateway", {**base, **env}, port, scheme)
+
+
+def presence(nats_url: str, **env: str) -> Service:
+    (port,) = free_ports(1)
+    base = {
+        "SB_NATS_URL": nats_url,
+        "SB_INSTANCE_ID": f"presence-test-{port}",
+        "SB_LOG_LEVEL": "INFO",
+    }
+    return Service("presence", {**base, **env}, port)

@@ -24,9 +24,11 @@ from gateway.actions import (
     NamespaceSocket,
     Observed,
     Opened,
+    PresenceQuery,
     Publish,
     Restore,
     SendText,
+    TypingChange,
 )
 from gateway.namespaces import NAMESPACES
 from gateway.pipeline import Limits
@@ -494,16 +496,20 @@ def test_attachment_placeholder_out_of_range_is_a_bad_request_and_the_socket_liv
                 Publish)
 
 
-def test_typing_publishes_room_and_user_once_joined() -> None:
+def test_typing_goes_to_the_shell_once_joined_and_repeats_are_coalesced() -> None:
     c = connected()
 
     assert error_code(c.emit("/chat", 1, "typing:start", {"room": ROOM}), "/chat", 1) == (
         "forbidden"
     )
     c.joined(ROOM)
-    publish = only(c.emit("/chat", 2, "typing:start", {"room": ROOM}), Publish)
-    assert json.loads(publish.args) == ["typing:start", {"room": ROOM, "user": "alice"}]
-    assert publish.message_id is None
+    change = only(c.emit("/chat", 2, "typing:start", {"room": ROOM}), TypingChange)
+    assert (change.room, change.active, change.reply.id) == (ROOM, True, 2)
+    repeat = c.emit("/chat", 3, "typing:start", {"room": ROOM})
+    assert not [a for a in repeat if isinstance(a, TypingChange)]
+    assert reply(repeat, "/chat", 3) == {"ok": True}
+    stop = only(c.emit("/chat", 4, "typing:stop", {"room": ROOM}), TypingChange)
+    assert (stop.room, stop.active) == (ROOM, False)
 
 
 # --- other events --------------------------------------------------------------------------
@@ -532,12 +538,14 @@ def test_live_updates_joins_but_does_not_chat() -> None:
     assert error_code(actions, "/live-updates", 2) == "unknown_event"
 
 
-def test_presence_is_unavailable_until_the_presence_service_lands() -> None:
+def test_room_presence_asks_the_shell_for_a_room_the_socket_may_see() -> None:
     c = connected()
     c.joined(ROOM)
 
-    assert error_code(c.emit("/chat", 1, "room:presence", {"room": ROOM}), "/chat",
-                      1) == "unavailable"
+    query = only(c.emit("/chat", 1, "room:presence", {"room": ROOM}), PresenceQuery)
+    assert (query.room, query.reply.id) == (ROOM, 1)
+    assert error_code(c.emit("/chat", 2, "room:presence", {"room": "user:bob"}), "/chat",
+                      2) == "forbidden"
 
 
 def test_history_asks_the_shell_to_read_the_log() -> None:
@@ -817,13 +825,13 @@ def test_rejections_spread_over_more_than_the_window_are_not_abuse() -> None:
 def test_repeated_typing_starts_are_coalesced() -> None:
     c = connected()
     c.joined(ROOM)
-    assert only(c.emit("/chat", 1, "typing:start", {"room": ROOM}), Publish)
+    assert only(c.emit("/chat", 1, "typing:start", {"room": ROOM}), TypingChange)
     c.now = 1.0
     repeat = c.emit("/chat", 2, "typing:start", {"room": ROOM})
-    assert not any(isinstance(a, Publish) for a in repeat)
+    assert not any(isinstance(a, TypingChange) for a in repeat)
     assert reply(repeat, "/chat", 2) == {"ok": True}
-    assert only(c.emit("/chat", 3, "typing:stop", {"room": ROOM}), Publish)
+    assert only(c.emit("/chat", 3, "typing:stop", {"room": ROOM}), TypingChange)
     c.now = 1.5
-    assert only(c.emit("/chat", 4, "typing:start", {"room": ROOM}), Publish)
+    assert only(c.emit("/chat", 4, "typing:start", {"room": ROOM}), TypingChange)
     c.now = 3.6
-    assert only(c.emit("/chat", 5, "typing:start", {"room": ROOM}), Publish)
+    assert only(c.emit("/chat", 5, "typing:start", {"room": ROOM}), TypingChange)
