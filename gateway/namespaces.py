@@ -22,6 +22,7 @@ from types import MappingProxyType
 from gateway import handlers
 from gateway.middleware import authenticate, known_event, rate_limit, validate_schema
 from gateway.pipeline import EventSpec, LimitClass, Namespace
+from shared.presence_wire import PRESENCE_NAMESPACES
 from shared.protocol import events
 from shared.schemas import compile_schema
 from shared.subjects import namespace_token
@@ -47,8 +48,7 @@ CHAT_EVENTS = {
     events.ROOM_PRESENCE: EventSpec(handlers.presence, LimitClass.REQUEST, _ROOM),
 }
 
-PRESENCE_NAMESPACES = frozenset({"/chat"})
-"""Namespaces whose sockets the presence service tracks (online, members, typing)."""
+__all__ = ["NAMESPACES", "PRESENCE_NAMESPACES", "build", "custom_events"]
 
 CUSTOM_EVENT_RE = re.compile(r"[A-Za-z0-9_:@-]{1,64}")
 

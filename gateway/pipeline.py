@@ -14,6 +14,7 @@ from typing import Any
 
 from gateway.actions import AckTo, Action, NamespaceSocket, SendBinary, SendText
 from shared.jwtauth import Identity, TokenVerifier
+from shared.presence_wire import TYPING_REFRESH_S
 from shared.protocol.errors import ErrorCode, error_ack, error_body
 from shared.protocol.events import REQUEST_ERROR
 from shared.protocol.packets import Packet, PacketType, encode_packet
@@ -34,7 +35,7 @@ class Limits:
     attachment_max_bytes: int = 262_144
     max_rooms: int = 100
     abuse_factor: float = 10.0
-    typing_coalesce_s: float = 2.0
+    typing_coalesce_s: float = TYPING_REFRESH_S
 
 
 @dataclass(frozen=True, slots=True)

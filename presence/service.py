@@ -59,6 +59,7 @@ from presence.store import Change, PresenceStore
 from shared.config import PresenceSettings
 from shared.presence_queue import CONSUMER, consumer_config, ensure_queue
 from shared.presence_wire import (
+    PRESENCE_NAMESPACES,
     GatewayBoot,
     Notice,
     SocketRecord,
@@ -70,7 +71,7 @@ from shared.presence_wire import (
 )
 from shared.protocol.events import PRESENCE_UPDATE, TYPING_START, TYPING_STOP
 from shared.registry_kv import RegistryKV
-from shared.subjects import NAMESPACE_TOKENS, Subjects, is_valid_room_name
+from shared.subjects import Subjects, is_valid_room_name
 
 log = logging.getLogger(__name__)
 
@@ -146,16 +147,20 @@ class PresenceService:
         sub = await self._js.pull_subscribe(
             self._subjects.presence_events(), durable=CONSUMER,
             stream=self._subjects.presence_stream(), config=consumer_config())
-        while True:
-            try:
-                msgs = await sub.fetch(BATCH, timeout=1.0)
-            except (NatsTimeoutError, TimeoutError):
-                continue
-            except (NatsError, JetStreamError) as exc:
-                log.warning("presence work queue unreadable (%s); retrying", exc)
-                await asyncio.sleep(RETRY_S)
-                continue
-            await self._store_batch(msgs)
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(BATCH, timeout=1.0)
+                except (NatsTimeoutError, TimeoutError):
+                    continue
+                except (NatsError, JetStreamError) as exc:
+                    log.warning("presence work queue unreadable (%s); retrying", exc)
+                    await asyncio.sleep(RETRY_S)
+                    continue
+                await self._store_batch(msgs)
+        finally:
+            with contextlib.suppress(NatsError, TimeoutError):
+                await sub.unsubscribe()  # a pull subscription left behind stalls a drain
 
     async def _store_batch(self, msgs: list[Msg]) -> None:
         started = time.perf_counter()
@@ -413,8 +418,8 @@ class PresenceService:
         if not isinstance(request, dict):
             return _error("bad_request", "expected a JSON object {namespace, room}")
         nsp, room = request.get("namespace", "/chat"), request.get("room")
-        if nsp not in NAMESPACE_TOKENS:
-            return _error("bad_request", "unknown namespace")
+        if not isinstance(nsp, str) or nsp not in PRESENCE_NAMESPACES:
+            return _error("bad_request", "presence is kept for namespace /chat only")
         if not is_valid_room_name(room):
             return _error("bad_request", "room must be 1-128 characters of [A-Za-z0-9_:@-]")
         assert isinstance(nsp, str) and isinstance(room, str)

@@ -1,8 +1,10 @@
 """The server API over HTTP (``/api/v1/...``): a short shell around :class:`router.api.Api`.
 
-It checks the bearer key, reads the path's user and the JSON body, and writes the answer;
-every other rule is the front door's. Framework-level refusals under ``/api/`` (unknown path,
-wrong method, body over the size limit) are answered in the same JSON error shape.
+It checks the bearer key, reads the path's user and the JSON body (``presence``: the path's
+room and the ``namespace`` query parameter, as the body the NATS door gets), and writes the
+answer; every other rule is the front door's. Framework-level refusals under ``/api/``
+(unknown path, wrong method, body over the size limit) are answered in the same JSON error
+shape.
 """
 
 from __future__ import annotations
@@ -43,6 +45,23 @@ def respond(answer: Answer) -> web.Response:
                         content_type="application/json", headers=headers)
 
 
+def presence_body(request: web.Request) -> dict[str, object]:
+    """``GET /rooms/{room}/presence?namespace=``: the same ``{"room", "namespace"?}`` a NATS
+    request carries (without the parameter, the namespace defaults as it does there)."""
+    body: dict[str, object] = {"room": request.match_info.get("room")}
+    if "namespace" in request.query:
+        body["namespace"] = request.query["namespace"]
+    return body
+
+
+async def _input(operation: str, request: web.Request) -> object | Failure:
+    if operation == "connections":
+        return {}
+    if operation == "presence":
+        return presence_body(request)
+    return await _body(request)
+
+
 async def _body(request: web.Request) -> object | Failure:
     """The decoded JSON body; ``None`` for an empty one."""
     try:
@@ -58,7 +77,7 @@ def _handler(api: Api, operation: str, api_key: str, clock: Callable[[], float])
             answer = failed(unauthorized())
             api.count(operation, "http", answer)
             return respond(answer)
-        body = {} if operation == "connections" else await _body(request)
+        body = await _input(operation, request)
         user = request.match_info.get("user")
         return respond(await api.handle(operation, body, user, clock(), "http"))
 
@@ -86,3 +105,5 @@ def add_routes(app: web.Application, api: Api, api_key: str,
                        _handler(api, "connections", api_key, clock))
     app.router.add_delete(f"{PREFIX}/users/{{user}}/connections",
                           _handler(api, "kick", api_key, clock))
+    app.router.add_get(f"{PREFIX}/rooms/{{room}}/presence",
+                       _handler(api, "presence", api_key, clock))

@@ -1,7 +1,8 @@
 """The router's Prometheus metrics (``switchboard_router_`` prefix), on the service's registry.
 
-Labels stay bounded: the operation (one of four, or ``other``), the transport (``http`` or
-``nats``) and the HTTP status — never a user, room or gateway id.
+Labels stay bounded: the operation (one of :data:`router.requests.OPERATIONS`, or
+``other``), the transport (``http`` or ``nats``) and the HTTP status — never a user, room or
+gateway id.
 """
 
 from __future__ import annotations

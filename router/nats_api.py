@@ -1,9 +1,10 @@
 """The server API over NATS request/reply: ``<prefix>.api.<operation>`` in queue group
 ``router``, so each request reaches one router replica.
 
-The request is the HTTP body plus ``"user"`` where the HTTP path has it; the reply is the
-HTTP answer plus ``"status"``. No API key: who may publish on ``<prefix>.api.>`` is NATS's
-own authorisation. Requests run as tasks, at most ``max_in_flight`` at once, so one slow kick
+The request is the HTTP body plus ``"user"`` where the HTTP path has it (``presence``:
+``{"room", "namespace"?}``, the HTTP path's room and query); the reply is the HTTP answer plus
+``"status"``. No API key: who may publish on ``<prefix>.api.>`` is NATS's own authorisation.
+Requests run as tasks, at most ``max_in_flight`` at once, so one slow kick (or presence query)
 does not hold up the others.
 """
 

@@ -1,6 +1,6 @@
-"""The server API's operations, on injected effects: a registry lookup, a broker publish and
-a per-gateway kick request. No HTTP, no NATS subjects: both front doors call :meth:`execute`
-with a validated request, and tests call it with fakes.
+"""The server API's operations, on injected effects: a registry lookup, a broker publish,
+a per-gateway kick request and a presence query. No HTTP, no NATS subjects: both front doors
+call :meth:`execute` with a validated request, and tests call it with fakes.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import logging
 from typing import Any, Protocol
 
 from gateway.broker import BrokerUnavailable, PublishResult
-from router.answers import Answer, failed, ok, unavailable
-from router.requests import Kick, ListConnections, Publish, Request, Send
+from router.answers import Answer, bad_request, failed, ok, unavailable
+from router.requests import Kick, ListConnections, Publish, Request, RoomPresence, Send
 from shared.registry import ConnectionInfo
 from shared.registry_kv import RegistryUnavailable
 
@@ -42,6 +42,16 @@ class Kicker(Protocol):
         did not answer. Never raises for a gateway that is gone."""
 
 
+class PresenceUnavailable(Exception):
+    """No presence replica answered (none running, or none in time)."""
+
+
+class PresenceAsker(Protocol):
+    async def __call__(self, namespace: str, room: str) -> object:
+        """The presence service's reply to ``{"namespace", "room"}``, decoded (``None`` if it
+        was not JSON). Raises ``PresenceUnavailable`` when no replica answered."""
+
+
 def connections_in(live: dict[str, ConnectionInfo], namespace: str) -> int:
     """How many of the user's live connections have ``namespace`` (so got a send to it)."""
     return sum(1 for info in live.values() if namespace in info.namespaces)
@@ -53,14 +63,50 @@ def listing(live: dict[str, ConnectionInfo]) -> list[dict[str, Any]]:
     return [{"id": conn_id, **info.to_json()} for conn_id, info in ordered]
 
 
+def presence_answer(request: RoomPresence, reply: object) -> Answer:
+    """The API's answer from the presence service's reply: ``{ok, room, users, count,
+    truncated}`` or ``{ok: false, error: {code, message}}``. A reply of any other shape is
+    503 ``unavailable`` (a presence replica of another version, say), never a 500."""
+    if not isinstance(reply, dict):
+        return _unreadable(request, "not a JSON object")
+    if reply.get("ok") is True:
+        users, count, truncated = reply.get("users"), reply.get("count"), reply.get("truncated")
+        if (not isinstance(users, list) or not all(isinstance(u, str) for u in users)
+                or not isinstance(count, int) or isinstance(count, bool)
+                or count < len(users) or not isinstance(truncated, bool)
+                or reply.get("room") != request.room):
+            return _unreadable(request, "not {ok, room, users, count, truncated}")
+        return ok(room=request.room, namespace=request.namespace, users=users, count=count,
+                  truncated=truncated)
+    error = reply.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(message, str):
+        message = "no message"
+    if reply.get("ok") is False and code == "bad_request":
+        return failed(bad_request(f"presence refused the query: {message}"))
+    if reply.get("ok") is False and code == "unavailable":
+        return failed(unavailable(f"presence is unavailable: {message}"))
+    return _unreadable(request, f"error code {code!r}")
+
+
+def _unreadable(request: RoomPresence, what: str) -> Answer:
+    log.warning("presence answered a query for %s %r with %s", request.namespace,
+                request.room, what)
+    return failed(unavailable("presence gave an answer the router cannot read; see its log"))
+
+
 class Operations:
-    def __init__(self, lookup: Lookup, publisher: Publisher, kicker: Kicker) -> None:
+    def __init__(self, lookup: Lookup, publisher: Publisher, kicker: Kicker,
+                 presence: PresenceAsker) -> None:
         self._lookup = lookup
         self._publisher = publisher
         self._kicker = kicker
+        self._presence = presence
 
     async def execute(self, request: Request) -> Answer:
-        """Run one validated request; NATS trouble answers 503 ``unavailable``."""
+        """Run one validated request; NATS trouble (or no presence replica) answers 503
+        ``unavailable``."""
         try:
             if isinstance(request, Publish):
                 result = await self._publish(request)
@@ -69,9 +115,14 @@ class Operations:
                 return await self._send(request)
             if isinstance(request, ListConnections):
                 return ok(connections=listing(await self._lookup(request.user)))
+            if isinstance(request, RoomPresence):
+                reply = await self._presence(request.namespace, request.room)
+                return presence_answer(request, reply)
             return await self._kick(request)
         except (BrokerUnavailable, RegistryUnavailable) as exc:
             return failed(unavailable(f"NATS could not take the request now: {exc}"))
+        except PresenceUnavailable as exc:
+            return failed(unavailable(f"presence is unavailable: {exc}"))
 
     async def _publish(self, request: Publish) -> PublishResult:
         return await self._publisher.publish(request.namespace, request.room, request.body,

@@ -14,15 +14,22 @@ import orjson
 
 from router.answers import Failure, bad_request, too_large
 from shared.protocol.events import RESERVED
-from shared.subjects import encode_token, is_valid_room_name, is_valid_sub, user_room
+from shared.subjects import (
+    NAMESPACE_TOKENS,
+    encode_token,
+    is_valid_room_name,
+    is_valid_sub,
+    user_room,
+)
 
-NAMESPACES = frozenset({"/", "/chat", "/notifications", "/live-updates"})
+NAMESPACES = frozenset(NAMESPACE_TOKENS)
+PRESENCE_NAMESPACE = "/chat"
 DURABLE = frozenset({"/chat", "/notifications"})
 EVENT_RE = re.compile(r"[A-Za-z0-9_:@-]{1,64}")
 IDEMPOTENCY_ID_RE = re.compile(r"[A-Za-z0-9_:@.-]{1,64}")
 DATA_MAX_BYTES = 64 * 1024
 REASON_MAX = 256
-OPERATIONS = ("publish", "send", "connections", "kick")
+OPERATIONS = ("publish", "send", "connections", "kick", "presence")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +65,15 @@ class Kick:
     reason: str | None
 
 
-Request = Publish | Send | ListConnections | Kick
+@dataclass(frozen=True, slots=True)
+class RoomPresence:
+    """Who is in a room of a namespace, as the presence service sees it."""
+
+    namespace: str
+    room: str
+
+
+Request = Publish | Send | ListConnections | Kick | RoomPresence
 
 
 def decode_json(raw: bytes) -> object | Failure:
@@ -70,8 +85,14 @@ def decode_json(raw: bytes) -> object | Failure:
     return value
 
 
+def is_namespace(value: object) -> bool:
+    """One of the contract's namespaces (and never a ``TypeError`` for an unhashable one)."""
+    return isinstance(value, str) and value in NAMESPACES
+
+
 def parse(operation: str, body: object, user: object = None) -> Request | Failure:
-    """Validate one API call. ``user`` is the path's user (HTTP) or the body's (NATS)."""
+    """Validate one API call. ``user`` is the path's user (HTTP) or the body's (NATS);
+    ``presence`` reads its room and namespace from the body (HTTP: path and query)."""
     if operation == "kick" and body is None:
         body = {}
     if not isinstance(body, dict):
@@ -82,6 +103,8 @@ def parse(operation: str, body: object, user: object = None) -> Request | Failur
             return bad_request("room must be 1-128 characters of [A-Za-z0-9_:@-]")
         assert isinstance(room, str)
         return _publish(body, room)
+    if operation == "presence":
+        return _room_presence(body)
     if operation not in OPERATIONS:
         return Failure(404, "not_found", f"no operation {operation!r}")
     if not is_valid_sub(user):
@@ -98,10 +121,25 @@ def parse(operation: str, body: object, user: object = None) -> Request | Failur
     return Kick(user, reason)
 
 
+def _namespace_failure() -> Failure:
+    return bad_request("namespace must be one of " + ", ".join(sorted(NAMESPACES)))
+
+
+def _room_presence(body: dict[str, object]) -> RoomPresence | Failure:
+    room = body.get("room")
+    if not is_valid_room_name(room):
+        return bad_request("room must be 1-128 characters of [A-Za-z0-9_:@-]")
+    namespace = body.get("namespace", PRESENCE_NAMESPACE)  # absent only: null is refused
+    if not is_namespace(namespace):
+        return _namespace_failure()
+    assert isinstance(room, str) and isinstance(namespace, str)
+    return RoomPresence(namespace, room)
+
+
 def _publish(body: dict[str, object], room: str) -> Publish | Failure:
     namespace = body.get("namespace")
-    if namespace not in NAMESPACES:
-        return bad_request("namespace must be one of " + ", ".join(sorted(NAMESPACES)))
+    if not is_namespace(namespace):
+        return _namespace_failure()
     assert isinstance(namespace, str)
     event = body.get("event")
     if not isinstance(event, str) or not EVENT_RE.fullmatch(event) or event in RESERVED:

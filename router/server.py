@@ -24,6 +24,7 @@ from router.kicks import gateway_kicker
 from router.metrics import RouterMetrics
 from router.nats_api import NatsApi
 from router.operations import Operations
+from router.presence_query import presence_asker
 from router.reaper import Reaper
 from router.settings import RouterApiSettings
 from shared import httpservice
@@ -83,7 +84,8 @@ async def run(settings: RouterApiSettings, stop: asyncio.Event) -> None:
     log_settings = LogSettings(replicas=settings.stream_replicas)
     await ensure_missing_streams(nc, subjects, log_settings)
     broker = NatsBroker(nc, subjects, log_settings)
-    api = Api(Operations(lookup, broker, gateway_kicker(nc, subjects)),
+    api = Api(Operations(lookup, broker, gateway_kicker(nc, subjects),
+                         presence_asker(nc.request, subjects)),
               TokenBucket.full(settings.api_rate, settings.api_burst, loop.time()), metrics)
     nats_api = NatsApi(nc, subjects, api, loop.time)
     await nats_api.start()

@@ -17,6 +17,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared.presence_wire import TYPING_REFRESH_S
+
 MIN_SECRET_BYTES = 32
 
 
@@ -241,6 +243,12 @@ class PresenceSettings(ServiceSettings):
                                     "a dead gateway's connections stop counting after, s")
     stream_replicas: int = _setting("SB_STREAM_REPLICAS", _parse_positive_int, 1,
                                     "replicas of the presence work queue and bucket")
+
+    def __post_init__(self) -> None:
+        ServiceSettings.__post_init__(self)
+        if self.typing_ttl_s <= TYPING_REFRESH_S:
+            raise ConfigError(f"SB_TYPING_TTL_S={self.typing_ttl_s}: must be longer than the "
+                              f"{TYPING_REFRESH_S} s gateways take between typing refreshes")
 
 
 S = TypeVar("S", bound=ServiceSettings)

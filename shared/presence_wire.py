@@ -23,7 +23,13 @@ import orjson
 
 from shared.subjects import is_valid_room_name, is_valid_sub
 
+PRESENCE_NAMESPACES = frozenset({"/chat"})
+"""Namespaces whose sockets presence tracks (online, members, typing)."""
+
 MAX_ROOMS = 1_000
+TYPING_REFRESH_S = 2.0
+"""A gateway forwards at most one ``typing:start`` per socket and room per this interval, so
+a continuous typist refreshes presence's typing TTL this often; the TTL must be longer."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The server API for backends against real NATS, two gateways, two router replicas and the
 real socket.io-client: auth and bad input, room publishes across gateways, targeted sends to
 every connection of a user and no other socket, offline users, connection listings, kicks,
-the Python backend helper over NATS, and a replica killed while requests are in flight."""
+the Python backend helper over NATS, a replica killed while requests are in flight, and room
+presence answered by a real presence replica (on a subject prefix of its own)."""
 
 from __future__ import annotations
 
@@ -10,34 +11,37 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import nats
+import orjson
 import pytest
 from nats.aio.client import Client
 
 from client.backend import Backend, BackendError
 from devcluster.natsserver import NatsServer, free_ports
 from shared.registry import UserEntry
-from shared.subjects import encode_token
+from shared.subjects import Subjects, encode_token
+from tests.support import processes
 from tests.support.jsclient import JsClients
 from tests.support.processes import Service
 from tests.support.timing import UNIT
-from tests.support.tokens import make_token
+from tests.support.tokens import SECRET, make_token
 
 pytestmark = pytest.mark.integration
 
 API_KEY = "router-test-api-key-0123456789abcdef"
 
 
-def router(nats_url: str) -> Service:
+def router(nats_url: str, **env: str) -> Service:
     (port,) = free_ports(1)
-    env = {"SB_NATS_URL": nats_url, "SB_API_KEY": API_KEY, "SB_INSTANCE_ID": f"rt-{port}",
-           "SB_LOG_LEVEL": "INFO"}
-    return Service("router", env, port)
+    base = {"SB_NATS_URL": nats_url, "SB_API_KEY": API_KEY, "SB_INSTANCE_ID": f"rt-{port}",
+            "SB_LOG_LEVEL": "INFO"}
+    return Service("router", {**base, **env}, port)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +98,8 @@ def events_named(js: JsClients, client: str, event: str) -> list[dict[str, Any]]
 # --- auth and bad input ---------------------------------------------------------------------
 
 ENDPOINTS = [("POST", "/api/v1/publish"), ("POST", "/api/v1/users/u/send"),
-             ("GET", "/api/v1/users/u/connections"), ("DELETE", "/api/v1/users/u/connections")]
+             ("GET", "/api/v1/users/u/connections"), ("DELETE", "/api/v1/users/u/connections"),
+             ("GET", "/api/v1/rooms/room:a/presence")]
 
 
 @pytest.mark.parametrize("key", [None, "wrong-key", API_KEY + "x", ""])
@@ -405,3 +410,149 @@ async def test_a_killed_gateways_connections_vanish_and_are_reaped(
 
     await until(unlisted)
     await until(reaped)
+
+
+# --- room presence ------------------------------------------------------------------------------
+# Presence replicas, gateways and routers that work together share a subject prefix; any
+# presence replica on a prefix answers its queries, so these tests use prefixes of their own.
+
+PRESENCE_TIMINGS = {"SB_PRESENCE_GRACE_S": "1", "SB_GATEWAY_TTL_S": "1",
+                    "SB_PRESENCE_REPLICA_TTL_S": "1"}
+
+
+def fresh_prefix() -> str:
+    return f"rp{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class PresenceStack:
+    prefix: str
+    presence: Service
+    gateway: Service
+    router: Service
+
+
+@pytest.fixture(scope="module")
+def presence_stack(nats_server: NatsServer, service_logs: Path) -> Iterator[PresenceStack]:
+    """A presence replica, a gateway and a router on one prefix, stopped by PID whatever
+    happens."""
+    env = {"SB_SUBJECT_PREFIX": fresh_prefix(), **PRESENCE_TIMINGS}
+    started: list[Service] = []
+    try:
+        replica = processes.presence(nats_server.url, **env)
+        started.append(replica)
+        replica.start(service_logs)
+        gateway = processes.gateway(nats_server.url, SECRET, **env)
+        started.append(gateway)
+        gateway.start(service_logs)
+        api = router(nats_server.url, **env)
+        started.append(api)
+        api.start(service_logs)
+        yield PresenceStack(env["SB_SUBJECT_PREFIX"], replica, gateway, api)
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+def presence_path(room: str, namespace: str | None = None) -> str:
+    query = "" if namespace is None else f"?namespace={quote(namespace, safe='')}"
+    return f"/api/v1/rooms/{quote(room, safe=':@')}/presence{query}"
+
+
+async def test_presence_lists_the_users_in_a_room(
+    js: JsClients, nc: Client, http: aiohttp.ClientSession, presence_stack: PresenceStack
+) -> None:
+    stack = presence_stack
+    room = unique("room:present")
+    alice, bob = unique("alice"), unique("bob")
+    for name, sub in (("a", alice), ("b", bob)):
+        assert (await js.connect(name, stack.gateway.url, "/chat", make_token(sub)))["type"] \
+            == "connect"
+        assert (await js.call(name, "room:join", {"room": room}))["ok"] is True
+
+    async def members(expected: list[str]) -> bool:
+        status, answer = await call(http, stack.router, "GET", presence_path(room))
+        assert status == 200, answer
+        return bool(answer["users"] == expected)
+
+    both = sorted([alice, bob])
+    await until(lambda: members(both))
+    status, answer = await call(http, stack.router, "GET", presence_path(room, "/chat"))
+    assert (status, answer) == (200, {"ok": True, "room": room, "namespace": "/chat",
+                                      "users": both, "count": 2, "truncated": False})
+
+    # the same operation over the router's NATS API
+    reply = await nc.request(Subjects(stack.prefix).api("presence"),
+                             orjson.dumps({"room": room, "namespace": "/chat"}),
+                             timeout=5 * UNIT)
+    assert orjson.loads(reply.data) == {**answer, "status": 200}
+
+    # a socket that leaves is dropped once the grace (1 s here) is over
+    await js.close("b")
+    await until(lambda: members([alice]))
+
+
+async def test_presence_of_an_empty_room_is_count_zero(
+    http: aiohttp.ClientSession, presence_stack: PresenceStack
+) -> None:
+    room = unique("room:nobody")
+    for namespace in (None, "/chat"):
+        status, answer = await call(http, presence_stack.router, "GET",
+                                    presence_path(room, namespace))
+        assert (status, answer) == (200, {"ok": True, "room": room,
+                                          "namespace": namespace or "/chat", "users": [],
+                                          "count": 0, "truncated": False})
+    status, answer = await call(http, presence_stack.router, "GET",
+                                presence_path(room, "/notifications"))  # no presence there
+    assert (status, answer["error"]["code"]) == (400, "bad_request")
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/rooms/a%20b/presence", "/api/v1/rooms/x.%3E/presence",
+    "/api/v1/rooms/" + "r" * 129 + "/presence", "/api/v1/rooms/room:a/presence?namespace=chat",
+    "/api/v1/rooms/room:a/presence?namespace=",
+])
+async def test_presence_bad_room_or_namespace_is_400(
+    http: aiohttp.ClientSession, presence_stack: PresenceStack, path: str
+) -> None:
+    status, answer = await call(http, presence_stack.router, "GET", path)
+    assert (status, answer["ok"], answer["error"]["code"]) == (400, False, "bad_request")
+
+
+async def test_presence_bad_input_over_nats_is_400(
+    nc: Client, presence_stack: PresenceStack
+) -> None:
+    subject = Subjects(presence_stack.prefix).api("presence")
+    for body in ({"room": "x.>"}, {"room": "room:a", "namespace": ["/chat"]}, {}):
+        reply = orjson.loads((await nc.request(subject, orjson.dumps(body),
+                                               timeout=5 * UNIT)).data)
+        assert (reply["status"], reply["error"]["code"]) == (400, "bad_request"), body
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+async def test_presence_needs_the_api_key(
+    http: aiohttp.ClientSession, presence_stack: PresenceStack, key: str | None
+) -> None:
+    status, answer = await call(http, presence_stack.router, "GET", presence_path("room:a"),
+                                key=key)
+    assert (status, answer["error"]["code"]) == (401, "unauthorized")
+
+
+async def test_presence_without_a_replica_is_503(
+    nc: Client, http: aiohttp.ClientSession, nats_server: NatsServer, service_logs: Path
+) -> None:
+    prefix = fresh_prefix()  # no presence replica ever runs on it
+    lonely = router(nats_server.url, SB_SUBJECT_PREFIX=prefix, **PRESENCE_TIMINGS)
+    try:
+        lonely.start(service_logs)
+        status, answer = await call(http, lonely, "GET", presence_path("room:a"))
+        assert (status, answer["ok"], answer["error"]["code"]) == (503, False, "unavailable")
+        assert "presence" in answer["error"]["message"]
+        reply = await nc.request(Subjects(prefix).api("presence"),
+                                 orjson.dumps({"room": "room:a"}), timeout=5 * UNIT)
+        assert orjson.loads(reply.data)["status"] == 503
+        # a bad room is still refused before presence is asked
+        status, answer = await call(http, lonely, "GET", presence_path("a b"))
+        assert status == 400
+    finally:
+        lonely.stop()

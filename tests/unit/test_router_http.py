@@ -13,7 +13,6 @@ from prometheus_client import CollectorRegistry
 from router.api import Api
 from router.http_api import add_routes, authorized
 from router.metrics import RouterMetrics
-from router.operations import Operations
 from shared import httpservice
 from shared.ratelimit import TokenBucket
 from tests.unit.test_router_operations import Fakes
@@ -42,7 +41,7 @@ def registry() -> CollectorRegistry:
 
 @pytest.fixture
 async def client(fakes: Fakes, registry: CollectorRegistry) -> AsyncIterator[TestClient]:
-    api = Api(Operations(fakes.lookup, fakes, fakes.kick), TokenBucket.full(10, 3, 0.0),
+    api = Api(fakes.operations(), TokenBucket.full(10, 3, 0.0),
               RouterMetrics(registry))
     app = httpservice.health_app(registry, lambda: True)
     add_routes(app, api, KEY, Clock())
@@ -69,12 +68,13 @@ async def test_without_the_key_every_endpoint_is_401(client: TestClient,
                                                      fakes: Fakes) -> None:
     for method, path in [("POST", "/api/v1/publish"), ("POST", "/api/v1/users/u/send"),
                          ("GET", "/api/v1/users/u/connections"),
-                         ("DELETE", "/api/v1/users/u/connections")]:
+                         ("DELETE", "/api/v1/users/u/connections"),
+                         ("GET", "/api/v1/rooms/room:a/presence")]:
         answer = await client.request(method, path, json=PUBLISH, headers=headers)
         assert answer.status == 401
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
         assert (await answer.json())["error"]["code"] == "unauthorized"
-    assert fakes.published == [] and fakes.kicks == []
+    assert fakes.published == [] and fakes.kicks == [] and fakes.presence_queries == []
 
 
 async def test_publish(client: TestClient, fakes: Fakes) -> None:
@@ -148,3 +148,57 @@ async def test_health_routes_stay_and_metrics_count_requests(
             'transport="http"} 1.0') in text
     assert ('switchboard_router_api_requests_total{operation="publish",status="401",'
             'transport="http"} 1.0') in text
+
+
+async def test_room_presence(client: TestClient, fakes: Fakes) -> None:
+    answer = await client.get("/api/v1/rooms/room:lobby/presence", headers=AUTH)
+    assert answer.status == 200
+    assert answer.content_type == "application/json"
+    assert await answer.json() == {"ok": True, "room": "room:lobby", "namespace": "/chat",
+                                   "users": ["alice", "bob"], "count": 2, "truncated": False}
+    assert fakes.presence_queries == [("/chat", "room:lobby")]
+
+
+async def test_room_presence_reads_the_namespace_from_the_query(client: TestClient,
+                                                                fakes: Fakes) -> None:
+    for query in ("?namespace=/notifications", "?namespace=%2Fnotifications"):
+        answer = await client.get(f"/api/v1/rooms/room%3Ax/presence{query}", headers=AUTH)
+        assert (await answer.json())["namespace"] == "/notifications"
+    assert fakes.presence_queries == [("/notifications", "room:x")] * 2
+
+
+async def test_room_presence_ignores_a_body(client: TestClient, fakes: Fakes) -> None:
+    answer = await client.get("/api/v1/rooms/room:a/presence", data=b"{nope", headers=AUTH)
+    assert answer.status == 200
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/rooms/a%20b/presence", "/api/v1/rooms/x.%3E/presence",
+    "/api/v1/rooms/a%2Fb/presence", "/api/v1/rooms/" + "r" * 129 + "/presence",
+    "/api/v1/rooms/room:a/presence?namespace=", "/api/v1/rooms/room:a/presence?namespace=chat",
+    "/api/v1/rooms/room:a/presence?namespace=/nope",
+])
+async def test_room_presence_bad_input_is_400(client: TestClient, fakes: Fakes,
+                                              path: str) -> None:
+    answer = await client.get(path, headers=AUTH)
+    assert answer.status == 400
+    assert (await answer.json())["error"]["code"] == "bad_request"
+    assert fakes.presence_queries == []
+
+
+async def test_room_presence_without_a_replica_is_503_json(client: TestClient,
+                                                           fakes: Fakes,
+                                                           registry: CollectorRegistry) -> None:
+    fakes.presence_down = True
+    answer = await client.get("/api/v1/rooms/room:a/presence", headers=AUTH)
+    assert answer.status == 503
+    assert (await answer.json())["error"]["code"] == "unavailable"
+    text = await (await client.get("/metrics")).text()
+    assert ('switchboard_router_api_requests_total{operation="presence",status="503",'
+            'transport="http"} 1.0') in text
+
+
+async def test_room_presence_wrong_method_is_405_json(client: TestClient) -> None:
+    answer = await client.post("/api/v1/rooms/room:a/presence", json={}, headers=AUTH)
+    assert answer.status == 405
+    assert (await answer.json())["ok"] is False

@@ -9,7 +9,6 @@ from aiohttp import web
 from router.answers import STATUS_CODES
 from router.api import Api
 from router.http_api import add_routes
-from router.operations import Operations
 from router.requests import DATA_MAX_BYTES, NAMESPACES, REASON_MAX
 from shared.protocol.events import RESERVED
 from shared.ratelimit import TokenBucket
@@ -21,11 +20,10 @@ OPENAPI = (Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml").read_t
 def test_every_route_is_documented_with_its_method() -> None:
     fakes = Fakes()
     app = web.Application()
-    add_routes(app, Api(Operations(fakes.lookup, fakes, fakes.kick),
-                        TokenBucket.full(1, 1, 0)), "key", lambda: 0.0)
+    add_routes(app, Api(fakes.operations(), TokenBucket.full(1, 1, 0)), "key", lambda: 0.0)
     routes = {(r.method.lower(), r.resource.canonical) for r in app.router.routes()
               if r.resource is not None and r.method != "HEAD"}
-    assert len(routes) == 4
+    assert len(routes) == 5
     for method, path in routes:
         at = OPENAPI.index(f"  {path}:\n")
         assert f"    {method}:\n" in OPENAPI[at:], (method, path)

@@ -1,7 +1,10 @@
 """The server API's operations and front door on fakes: what each call publishes, looks up,
-kicks and answers; rate limiting with an injected clock; failures as 503 and 500."""
+kicks, asks presence and answers; rate limiting with an injected clock; failures as 503 and
+500."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import orjson
 import pytest
@@ -9,7 +12,14 @@ import pytest
 from gateway.broker import BrokerUnavailable, PublishResult
 from router.answers import Failure
 from router.api import Api
-from router.operations import Operations, connections_in, listing
+from router.operations import (
+    Operations,
+    PresenceUnavailable,
+    connections_in,
+    listing,
+    presence_answer,
+)
+from router.requests import RoomPresence
 from shared.ratelimit import TokenBucket
 from shared.registry import ConnectionInfo
 from shared.registry_kv import RegistryUnavailable
@@ -32,6 +42,10 @@ class Fakes:
         self.kick_answers: dict[str, int | None] = {}
         self.registry_down = False
         self.broker_down = False
+        self.presence_queries: list[tuple[str, str]] = []
+        self.presence_reply: object = {"ok": True, "room": "room:a", "users": ["alice", "bob"],
+                                       "count": 2, "truncated": False}
+        self.presence_down = False
 
     async def lookup(self, user: str) -> dict[str, ConnectionInfo]:
         if self.registry_down:
@@ -54,8 +68,19 @@ class Fakes:
         self.kicks.append((gateway, user, reason))
         return self.kick_answers.get(gateway, 1)
 
+    async def presence(self, namespace: str, room: str) -> object:
+        self.presence_queries.append((namespace, room))
+        if self.presence_down:
+            raise PresenceUnavailable("no presence replica is running")
+        if isinstance(self.presence_reply, dict) and self.presence_reply.get("ok") is True:
+            return {**self.presence_reply, "room": room}
+        return self.presence_reply
+
+    def operations(self) -> Operations:
+        return Operations(self.lookup, self, self.kick, self.presence)
+
     def api(self, rate: float = 100.0, burst: float = 100.0) -> Api:
-        ops = Operations(self.lookup, self, self.kick)
+        ops = self.operations()
         return Api(ops, TokenBucket.full(rate, burst, 0.0))
 
 
@@ -207,7 +232,7 @@ async def test_nats_reply_carries_the_status() -> None:
     assert orjson.loads(orjson.dumps(answer.with_status()))["ok"] is False
 
 
-@pytest.mark.parametrize("operation", ["publish", "send", "connections", "kick"])
+@pytest.mark.parametrize("operation", ["publish", "send", "connections", "kick", "presence"])
 async def test_every_operation_rejects_garbage_without_side_effects(operation: str) -> None:
     fakes = Fakes()
     for body in ([], "x", 1, {"namespace": "/x"}):
@@ -215,4 +240,102 @@ async def test_every_operation_rejects_garbage_without_side_effects(operation: s
             continue
         answer = await fakes.api().handle(operation, body, "alice", 0.0)
         assert answer.status == 400, (operation, body)
-    assert fakes.published == [] and fakes.kicks == []
+    assert fakes.published == [] and fakes.kicks == [] and fakes.presence_queries == []
+
+
+# --- presence -------------------------------------------------------------------------------
+
+LOBBY = RoomPresence("/chat", "room:lobby")
+
+
+async def test_presence_asks_for_the_room_and_lists_its_users() -> None:
+    fakes = Fakes()
+    answer = await fakes.api().handle("presence", {"room": "room:lobby"}, None, 0.0)
+    assert (answer.status, answer.body) == (200, {
+        "ok": True, "room": "room:lobby", "namespace": "/chat", "users": ["alice", "bob"],
+        "count": 2, "truncated": False})
+    assert fakes.presence_queries == [("/chat", "room:lobby")]
+
+
+async def test_presence_passes_the_namespace_on() -> None:
+    fakes = Fakes()
+    body = {"room": "room:x", "namespace": "/live-updates"}
+    answer = await fakes.api().handle("presence", body, None, 0.0)
+    assert answer.body["namespace"] == "/live-updates"
+    assert fakes.presence_queries == [("/live-updates", "room:x")]
+
+
+async def test_presence_bad_input_never_reaches_presence() -> None:
+    fakes = Fakes()
+    for body in ({"room": "x.>"}, {"room": "room:a", "namespace": "/nope"}, [], None):
+        answer = await fakes.api().handle("presence", body, None, 0.0)
+        assert (answer.status, answer.body["error"]["code"]) == (400, "bad_request"), body
+    assert fakes.presence_queries == []
+
+
+async def test_no_presence_replica_is_503_unavailable() -> None:
+    fakes = Fakes()
+    fakes.presence_down = True
+    answer = await fakes.api().handle("presence", {"room": "room:a"}, None, 0.0)
+    assert answer.status == 503
+    assert answer.body == {"ok": False, "error": {
+        "code": "unavailable",
+        "message": "presence is unavailable: no presence replica is running"}}
+    assert answer.with_status()["status"] == 503
+
+
+async def test_presence_is_rate_limited_with_the_other_operations() -> None:
+    fakes = Fakes()
+    api = fakes.api(rate=10.0, burst=1.0)
+    assert (await api.handle("connections", {}, "alice", 0.0)).status == 200
+    limited = await api.handle("presence", {"room": "room:a"}, None, 0.0)
+    assert (limited.status, limited.body["error"]["code"]) == (429, "rate_limited")
+    assert fakes.presence_queries == []
+
+
+def test_presence_answer_passes_an_empty_room_and_truncation_through() -> None:
+    empty = {"ok": True, "room": "room:lobby", "users": [], "count": 0, "truncated": False}
+    assert presence_answer(LOBBY, empty).body == {
+        "ok": True, "room": "room:lobby", "namespace": "/chat", "users": [], "count": 0,
+        "truncated": False}
+    cut = {"ok": True, "room": "room:lobby", "users": ["a"], "count": 5, "truncated": True}
+    answer = presence_answer(LOBBY, cut)
+    assert (answer.status, answer.body["count"], answer.body["truncated"]) == (200, 5, True)
+
+
+@pytest.mark.parametrize(("code", "status"), [("bad_request", 400), ("unavailable", 503)])
+def test_presence_errors_keep_their_code(code: str, status: int) -> None:
+    reply = {"ok": False, "error": {"code": code, "message": "presence is starting"}}
+    answer = presence_answer(LOBBY, reply)
+    assert answer.status == status
+    assert answer.body["ok"] is False and answer.body["error"]["code"] == code
+    assert "presence is starting" in answer.body["error"]["message"]
+
+
+GOOD_REPLY: dict[str, Any] = {"ok": True, "room": "room:lobby", "users": ["a"], "count": 1,
+                              "truncated": False}
+
+
+@pytest.mark.parametrize("reply", [
+    None, [], "ok", 1,
+    {}, {"ok": "true"},
+    {**GOOD_REPLY, "users": None}, {**GOOD_REPLY, "users": "a"}, {**GOOD_REPLY, "users": [1]},
+    {**GOOD_REPLY, "count": None}, {**GOOD_REPLY, "count": True}, {**GOOD_REPLY, "count": -1},
+    {**GOOD_REPLY, "count": 1.0}, {**GOOD_REPLY, "count": 0},
+    {**GOOD_REPLY, "truncated": None}, {**GOOD_REPLY, "truncated": 0},
+    {**GOOD_REPLY, "room": "room:other"}, {k: v for k, v in GOOD_REPLY.items() if k != "room"},
+    {"ok": False}, {"ok": False, "error": "bad"}, {"ok": False, "error": {"code": "internal"}},
+    {"ok": False, "error": {"code": ["x"]}}, {"ok": None, "error": {"code": "bad_request"}},
+])
+def test_an_unreadable_presence_reply_is_503_never_500(reply: object) -> None:
+    answer = presence_answer(LOBBY, reply)
+    assert (answer.status, answer.body["error"]["code"]) == (503, "unavailable"), reply
+
+
+async def test_a_bug_in_the_presence_asker_is_a_500_not_a_crash() -> None:
+    class Broken(Fakes):
+        async def presence(self, namespace: str, room: str) -> object:
+            raise KeyError("bug")
+
+    answer = await Broken().api().handle("presence", {"room": "room:a"}, None, 0.0)
+    assert (answer.status, answer.body["error"]["code"]) == (500, "internal")

@@ -11,6 +11,7 @@ from router.requests import (
     Kick,
     ListConnections,
     Publish,
+    RoomPresence,
     Send,
     decode_json,
     parse,
@@ -46,6 +47,7 @@ def test_ephemeral_namespaces_are_not_logged(namespace: str) -> None:
     {"event": "e" * 65}, {"event": ["x"]},
     {"data": [1, 2]}, {"data": "text"}, {"data": None}, {"data": 1},
     {"id": ""}, {"id": "x" * 65}, {"id": "a b"}, {"id": 5},
+    {"namespace": ["/chat"]}, {"namespace": {}},  # unhashable: a 400, not a TypeError (500)
 ])
 def test_publish_bad_fields_are_bad_request(change: dict[str, object]) -> None:
     result = failure("publish", {**GOOD, **change})
@@ -124,7 +126,37 @@ def test_kick_body_is_optional_and_reason_bounded() -> None:
 
 
 def test_unknown_operation_is_not_found() -> None:
-    assert failure("presence", {}, "u").status == 404
+    assert failure("nope", {}, "u").status == 404
+    assert failure("rooms", {"room": "r"}).status == 404
+
+
+# --- presence -------------------------------------------------------------------------------
+
+def test_presence_takes_room_and_namespace() -> None:
+    body = {"room": "room:lobby", "namespace": "/notifications"}
+    assert parse("presence", body) == RoomPresence("/notifications", "room:lobby")
+
+
+def test_presence_namespace_defaults_to_chat() -> None:
+    assert parse("presence", {"room": "room:lobby"}) == RoomPresence("/chat", "room:lobby")
+
+
+def test_presence_ignores_a_user_and_other_fields() -> None:
+    body = {"room": "r" * 128, "namespace": "/", "user": "x", "extra": [1]}
+    assert parse("presence", body, "x") == RoomPresence("/", "r" * 128)
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"room": None}, {"room": ""}, {"room": "r" * 129}, {"room": "x.>"}, {"room": "a b"},
+    {"room": "room/x"}, {"room": 7}, {"room": ["room:a"]},
+    {"room": "room:a", "namespace": "/nope"}, {"room": "room:a", "namespace": "chat"},
+    {"room": "room:a", "namespace": ""}, {"room": "room:a", "namespace": None},
+    {"room": "room:a", "namespace": ["/chat"]}, {"room": "room:a", "namespace": {"a": 1}},
+    [], "room:a", None, 3,
+])
+def test_presence_bad_input_is_bad_request(body: object) -> None:
+    result = failure("presence", body)
+    assert (result.status, result.code) == (400, "bad_request")
 
 
 def test_decode_json() -> None:

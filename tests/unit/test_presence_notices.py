@@ -1,0 +1,137 @@
+"""The gateway → presence notices: the wire codec (total on bad input), the gateway's pending
+set (coalescing, bounded by sockets) and the KV key scheme."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.presence_emitter import PendingPresence
+from presence.store import parse_key, record_key
+from shared.presence_wire import (
+    GatewayBoot,
+    SocketRecord,
+    TypingNotice,
+    decode,
+    encode,
+    room_key,
+    split_room_key,
+)
+
+ROOM = room_key("/chat", "room:a")
+
+
+def test_every_notice_survives_a_round_trip() -> None:
+    notices = [
+        SocketRecord("gw-1", "b00t", "sid-1", "alice", frozenset({ROOM}), True, 3, 12.5),
+        SocketRecord("gw-1", "b00t", "sid-1", "alice", frozenset(), False, 4, 13.0),
+        TypingNotice(ROOM, "alice", True, 14.0),
+        GatewayBoot("gw-1", "b00t", 1.0),
+    ]
+    for notice in notices:
+        assert decode(encode(notice)) == notice
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"[]", b"null", b'{"t":"socket"}', b'{"t":"what","stamp":1}',
+    b'{"t":"typing","room":"room:a","user":"u","active":true,"stamp":1}',  # no namespace
+    b'{"t":"typing","room":"/chat x.>","user":"u","active":true,"stamp":1}',
+    b'{"t":"typing","room":"/chat room:a","user":"","active":true,"stamp":1}',
+    b'{"t":"typing","room":"/chat room:a","user":"u","active":1,"stamp":1}',
+    b'{"t":"boot","gw":"a/b","boot":"x","stamp":1}',
+    b'{"t":"boot","gw":"a","boot":"x","stamp":true}',
+    b'{"t":"socket","gw":"g","boot":"b","conn":"c","user":"u","rooms":["nope"],'
+    b'"alive":true,"seq":1,"stamp":1}',
+    b'{"t":"socket","gw":"g","boot":"b","conn":"c","user":"u","rooms":[],'
+    b'"alive":true,"seq":true,"stamp":1}',
+])
+def test_malformed_notices_decode_to_none(raw: bytes) -> None:
+    assert decode(raw) is None
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+                    max_leaves=10)
+NOTICE_LIKE = st.dictionaries(
+    st.sampled_from(["t", "gw", "boot", "conn", "user", "rooms", "alive", "seq", "stamp",
+                     "room", "active"]),
+    st.sampled_from(["socket", "typing", "boot", ROOM, "g", ""]) | JSON)
+
+
+@given(JSON | NOTICE_LIKE)
+def test_decode_is_total(value: object) -> None:
+    decode(json.dumps(value).encode())
+
+
+def test_room_keys_split_back_and_refuse_what_is_not_a_room() -> None:
+    assert split_room_key(ROOM) == ("/chat", "room:a")
+    assert split_room_key("room:a") is None
+    assert split_room_key("/chat room a") is None
+
+
+def test_pending_keeps_one_record_per_socket_with_the_latest_rooms() -> None:
+    pending = PendingPresence("gw", "boot")
+    pending.socket("s1", "alice", [], True, 1.0)
+    pending.socket("s1", "alice", [ROOM], True, 2.0)
+    [record] = pending.take()
+    assert isinstance(record, SocketRecord)
+    assert (record.rooms, record.alive, record.seq) == (frozenset({ROOM}), True, 2)
+    assert pending.take() == []
+
+
+def test_a_socket_gone_before_its_first_record_left_is_never_sent() -> None:
+    pending = PendingPresence("gw", "boot")
+    pending.socket("s1", "alice", [ROOM], True, 1.0)
+    pending.socket("s1", "alice", [], False, 1.1)
+    assert len(pending) == 0 and pending.take() == []
+
+
+def test_a_sent_socket_is_closed_with_a_newer_record() -> None:
+    pending = PendingPresence("gw", "boot")
+    pending.socket("s1", "alice", [ROOM], True, 1.0)
+    pending.take()
+    pending.socket("s1", "alice", [], False, 2.0)
+    [record] = pending.take()
+    assert isinstance(record, SocketRecord) and (record.alive, record.seq) == (False, 2)
+
+
+def test_failed_notices_come_back_unless_something_newer_replaced_them() -> None:
+    pending = PendingPresence("gw", "boot")
+    pending.boot_notice(0.0)
+    pending.socket("s1", "alice", [ROOM], True, 1.0)
+    pending.typing(ROOM, "alice", True, 1.0)
+    taken = pending.take()
+    assert [type(n) for n in taken] == [GatewayBoot, SocketRecord, TypingNotice]
+    pending.socket("s1", "alice", [], True, 2.0)  # newer than the failed record
+    pending.failed(taken)
+    again = pending.take()
+    records = [n for n in again if isinstance(n, SocketRecord)]
+    assert [r.seq for r in records] == [2]
+    assert any(isinstance(n, GatewayBoot) for n in again)
+    assert any(isinstance(n, TypingNotice) for n in again)
+
+
+def test_typing_notices_coalesce_per_room_and_user() -> None:
+    pending = PendingPresence("gw", "boot")
+    for at in range(5):
+        pending.typing(ROOM, "alice", True, float(at))
+    pending.typing(ROOM, "alice", False, 9.0)
+    assert pending.take() == [TypingNotice(ROOM, "alice", False, 9.0)]
+
+
+def test_take_respects_its_limit() -> None:
+    pending = PendingPresence("gw", "boot")
+    for n in range(10):
+        pending.socket(f"s{n}", "u", [], True, 1.0)
+    assert len(pending.take(4)) == 4 and len(pending) == 6
+
+
+def test_bucket_keys_round_trip_any_names() -> None:
+    key = record_key("gw.1", "b/o", "s d")
+    assert parse_key(key) == ("c", ("gw.1", "b/o", "s d"))
+    assert parse_key("c.only.two") is None
+    assert parse_key("x.y") is None
+    assert parse_key("r.=ZZ") is None
