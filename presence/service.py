@@ -103,7 +103,7 @@ class PresenceService:
         self._store = store
         self._registry = registry
         self._clock = clock
-        self._boots: dict[str, str] = {}
+        self._boots: dict[str, tuple[float, str]] = {}  # gateway -> its newest run
         self._instances: dict[str, set[str]] = {}
         self._last_beat: dict[str, float] = {}
         self._not_mine: deque[tuple[float, str, Event]] = deque()
@@ -180,7 +180,7 @@ class PresenceService:
                 boots.append(notice)
         writes: list[Any] = [self._store.store_record(r) for r in records.values()]
         writes += [self._store.store_typing(t) for t in typing.values()]
-        writes += [self._store.store_boot(b.gateway, b.boot) for b in boots]
+        writes += [self._store.store_boot(b) for b in boots]
         results = await asyncio.gather(*writes, return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
@@ -220,17 +220,17 @@ class PresenceService:
         now = self._clock()
         records: dict[tuple[str, str], Conn] = {}
         dead: set[tuple[str, str]] = set()
+        found: list[SocketRecord] = []
         for change in changes:
-            if change.kind == "g" and change.value is not None:
-                self._boots[change.parts[0]] = change.value.decode()
+            notice = decode(change.value) if change.value is not None else None
+            if change.kind == "g" and isinstance(notice, GatewayBoot):
+                self._newer_run(notice.gateway, notice.boot, notice.stamp)
+            elif change.kind == "c" and isinstance(notice, SocketRecord):
+                found.append(notice)
+                self._newer_run(notice.gateway, notice.boot, notice.stamp)
             elif change.kind == "r" and change.value == b"1":
                 self._replica_seen(change.parts[0], now)
-        for change in changes:
-            if change.kind != "c" or change.value is None:
-                continue
-            record = decode(change.value)
-            if not isinstance(record, SocketRecord):
-                continue
+        for record in found:
             self._instances.setdefault(record.gateway, set()).add(record.boot)
             if record.alive and not self._instance_live(record.gateway, record.boot):
                 dead.add((record.gateway, record.boot))
@@ -253,10 +253,12 @@ class PresenceService:
             return
         if change.value is None:
             return  # an expired tombstone or typing notice, a purged dead run: nothing to do
-        notice = decode(change.value) if change.kind in "ct" else None
+        notice = decode(change.value)
         if change.kind == "c" and isinstance(notice, SocketRecord):
             self._instances.setdefault(notice.gateway, set()).add(notice.boot)
             record = notice
+            if record.gateway in self._registry.live:
+                self._take_run(record.gateway, record.boot, record.stamp, now)
             if record.alive and not self._instance_live(record.gateway, record.boot):
                 record = SocketRecord(record.gateway, record.boot, record.conn, record.user,
                                       record.rooms, False, record.seq, record.stamp)
@@ -267,17 +269,31 @@ class PresenceService:
                 self._announce(self.state.typing_start(notice.room, notice.user, now))
             else:
                 self._announce(self.state.typing_stop(notice.room, notice.user, now))
-        elif change.kind == "g":
-            gateway, boot = change.parts[0], change.value.decode()
-            self._boots[gateway] = boot
-            for old in sorted(self._instances.get(gateway, set()) - {boot}):
-                self._close_instance(gateway, old, now)
+        elif change.kind == "g" and isinstance(notice, GatewayBoot):
+            self._take_run(notice.gateway, notice.boot, notice.stamp, now)
         self._wake.set()
 
     # --- gateways and replicas ------------------------------------------------------------
 
     def _instance_live(self, gateway: str, boot: str) -> bool:
-        return gateway in self._registry.live and self._boots.get(gateway, boot) == boot
+        current = self._boots.get(gateway)
+        return gateway in self._registry.live and (current is None or current[1] == boot)
+
+    def _newer_run(self, gateway: str, boot: str, stamp: float) -> bool:
+        """Note ``boot`` as the gateway's current run if it is newer than the one known (a
+        restarted gateway's records all carry later stamps than its old run's)."""
+        current = self._boots.get(gateway)
+        if current is not None and (current[1] == boot or stamp <= current[0]):
+            return False
+        self._boots[gateway] = (stamp, boot)
+        return current is not None
+
+    def _take_run(self, gateway: str, boot: str, stamp: float, now: float) -> None:
+        """A newer run of a gateway replaces the old one: the old run's sockets are closed
+        (whichever arrives first, the new run's boot notice or one of its records)."""
+        if self._newer_run(gateway, boot, stamp):
+            for old in sorted(self._instances.get(gateway, set()) - {boot}):
+                self._close_instance(gateway, old, now)
 
     def _gateway_gone(self, gateway: str) -> None:
         now = self._clock()

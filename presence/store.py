@@ -7,7 +7,7 @@ One bucket, ``<prefix>-presence`` (history 1, per-key TTLs):
   socket concurrently cannot put an older one back. A closed socket's record is a tombstone
   that expires after ``tombstone_ttl``.
 - ``t.<room>.<user>``: the latest typing notice, expiring soon after the typing TTL.
-- ``g.<gateway>``: the gateway's current boot; a new boot closes the old boot's sockets.
+- ``g.<gateway>``: the gateway's latest boot notice; a newer boot closes the old boot's sockets.
 - ``r.<replica>``: a replica's liveness, expiring ``replica_ttl`` after its last refresh.
 
 A TTL is only ever put on keys of this history-1 bucket, so an expiry never brings an older
@@ -28,7 +28,7 @@ from nats.js.errors import APIError, KeyDeletedError, KeyNotFoundError, NoKeysEr
 from nats.js.kv import KeyValue
 
 from shared.natsconn import key_value
-from shared.presence_wire import SocketRecord, TypingNotice, decode, encode
+from shared.presence_wire import GatewayBoot, SocketRecord, TypingNotice, decode, encode
 from shared.subjects import decode_token, encode_token
 
 CAS_ATTEMPTS = 20
@@ -88,8 +88,8 @@ class PresenceStore:
         await self._js.publish(self._prefix + key, encode(notice),
                                msg_ttl=_ttl(2 * self.typing_ttl))
 
-    async def store_boot(self, gateway: str, boot: str) -> None:
-        await self._kv.put(f"g.{encode_token(gateway)}", boot.encode())
+    async def store_boot(self, boot: GatewayBoot) -> None:
+        await self._kv.put(f"g.{encode_token(boot.gateway)}", encode(boot))
 
     async def beat(self, replica: str, ttl: float) -> None:
         await self._js.publish(f"{self._prefix}r.{encode_token(replica)}", b"1",

@@ -279,3 +279,54 @@ def metric(service: Service, name: str) -> float:
         text = answer.read().decode()
     return sum(float(line.split()[-1]) for line in text.splitlines()
                if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+async def test_a_gateway_restarted_at_once_under_its_id_closes_its_old_runs_sockets(
+    cluster: Cluster, users: Callable[[str], User]
+) -> None:
+    stays, restarted = cluster.gateway(), cluster.gateway()
+    cluster.replica()
+    room = "room:reboot"
+    alice = await users("alice").connect(stays)
+    await alice.join(room)
+    erin = await users("erin").connect(restarted)
+    await erin.join(room)
+    assert await members(alice, room, 2) == ["alice", "erin"]
+    await alice.quiet(0.2)
+
+    restarted.kill()  # back before its liveness key can lapse: only the new boot tells
+    await asyncio.to_thread(restarted.start, cluster.logs)
+    frank = await users("frank").connect(restarted)
+    await frank.join(room)
+
+    await alice.expect("presence:update", {"room": room, "user": "frank", "status": "joined"})
+    heard = await alice.quiet(GRACE + 1.5)
+    assert sorted(heard, key=str) == sorted([
+        ("presence:update", {"room": room, "user": "erin", "status": "left"}),
+        ("presence:update", {"user": "erin", "status": "offline"}),
+    ], key=str)
+    assert await members(alice, room, 2) == ["alice", "frank"]
+
+
+async def test_a_restarted_replica_keeps_the_state_and_announces_nobody_again(
+    cluster: Cluster, users: Callable[[str], User]
+) -> None:
+    gateway = cluster.gateway()
+    replica = cluster.replica()
+    room = "room:restart"
+    alice = await users("alice").connect(gateway)
+    await alice.join(room)
+    gina = await users("gina").connect(gateway)
+    await gina.join(room)
+    await alice.expect("presence:update", {"room": room, "user": "gina", "status": "joined"})
+
+    await asyncio.to_thread(replica.stop)
+    await gina.close()  # while no replica runs: the work queue keeps the notice
+    await asyncio.to_thread(replica.start, cluster.logs)
+
+    assert await members(alice, room, 1) == ["alice"]  # after the grace, from the bucket
+    heard = await alice.quiet(0.5)
+    assert sorted(heard, key=str) == sorted([
+        ("presence:update", {"room": room, "user": "gina", "status": "left"}),
+        ("presence:update", {"user": "gina", "status": "offline"}),
+    ], key=str)

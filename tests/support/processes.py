@@ -38,8 +38,11 @@ class Service:
         return f"ws://127.0.0.1:{self.port}"
 
     def start(self, log_dir: Path) -> Service:
+        """Start (or start again after a kill, appending to the same log)."""
+        if self._log is not None:
+            self._log.close()  # type: ignore[attr-defined]
         self.log_path = log_dir / f"{self.module}-{self.port}.log"
-        log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log = log
         env = {**os.environ, **self.env, "SB_PORT": str(self.port)}
         self.proc = subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, env=env,
