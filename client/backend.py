@@ -87,6 +87,11 @@ class Backend:
         """Disconnect every connection of ``user``: ``{ok, kicked, unreached, reason}``."""
         return await self._call("kick", {"user": user, "reason": reason})
 
+    async def room_presence(self, room: str, namespace: str = "/chat") -> dict[str, Any]:
+        """Who is in a room: ``{ok, room, namespace, users, count, truncated}`` (users whose
+        last socket left within the presence grace are still listed)."""
+        return await self._call("presence", {"room": room, "namespace": namespace})
+
     async def _call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
         subject = self._subjects.api(operation)
         data = orjson.dumps(payload)

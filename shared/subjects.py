@@ -127,7 +127,7 @@ class Subjects:
 
     def api(self, operation: str) -> str:
         """The server API over NATS (queue group ``router``): publish, send, connections,
-        kick."""
+        kick, presence."""
         return f"{self.prefix}.api.{encode_token(operation)}"
 
     def presence_events(self) -> str:

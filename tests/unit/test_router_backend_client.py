@@ -76,10 +76,12 @@ async def test_payloads_carry_the_user() -> None:
     backend = Backend(nc)  # type: ignore[arg-type]
     await backend.send("u", "/chat", "e", {}, message_id="m1")
     await backend.connections("u")
+    await backend.room_presence("room:a")
     assert nc.requests == [
         ("sb.api.send", {"user": "u", "namespace": "/chat", "event": "e", "data": {},
                          "id": "m1"}),
         ("sb.api.connections", {"user": "u"}),
+        ("sb.api.presence", {"room": "room:a", "namespace": "/chat"}),
     ]
 
 
