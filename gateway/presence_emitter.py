@@ -147,6 +147,12 @@ class PresenceEmitter:
         self.pending.socket(socket.sid, socket.identity.sub, rooms, alive, self._clock())
         self._kick()
 
+    def resync(self, sockets: Iterable[NamespaceSocket]) -> None:
+        """Send every socket's record again: after this gateway's liveness key lapsed,
+        presence closed its sockets, and fresh records (newer stamps) bring them back."""
+        for socket in sockets:
+            self.socket(socket, True)
+
     def typing(self, socket: NamespaceSocket, room: str, active: bool) -> None:
         self.pending.typing(room_key(socket.nsp, room), socket.identity.sub, active,
                             self._clock())

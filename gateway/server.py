@@ -19,6 +19,8 @@ from pathlib import Path
 import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js.errors import Error as JetStreamError
 from prometheus_client import CollectorRegistry
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -49,6 +51,8 @@ from shared.registry_kv import RegistryKV
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
+
+LAPSE_RESYNC_DELAY_S = 1.0
 
 
 def new_id() -> str:
@@ -262,6 +266,19 @@ class Gateway:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), max(0.1, deadline - loop.time()))
 
+    async def liveness_lapsed(self, registry: RegistryKV) -> None:
+        """Our own liveness key expired while we lived (a long NATS stall): put it back and,
+        once the cluster has seen it, give presence our sockets again."""
+        log.warning("this gateway's liveness key lapsed; restoring it")
+        try:
+            await registry.refresh(self.settings.instance_id)
+        except (NatsError, JetStreamError, TimeoutError) as exc:
+            log.warning("could not restore the liveness key now (%s); the beat will", exc)
+        await asyncio.sleep(LAPSE_RESYNC_DELAY_S)
+        if self.presence is not None:
+            self.presence.resync(socket for connection in self.connections
+                                 for socket in connection.session.sockets.values())
+
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
@@ -306,6 +323,15 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
                                client.request, subjects.presence_query())
     presence.start()
     gateway = Gateway(settings, broker, nc, metrics, store, registry, presence)
+    lapses: set[asyncio.Task[None]] = set()
+
+    def gateway_gone(gone: str) -> None:
+        if gone == settings.instance_id and gateway is not None:
+            task = asyncio.get_running_loop().create_task(gateway.liveness_lapsed(registry))
+            lapses.add(task)
+            task.add_done_callback(lapses.discard)
+
+    registry.on_gateway_gone = gateway_gone
     await serve_kicks(client, subjects, settings.instance_id, gateway.admission)
     await gateway.start()
     log.info("gateway %s listening on %s:%s", settings.instance_id, settings.host,

@@ -74,6 +74,10 @@ class RegistryKV:
         self.live.add(gateway)
         self._tasks.append(asyncio.get_running_loop().create_task(self._beat(gateway)))
 
+    async def refresh(self, gateway: str) -> None:
+        """Put ``gateway``'s liveness key back at once (it lapsed while the gateway lived)."""
+        await self._gateways.put(encode_token(gateway), b"1")
+
     async def _beat(self, gateway: str) -> None:
         while True:
             await asyncio.sleep(self.gateway_ttl_s / 3)

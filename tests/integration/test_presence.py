@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 import socketio
 
 from devcluster.natsserver import NatsServer
+from shared.subjects import encode_token
 from tests.support import processes
 from tests.support.processes import Service
 from tests.support.timing import UNIT
@@ -330,3 +332,30 @@ async def test_a_restarted_replica_keeps_the_state_and_announces_nobody_again(
         ("presence:update", {"room": room, "user": "gina", "status": "left"}),
         ("presence:update", {"user": "gina", "status": "offline"}),
     ], key=str)
+
+
+async def test_a_gateway_whose_liveness_key_lapsed_gives_presence_its_sockets_back(
+    cluster: Cluster, users: Callable[[str], User]
+) -> None:
+    gateway = cluster.gateway()
+    replica = cluster.replica()
+    room = "room:lapse"
+    alice = await users("alice").connect(gateway)
+    await alice.join(room)
+    hana = await users("hana").connect(gateway)
+    await hana.join(room)
+    assert await members(alice, room, 2) == ["alice", "hana"]
+
+    nc = await nats.connect(cluster.nats_url)
+    try:  # what a long NATS stall does to a live gateway: its liveness key expires
+        kv = await nc.jetstream().key_value(f"{cluster.prefix}-gateways")
+        await kv.delete(encode_token(gateway.env["SB_INSTANCE_ID"]))
+    finally:
+        await nc.close()
+
+    await asyncio.sleep((GRACE + 2) * UNIT)
+    closed = await asyncio.to_thread(metric, replica, "switchboard_presence_gateways_down_total")
+    assert closed == 1  # presence did close the gateway's sockets in between
+    assert await members(alice, room, 2) == ["alice", "hana"]
+    assert await hana.call("room:presence", {"room": room}) == {
+        "ok": True, "room": room, "users": ["alice", "hana"], "count": 2, "truncated": False}
