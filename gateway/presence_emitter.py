@@ -45,10 +45,14 @@ QUERY_TIMEOUT_S = 2.0
 
 
 class PendingPresence:
+    """Sequence numbers come from one counter per gateway run, not per socket: a socket that
+    recovers on the gateway it left keeps its id, and its new records must still be newer
+    than the closing one presence already stored."""
+
     def __init__(self, gateway: str, boot: str) -> None:
         self.gateway = gateway
         self.boot = boot
-        self._seq: dict[str, int] = {}
+        self._seq = 0
         self._sent: set[str] = set()
         self._records: dict[str, SocketRecord] = {}
         self._typing: dict[tuple[str, str], TypingNotice] = {}
@@ -62,16 +66,12 @@ class PendingPresence:
 
     def socket(self, conn: str, user: str, rooms: Iterable[str], alive: bool,
                now: float) -> None:
-        seq = self._seq.get(conn, 0) + 1
-        if alive:
-            self._seq[conn] = seq
-        else:
-            self._seq.pop(conn, None)
-            if conn not in self._sent:
-                self._records.pop(conn, None)
-                return
+        if not alive and conn not in self._sent:
+            self._records.pop(conn, None)
+            return
+        self._seq += 1
         self._records[conn] = SocketRecord(self.gateway, self.boot, conn, user,
-                                           frozenset(rooms), alive, seq, now)
+                                           frozenset(rooms), alive, self._seq, now)
 
     def typing(self, room: str, user: str, active: bool, now: float) -> None:
         self._typing[(room, user)] = TypingNotice(room, user, active, now)

@@ -16,8 +16,10 @@ import pytest
 import socketio
 
 from devcluster.natsserver import NatsServer
+from devcluster.tcpproxy import SwitchProxy
 from shared.subjects import encode_token
 from tests.support import processes
+from tests.support.jsclient import JsClients
 from tests.support.processes import Service
 from tests.support.timing import UNIT
 from tests.support.tokens import SECRET, make_token
@@ -359,3 +361,28 @@ async def test_a_gateway_whose_liveness_key_lapsed_gives_presence_its_sockets_ba
     assert await members(alice, room, 2) == ["alice", "hana"]
     assert await hana.call("room:presence", {"room": room}) == {
         "ok": True, "room": room, "users": ["alice", "hana"], "count": 2, "truncated": False}
+
+
+async def test_a_socket_recovered_on_its_own_gateway_stays_present(
+    cluster: Cluster, users: Callable[[str], User], js: JsClients
+) -> None:
+    gateway = cluster.gateway()
+    cluster.replica()
+    room = "room:recover"
+    alice = await users("alice").connect(gateway)
+    await alice.join(room)
+    proxy = await SwitchProxy([("127.0.0.1", gateway.port)]).start()
+    try:
+        await js.connect("ivan", proxy.url, "/chat", make_token("ivan"), reconnection=True,
+                         reconnectionDelay=100, reconnectionDelayMax=200, randomizationFactor=0)
+        await js.call("ivan", "room:join", {"room": room})
+        await alice.expect("presence:update", {"room": room, "user": "ivan", "status": "joined"})
+
+        proxy.cut()  # the transport drops; socket.io-client recovers the same socket id
+        await js.expect("ivan", {"disconnect"})
+        assert (await js.expect("ivan", {"connect"}, within=10))["recovered"] is True
+
+        assert await alice.quiet(GRACE + 1.5) == []
+        assert await members(alice, room, 2) == ["alice", "ivan"]
+    finally:
+        await proxy.stop()

@@ -98,6 +98,18 @@ def test_a_sent_socket_is_closed_with_a_newer_record() -> None:
     assert isinstance(record, SocketRecord) and (record.alive, record.seq) == (False, 2)
 
 
+def test_a_socket_recovered_under_its_old_id_gets_newer_records_than_its_close() -> None:
+    pending = PendingPresence("gw", "boot")
+    pending.socket("s1", "alice", [ROOM], True, 1.0)
+    pending.take()
+    pending.socket("s1", "alice", [], False, 2.0)
+    [closed] = pending.take()
+    pending.socket("s1", "alice", [ROOM], True, 3.0)  # recovery keeps the socket id
+    [back] = pending.take()
+    assert isinstance(closed, SocketRecord) and isinstance(back, SocketRecord)
+    assert back.alive and back.seq > closed.seq
+
+
 def test_failed_notices_come_back_unless_something_newer_replaced_them() -> None:
     pending = PendingPresence("gw", "boot")
     pending.boot_notice(0.0)
