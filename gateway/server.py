@@ -258,10 +258,11 @@ class Gateway:
         gap = window / len(connections) if connections else 0.0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + window
-        for connection in connections:
+        start = loop.time()
+        for index, connection in enumerate(connections):
             connection.close(CloseCode.DRAIN, "gateway draining")
-            if gap:
-                await asyncio.sleep(gap)
+            if gap:  # on a schedule, so time spent closing does not stretch the window
+                await asyncio.sleep(max(0.0, start + (index + 1) * gap - loop.time()))
         if self.connections:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), max(0.1, deadline - loop.time()))

@@ -12,7 +12,10 @@ and runs the same timers (grace, typing TTL, summaries). A restarting replica ad
 bucket with ``restore``: nobody is announced again.
 
 **Announcing, split.** Each event has an owner among the live replicas (rendezvous hashing,
-:mod:`presence.ownership`); only the owner publishes it, so every event goes out once. Events
+:mod:`presence.ownership`); only the owner publishes it, so every event goes out once. The set
+of replicas changes only as their liveness keys come and go in the bucket — a replica counts
+itself only once its own key comes back to it, and a leaving one keeps announcing until its
+``bye`` does — so replicas folding the same changes agree on every change's owner. Events
 a replica computed but did not own are kept for a few seconds: when an owner's liveness key
 expires (it died without leaving), the events it owned since its last refresh are announced
 again by their new owners. That window is the one place an event can go out twice; clients
@@ -77,6 +80,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 256
 RETRY_S = 0.5
+STOP_WAIT_S = 2.0
 
 
 def config_of(settings: PresenceSettings) -> PresenceConfig:
@@ -94,7 +98,7 @@ class PresenceService:
         self.settings = settings
         self.config = config_of(settings)
         self.state = PresenceState(self.config)
-        self.replicas: set[str] = {self.me}
+        self.replicas: set[str] = set()  # as the bucket says, this replica included
         self.ready = False
         self._nc = nc
         self._js = nc.jetstream(timeout=5.0)
@@ -110,6 +114,9 @@ class PresenceService:
         self._wake = asyncio.Event()
         self._outgoing: deque[tuple[str, bytes]] = deque()
         self._send_wake = asyncio.Event()
+        self._sent = asyncio.Event()
+        self._sent.set()
+        self._left = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -131,10 +138,16 @@ class PresenceService:
         self.ready = True
 
     async def stop(self) -> None:
-        """Leave the replica set first, so the others own everything from now on."""
+        """Leave the replica set first and keep announcing until our own ``bye`` comes back
+        through the bucket: from that point in the bucket's order every replica owns our
+        share, so nothing falls between us. Then send what is queued and stop."""
         self.ready = False
+        self._left.clear()
         with contextlib.suppress(NatsError, JetStreamError, TimeoutError):
             await self._store.leave(self.me)
+            await asyncio.wait_for(self._left.wait(), STOP_WAIT_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._sent.wait(), STOP_WAIT_S)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -248,7 +261,7 @@ class PresenceService:
             replica = change.parts[0]
             if change.value == b"1":
                 self._replica_seen(replica, now)
-            elif replica != self.me and replica in self.replicas:
+            elif replica in self.replicas:
                 self._replica_gone(replica, died=change.value is None)
             return
         if change.value is None:
@@ -327,18 +340,27 @@ class PresenceService:
         self._tasks.append(asyncio.get_running_loop().create_task(drop()))
 
     def _replica_seen(self, replica: str, now: float) -> None:
-        if replica not in self.replicas:
+        """Replicas join the owner set only as their liveness key shows up in the bucket, so
+        every replica changes owners at the same point of the bucket's order."""
+        first = replica not in self.replicas
+        if first:
             log.info("presence replica %s joined", replica)
         self.replicas.add(replica)
         self._last_beat[replica] = now
         self._metrics.replicas.set(len(self.replicas))
+        if first and len(self.replicas) == 1:  # events computed while nobody owned them
+            orphans = [event for _, was, event in self._not_mine if not was]
+            self._not_mine = deque(item for item in self._not_mine if item[1])
+            self._announce(orphans)
 
     def _replica_gone(self, replica: str, died: bool) -> None:
+        if replica == self.me:
+            self._left.set()
         self.replicas.discard(replica)
         self._metrics.replicas.set(len(self.replicas))
         since = self._last_beat.pop(replica, 0.0)
         log.info("presence replica %s %s", replica, "died" if died else "left")
-        if not died:
+        if not died or replica == self.me:
             return
         again = [event for at, was, event in self._not_mine if was == replica and at >= since]
         self._metrics.reannounced.inc(len(again))
@@ -374,14 +396,17 @@ class PresenceService:
         while kept and kept[0][0] < horizon:
             kept.popleft()
         for event in events:
-            mine = owner(event_key(event), self.replicas)
+            mine = owner(event_key(event), self.replicas) if self.replicas else ""
             if mine != self.me:
                 kept.append((now, mine, event))
                 continue
-            for nsp, room, body in self._frames(event):
+            frames = self._frames(event)
+            for nsp, room, body in frames:
                 self._outgoing.append((self._subjects.fanout(nsp, room), body))
-            self._metrics.updates.labels(_update_kind(event)).inc()
+            if frames:
+                self._metrics.updates.labels(_update_kind(event)).inc()
         self._metrics.online.set(self.state.online_count())
+        self._sent.clear()
         self._send_wake.set()
 
     async def _send(self) -> None:
@@ -397,6 +422,7 @@ class PresenceService:
                     await self._nc.publish(subject, body)
                 except (NatsError, TimeoutError) as exc:
                     log.warning("a presence event was not published: %s", exc)
+            self._sent.set()
 
     def _frames(self, event: Event) -> list[tuple[str, str, bytes]]:
         if isinstance(event, UserStatus):

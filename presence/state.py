@@ -4,6 +4,11 @@ No I/O, no clocks: every mutation takes ``now`` (seconds) and returns the events
 :meth:`PresenceState.tick` returns what has become due and :meth:`PresenceState.next_deadline`
 says when to call it next. The shell (NATS consumer, KV writer, fan-out) owns one timer.
 
+**Online reaches rooms.** ``online`` and ``offline`` go to the rooms the user is announced
+in. A user who comes online is in no room yet, so ``online`` is announced again, to those
+rooms, when the user gets their first room (after the ``joined``); ``offline`` goes out before
+the ``left`` events of the same departure, so rooms hear both, in mirror order.
+
 **Why per connection, announced per user.** The source of truth is one record per
 ``(gateway, connection id)``; subscribers only ever hear about *users*. A user goes ``online``
 on its first live connection (immediately) and ``offline`` only after ``grace`` seconds with
@@ -368,10 +373,17 @@ class PresenceState:
                 users.append(conn.user)
                 touched.update((room, conn.user) for room in conn.rooms)
         events: list[Event] = []
+        had_rooms = {user: bool(self._user_rooms.get(user)) for user in users}
         for user in dict.fromkeys(users):
             events += self._settle_user(user, since)
         for room, user in sorted(touched):
             events += self._settle_member(room, user, now, since)
+        for user, had in had_rooms.items():
+            rooms = self._user_rooms.get(user)
+            if not had and rooms and user in self._online and user not in self._offline_due:
+                online = UserStatus(user, "online", frozenset(rooms))
+                events = [e for e in events if e != online]  # one with no audience
+                events.append(online)
         return events
 
     def _index(self, key: ConnKey, conn: Conn, sign: int) -> None:

@@ -101,6 +101,22 @@ class User:
                 assert got == (event, data)
                 return
 
+    async def arrival(self, room: str, user: str) -> None:
+        """A user's first room: ``joined`` there and ``online`` (from two owners, any order)."""
+        await self.expect_all(("presence:update", {"room": room, "user": user,
+                                                   "status": "joined"}),
+                              ("presence:update", {"user": user, "status": "online"}))
+
+    async def expect_all(self, *wanted: tuple[str, dict[str, Any]]) -> None:
+        """The next events about others are exactly these, in any order."""
+        got: list[tuple[str, dict[str, Any]]] = []
+        async with asyncio.timeout(5 * UNIT):
+            while len(got) < len(wanted):
+                event = await self.heard.get()
+                if event[1].get("user") != self.name:
+                    got.append(event)
+        assert sorted(got, key=str) == sorted(wanted, key=str)
+
     async def quiet(self, seconds: float) -> list[tuple[str, dict[str, Any]]]:
         """Everything about others heard within ``seconds``."""
         await asyncio.sleep(seconds * UNIT)
@@ -153,7 +169,7 @@ async def test_two_users_on_two_gateways_see_each_other_join_type_and_leave(
     bob = await users("bob").connect(two)
     await alice.join(room)
     await bob.join(room)
-    await alice.expect("presence:update", {"room": room, "user": "bob", "status": "joined"})
+    await alice.arrival(room, "bob")
     assert await members(bob, room, 2) == ["alice", "bob"]
 
     for _ in range(5):  # a keystroke stream: one start, then one stop after the TTL
@@ -184,7 +200,7 @@ async def test_a_user_who_closes_one_of_two_tabs_stays_online(
     tab2 = await users("bob").connect(two)
     await tab1.join(room)
     await tab2.join(room)
-    await alice.expect("presence:update", {"room": room, "user": "bob", "status": "joined"})
+    await alice.arrival(room, "bob")
 
     await tab1.close()
     assert await alice.quiet(GRACE + 1.5) == []
@@ -242,7 +258,8 @@ async def test_killing_a_presence_replica_loses_no_update(
     for name in names:  # about half of these are the dead replica's to announce
         await (await users(name).connect(gateway)).join(room)
 
-    expected = {("presence:update", (name, "joined")) for name in names}
+    expected = {("presence:update", (name, status)) for name in names
+                for status in ("joined", "online")}
     got: list[tuple[str, tuple[str, str]]] = []
     async with asyncio.timeout(15 * UNIT):  # redelivery after the ack wait, liveness TTL
         while set(got) != expected:
@@ -303,7 +320,7 @@ async def test_a_gateway_restarted_at_once_under_its_id_closes_its_old_runs_sock
     frank = await users("frank").connect(restarted)
     await frank.join(room)
 
-    await alice.expect("presence:update", {"room": room, "user": "frank", "status": "joined"})
+    await alice.arrival(room, "frank")
     heard = await alice.quiet(GRACE + 1.5)
     assert sorted(heard, key=str) == sorted([
         ("presence:update", {"room": room, "user": "erin", "status": "left"}),
@@ -322,7 +339,7 @@ async def test_a_restarted_replica_keeps_the_state_and_announces_nobody_again(
     await alice.join(room)
     gina = await users("gina").connect(gateway)
     await gina.join(room)
-    await alice.expect("presence:update", {"room": room, "user": "gina", "status": "joined"})
+    await alice.arrival(room, "gina")
 
     await asyncio.to_thread(replica.stop)
     await gina.close()  # while no replica runs: the work queue keeps the notice
@@ -376,7 +393,7 @@ async def test_a_socket_recovered_on_its_own_gateway_stays_present(
         await js.connect("ivan", proxy.url, "/chat", make_token("ivan"), reconnection=True,
                          reconnectionDelay=100, reconnectionDelayMax=200, randomizationFactor=0)
         await js.call("ivan", "room:join", {"room": room})
-        await alice.expect("presence:update", {"room": room, "user": "ivan", "status": "joined"})
+        await alice.arrival(room, "ivan")
 
         proxy.cut()  # the transport drops; socket.io-client recovers the same socket id
         await js.expect("ivan", {"disconnect"})

@@ -107,7 +107,9 @@ def test_join_is_per_user_not_per_tab() -> None:
     s.connect("gw1", "c1", "alice", 0.0)
     s.connect("gw1", "c2", "alice", 0.0)
 
-    assert s.join("gw1", "c1", "lobby", 1.0) == [RoomChange("lobby", "alice", "joined")]
+    joined = s.join("gw1", "c1", "lobby", 1.0)
+    assert joined == [RoomChange("lobby", "alice", "joined"), UserStatus("alice", "online")]
+    assert joined[1].rooms == {"lobby"}  # online reaches the rooms once the user has one
     assert s.join("gw1", "c2", "lobby", 1.0) == []
     assert s.members("lobby") == {"alice": 2}
     assert s.leave("gw1", "c1", "lobby", 2.0) == []
@@ -300,7 +302,7 @@ def test_merge_of_two_views_takes_the_newest_record_per_connection() -> None:
 
     events = a.merge(b, 3.0)
 
-    assert events == [UserStatus("bob", "online"), RoomChange("lobby", "bob", "joined")]
+    assert events == [RoomChange("lobby", "bob", "joined"), UserStatus("bob", "online")]
     assert a.tick(6.99) == []
     assert a.tick(7.0) == [UserStatus("alice", "offline"), RoomChange("lobby", "alice", "left")]
 
@@ -338,10 +340,9 @@ def test_merge_accepts_a_plain_snapshot() -> None:
     s = state()
     records = {("gw1", "c1"): Conn("alice", frozenset({"lobby"}), stamp=1.0)}
 
-    assert s.merge(records, 2.0) == [
-        UserStatus("alice", "online"),
-        RoomChange("lobby", "alice", "joined"),
-    ]
+    events = s.merge(records, 2.0)
+    assert events == [RoomChange("lobby", "alice", "joined"), UserStatus("alice", "online")]
+    assert isinstance(events[1], UserStatus) and events[1].rooms == {"lobby"}
 
 
 def test_restore_announces_nobody_but_keeps_pending_departures() -> None:
@@ -397,3 +398,12 @@ def test_next_deadline_is_the_earliest_pending_item_and_skips_cancelled_ones() -
 def test_bad_config_is_rejected(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         PresenceConfig(**kwargs)
+
+
+def test_offline_reaches_the_rooms_the_user_was_in_before_the_lefts() -> None:
+    s = state()
+    online(s, "alice", "gw1", "c1", "lobby", 0.0)
+    s.disconnect("gw1", "c1", 1.0)
+    events = s.tick(100.0)
+    assert events == [UserStatus("alice", "offline"), RoomChange("lobby", "alice", "left")]
+    assert isinstance(events[0], UserStatus) and events[0].rooms == {"lobby"}
