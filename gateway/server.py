@@ -44,7 +44,7 @@ from gateway.sessions import Sessions
 from shared.config import ConfigError, GatewaySettings
 from shared.jwtauth import Identity, TokenVerifier
 from shared.metrics import CONTENT_TYPE, GatewayMetrics, render
-from shared.natsconn import connect
+from shared.natsconn import connect, when_ready
 from shared.presence_queue import ensure_queue
 from shared.protocol.errors import CloseCode
 from shared.registry_kv import RegistryKV
@@ -309,16 +309,17 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
                        client, disconnected, reconnected)
     subjects = Subjects(settings.subject_prefix)
     broker = NatsBroker(client, subjects, log_settings(settings))
-    await broker.ensure_streams()
-    await broker.ensure_inbox()
-    store = await SessionStore.open(client, f"{settings.subject_prefix}-sessions",
-                                    settings.recovery_window_s + lease_seconds(settings),
-                                    settings.stream_replicas)
-    registry = await RegistryKV.open(client, settings.subject_prefix, settings.gateway_ttl_s,
-                                     settings.stream_replicas)
-    await registry.beat(settings.instance_id)
+    await when_ready("creating the room logs", broker.ensure_streams)
+    await when_ready("creating the inbox stream", broker.ensure_inbox)
+    store = await when_ready("opening the session bucket", lambda: SessionStore.open(
+        client, f"{settings.subject_prefix}-sessions",
+        settings.recovery_window_s + lease_seconds(settings), settings.stream_replicas))
+    registry = await when_ready("opening the registry", lambda: RegistryKV.open(
+        client, settings.subject_prefix, settings.gateway_ttl_s, settings.stream_replicas))
+    await when_ready("registering this gateway", lambda: registry.beat(settings.instance_id))
     await registry.watch()
-    await ensure_queue(client.jetstream(timeout=5.0), subjects, settings.stream_replicas)
+    await when_ready("creating the presence queue", lambda: ensure_queue(
+        client.jetstream(timeout=5.0), subjects, settings.stream_replicas))
     presence = PresenceEmitter(client.jetstream(timeout=5.0), subjects.presence_events(),
                                settings.instance_id, new_id(), namespaces.PRESENCE_NAMESPACES,
                                client.request, subjects.presence_query())

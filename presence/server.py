@@ -13,7 +13,7 @@ from presence.store import PresenceStore
 from shared import httpservice
 from shared.config import PresenceSettings
 from shared.metrics import NatsMetrics
-from shared.natsconn import connect
+from shared.natsconn import connect, when_ready
 from shared.registry_kv import RegistryKV
 
 log = logging.getLogger(__name__)
@@ -25,11 +25,12 @@ async def run(settings: PresenceSettings, stop: asyncio.Event) -> None:
     metrics = PresenceMetrics(registry)
     nc = await connect(settings.nats_url, f"presence-{settings.instance_id}", nats_metrics)
     config = config_of(settings)
-    gateways = await RegistryKV.open(nc, settings.subject_prefix, settings.gateway_ttl_s,
-                                     settings.stream_replicas)
+    gateways = await when_ready("opening the registry", lambda: RegistryKV.open(
+        nc, settings.subject_prefix, settings.gateway_ttl_s, settings.stream_replicas))
     await gateways.watch()
-    store = await PresenceStore.open(nc, settings.subject_prefix, settings.stream_replicas,
-                                     config.tombstone_ttl, config.typing_ttl)
+    store = await when_ready("opening the presence bucket", lambda: PresenceStore.open(
+        nc, settings.subject_prefix, settings.stream_replicas, config.tombstone_ttl,
+        config.typing_ttl))
     service = PresenceService(nc, settings, metrics, store, gateways)
     app = httpservice.health_app(registry, lambda: service.ready and nc.is_connected)
     runner = await httpservice.start(app, settings.host, settings.port)

@@ -60,6 +60,7 @@ from presence.state import (
 )
 from presence.store import Change, PresenceStore
 from shared.config import PresenceSettings
+from shared.natsconn import when_ready
 from shared.presence_queue import CONSUMER, consumer_config, ensure_queue
 from shared.presence_wire import (
     PRESENCE_NAMESPACES,
@@ -123,13 +124,15 @@ class PresenceService:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        await ensure_queue(self._js, self._subjects, self.settings.stream_replicas)
+        await when_ready("creating the presence queue", lambda: ensure_queue(
+            self._js, self._subjects, self.settings.stream_replicas))
         self._registry.on_gateway_gone = self._gateway_gone
         caught_up = asyncio.Event()
         self._tasks.append(loop.create_task(self._send()))
         self._tasks.append(loop.create_task(self._follow(caught_up)))
         await caught_up.wait()
-        await self._store.beat(self.me, self.settings.replica_ttl_s)
+        await when_ready("announcing this replica", lambda: self._store.beat(
+            self.me, self.settings.replica_ttl_s))
         await self._nc.subscribe(self._subjects.presence_query(), queue="presence",
                                  cb=self._on_query)
         self._tasks.append(loop.create_task(self._beat()))
@@ -157,9 +160,12 @@ class PresenceService:
     # --- ingest: work queue -> bucket -----------------------------------------------------
 
     async def _ingest(self) -> None:
-        sub = await self._js.pull_subscribe(
-            self._subjects.presence_events(), durable=CONSUMER,
-            stream=self._subjects.presence_stream(), config=consumer_config())
+        def subscribe() -> Any:
+            return self._js.pull_subscribe(
+                self._subjects.presence_events(), durable=CONSUMER,
+                stream=self._subjects.presence_stream(), config=consumer_config())
+
+        sub = await when_ready("subscribing to the presence queue", subscribe, within=3_600)
         try:
             while True:
                 try:

@@ -29,7 +29,7 @@ from router.reaper import Reaper
 from router.settings import RouterApiSettings
 from shared import httpservice
 from shared.metrics import NatsMetrics
-from shared.natsconn import connect
+from shared.natsconn import connect, when_ready
 from shared.ratelimit import TokenBucket
 from shared.registry import ConnectionInfo
 from shared.registry_kv import RegistryKV
@@ -72,8 +72,8 @@ async def run(settings: RouterApiSettings, stop: asyncio.Event) -> None:
                        NatsMetrics(registry, "router"), client=FanoutClient())
     assert isinstance(nc, FanoutClient)
     subjects = Subjects(settings.subject_prefix)
-    reg = await RegistryKV.open(nc, settings.subject_prefix, settings.gateway_ttl_s,
-                                settings.stream_replicas)
+    reg = await when_ready("opening the registry", lambda: RegistryKV.open(
+        nc, settings.subject_prefix, settings.gateway_ttl_s, settings.stream_replicas))
     reaper = Reaper(reg.users, reg.entry, reg.drop_gateway, lambda gw: gw in reg.live, metrics)
     reg.on_gateway_gone = reaper.gateway_gone
     await reg.watch()

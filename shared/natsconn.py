@@ -6,11 +6,14 @@ and logged at most once a second, so an overloaded process does not also drown i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import Error as JetStreamError
@@ -19,6 +22,9 @@ from nats.js.kv import KeyValue
 from shared.metrics import NatsMetrics
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+STARTUP_WITHIN_S = 60.0
 
 
 async def key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
@@ -78,3 +84,23 @@ async def connect(
     )
     metrics.connected.set(1)
     return nc
+
+
+async def when_ready(what: str, step: Callable[[], Awaitable[T]],
+                     within: float = STARTUP_WITHIN_S) -> T:
+    """Run an idempotent start-up step against JetStream, again and again while the cluster
+    cannot answer yet: a freshly formed cluster times out or answers 503 until its meta leader
+    is elected, and a service should wait for that instead of crashing and being restarted."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    delay = 0.25
+    while True:
+        try:
+            return await step()
+        except (NatsError, JetStreamError, TimeoutError) as exc:
+            if loop.time() + delay > deadline:
+                raise
+            log.warning("%s: NATS not ready (%s: %s); retrying in %.2fs", what,
+                        type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(2.0, delay * 2)
