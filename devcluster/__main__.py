@@ -1,7 +1,8 @@
 """``python -m devcluster``: the whole Switchboard cluster on 127.0.0.1 in one command.
 
 Ports: gateway *i* on base+i (default 8001, 8002, ...), the demo page on base+100 (default
-8100), router, presence and NATS on free ports. stdout carries exactly one line,
+8100), router, presence and NATS on free ports; with ``--prometheus``, a local Prometheus
+scraping them all on base+90 (8090). stdout carries exactly one line,
 ``READY {"gateways": [...], "nats": ..., "router": ..., "presence": ..., "demo": ...}``; the
 log, each child's output (prefixed ``[name]``) and lines ``devcluster: started NAME pid=PID
 url=URL`` go to stderr.
@@ -15,13 +16,17 @@ import logging
 import os
 import sys
 
+from devcluster import prometheus
 from devcluster.cluster import run
 from devcluster.layout import DEMO_OFFSET, MAX_GATEWAYS, Options
 
 
-def parse_args(argv: list[str] | None = None) -> Options:
-    """Command line to :class:`Options`; defaults live on ``Options`` alone."""
+def parse_args(argv: list[str] | None = None
+               ) -> tuple[Options, prometheus.PrometheusOptions | None]:
+    """Command line to :class:`Options` (and Prometheus's, when ``--prometheus`` is given);
+    defaults live on the option classes alone."""
     defaults = Options()
+    prometheus_defaults = prometheus.PrometheusOptions()
     parser = argparse.ArgumentParser(
         prog="python -m devcluster",
         description=(
@@ -42,15 +47,31 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--stop-timeout", type=float, default=defaults.stop_timeout,
                         metavar="S", help="seconds a child has after SIGTERM before SIGKILL "
                         "(default %(default)s)")
+    parser.add_argument("--prometheus", action="store_true",
+                        help="also run a local Prometheus (a `prometheus` binary on PATH, e.g. "
+                        "Debian's package) scraping every service, with the alert rules of "
+                        f"deploy/prometheus/; it listens on BASE+{prometheus.PROMETHEUS_OFFSET}")
+    parser.add_argument("--prometheus-port", type=int, default=prometheus_defaults.port,
+                        metavar="P", help="Prometheus's port instead of "
+                        f"BASE+{prometheus.PROMETHEUS_OFFSET}")
+    parser.add_argument("--prometheus-interval", type=float,
+                        default=prometheus_defaults.interval, metavar="S",
+                        help="scrape and rule evaluation interval (default %(default)s)")
     args = parser.parse_args(argv)
-    return Options(gateways=args.gateways, base_port=args.base_port,
-                   ready_timeout=args.ready_timeout, stop_timeout=args.stop_timeout)
+    options = Options(gateways=args.gateways, base_port=args.base_port,
+                      ready_timeout=args.ready_timeout, stop_timeout=args.stop_timeout)
+    if not args.prometheus:
+        return options, None
+    return options, prometheus.PrometheusOptions(port=args.prometheus_port,
+                                                 interval=args.prometheus_interval)
 
 
 def main() -> int:
     """Entry point; the exit code is 0 after a requested stop, 1 after any failure."""
-    options = parse_args()
+    options, prometheus_options = parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="devcluster: %(message)s")
+    if prometheus_options is not None:
+        return asyncio.run(prometheus.run(options, prometheus_options, dict(os.environ)))
     return asyncio.run(run(options, dict(os.environ)))
 
 

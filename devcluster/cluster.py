@@ -45,13 +45,15 @@ class StartupError(RuntimeError):
     """The cluster could not come up; the message says which part and why."""
 
 
-async def run(options: Options, environ: Mapping[str, str]) -> int:
-    """Run until SIGINT/SIGTERM (exit 0) or a failure (exit 1); always stop everything."""
+async def run(options: Options, environ: Mapping[str, str],
+              cluster: Cluster | None = None) -> int:
+    """Run until SIGINT/SIGTERM (exit 0) or a failure (exit 1); always stop everything.
+    ``cluster`` is a :class:`Cluster` (subclass) built for ``options``, if not the plain one."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    cluster = Cluster(options, environ)
+    cluster = cluster or Cluster(options, environ)
     try:
         return await cluster.run(stop)
     except (StartupError, ChildFailed, NatsServerError, LayoutError) as exc:
