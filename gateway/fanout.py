@@ -137,6 +137,10 @@ class Feed:
     async def _handle(self, delivery: Delivery) -> None:
         if (delivery.nsp, delivery.room) not in self._fanout.registry:
             return  # queued before the room's last member left; its chain is gone
+        stamp = envelope.stamp_ms(delivery.body)
+        if stamp is not None:
+            lag = time.time() - stamp / 1000
+            self._fanout.metrics.delivery_lag.labels(self.nsp).observe(max(0.0, lag))
         seq, prev = delivery.seq, delivery.prev
         if not self.durable or seq is None:
             await self._fanout.write(delivery.nsp, delivery.room, delivery.body, None, 0, None)

@@ -39,3 +39,19 @@ def unpack(body: bytes) -> tuple[bytes, tuple[bytes, ...]] | None:
         attachments.append(bytes(blob))
         rest = rest[_LEN.size + size :]
     return args, tuple(attachments)
+
+
+_TS = b'"ts":'
+
+
+def stamp_ms(args: bytes) -> int | None:
+    """The ``ts`` (ms) the publishing gateway put in a message, read without parsing the JSON:
+    the first ``"ts":`` followed by digits (a key; inside a string value its quotes would be
+    escaped). ``None`` when there is none, as in events published by backends."""
+    at = args.find(_TS)
+    if at < 0:
+        return None
+    start = end = at + len(_TS)
+    while end < len(args) and args[end] in b"0123456789" and end - start < 16:
+        end += 1
+    return int(args[start:end]) if end > start else None

@@ -38,3 +38,11 @@ def test_attachments_are_length_prefixed_big_endian() -> None:
 )
 def test_malformed_bodies_are_none(body: bytes) -> None:
     assert envelope.unpack(body) is None
+
+
+def test_the_publishers_stamp_is_read_without_parsing() -> None:
+    assert envelope.stamp_ms(b'["message:received",{"room":"r","ts":1764000000123}]') == (
+        1764000000123)
+    assert envelope.stamp_ms(b'["message:received",{"text":"\\"ts\\":5"}]') is None
+    assert envelope.stamp_ms(b'["notice",{"text":"hi"}]') is None
+    assert envelope.stamp_ms(b'["x",{"ts":"soon"}]') is None
