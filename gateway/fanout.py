@@ -108,6 +108,7 @@ class Feed:
         self.durable = durable
         self.chains = RoomChains()
         self._fanout = fanout
+        self._lag = fanout.metrics.delivery_lag.labels(nsp)
         self._queue: deque[Delivery | None] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -139,8 +140,7 @@ class Feed:
             return  # queued before the room's last member left; its chain is gone
         stamp = envelope.stamp_ms(delivery.body)
         if stamp is not None:
-            lag = time.time() - stamp / 1000
-            self._fanout.metrics.delivery_lag.labels(self.nsp).observe(max(0.0, lag))
+            self._lag.observe(max(0.0, time.time() - stamp / 1000))
         seq, prev = delivery.seq, delivery.prev
         if not self.durable or seq is None:
             await self._fanout.write(delivery.nsp, delivery.room, delivery.body, None, 0, None)
