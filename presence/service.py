@@ -151,9 +151,10 @@ class PresenceService:
             await asyncio.wait_for(self._left.wait(), STOP_WAIT_S)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._sent.wait(), STOP_WAIT_S)
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -343,7 +344,13 @@ class PresenceService:
             except (NatsError, JetStreamError, TimeoutError) as exc:
                 log.warning("could not drop a dead gateway's records: %s", exc)
 
-        self._tasks.append(asyncio.get_running_loop().create_task(drop()))
+        task = asyncio.get_running_loop().create_task(drop())
+        self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
 
     def _replica_seen(self, replica: str, now: float) -> None:
         """Replicas join the owner set only as their liveness key shows up in the bucket, so
