@@ -6,10 +6,14 @@ machine), sampled at two instants; percentages are of one core (a 2-core machine
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import importlib.metadata
+import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,9 +24,10 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import jwt
+import orjson
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
@@ -217,4 +222,97 @@ def versions() -> dict[str, str]:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         found["node"] = subprocess.run(["node", "--version"], capture_output=True, text=True,
                                        timeout=10).stdout.strip()
+    return found
+
+
+class NodeDriver:
+    """A node script driven by JSON lines: commands on its stdin, events (objects) from its
+    stdout, read without blocking the loop; EOF or ``{"event": "fatal"}`` ends it. ``needs``
+    is a folder the script cannot run without (its npm packages)."""
+
+    def __init__(self, name: str, script: Path, config_path: Path, log_path: Path,
+                 needs: Path) -> None:
+        node = shutil.which("node")
+        if node is None:
+            raise RuntimeError("node (20+) is not on PATH")
+        if not needs.is_dir():
+            raise RuntimeError(f"{needs} is missing: run `npm ci --prefix {needs.parents[1]}`")
+        self.script = script
+        self.child = Child(name, [node, str(script), "--config", str(config_path)], log_path,
+                           cwd=script.parent, stdin=subprocess.PIPE, stdout_pipe=True)
+        stdout = self.child.proc.stdout
+        assert stdout is not None
+        self._fd = stdout.fileno()
+        os.set_blocking(self._fd, False)
+        self._buf = b""
+        self.events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._fd, self._readable)
+        self._eof = False
+
+    def _readable(self) -> None:
+        try:
+            chunk = os.read(self._fd, 1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._loop.remove_reader(self._fd)
+            self._eof = True
+            self.events.put_nowait(None)
+            return
+        self._buf += chunk
+        *lines, self._buf = self._buf.split(b"\n")
+        for line in lines:
+            if line.startswith(b"{"):
+                self.events.put_nowait(json.loads(line))
+
+    def send(self, command: dict[str, Any]) -> None:
+        stdin = self.child.proc.stdin
+        assert stdin is not None
+        stdin.write(orjson.dumps(command) + b"\n")
+        stdin.flush()
+
+    async def next_event(self, within: float) -> dict[str, Any]:
+        event = await asyncio.wait_for(self.events.get(), within)
+        if event is None or event.get("event") == "fatal":
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(self.child.proc.wait, 2)
+            detail = event["error"] if event else f"exited ({self.child.proc.poll()})"
+            raise RuntimeError(f"{self.script.name}: {detail}\n{self.child.log_tail()}")
+        return event
+
+    async def expect(self, kind: str, within: float) -> dict[str, Any]:
+        """The next event of ``kind``; other kinds before it are dropped."""
+        deadline = time.monotonic() + within
+        while True:
+            event = await self.next_event(max(deadline - time.monotonic(), 0.001))
+            if event.get("event") == kind:
+                return event
+
+    def stop(self) -> None:
+        if not self._eof:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._fd)
+        with contextlib.suppress(OSError, ValueError):
+            self.send({"cmd": "quit"})
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.child.proc.wait(3)
+        self.child.stop()
+
+
+_SAMPLE_RE = re.compile(r"^([a-z_]+)(\{[^}]*\})? ([0-9.eE+-]+)$")
+
+
+def scrape_metrics(url: str, prefix: str) -> dict[str, float]:
+    """The samples of ``url``'s ``/metrics`` whose names start with ``prefix``, keyed by name
+    plus labels."""
+    with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE_RE.match(line)
+        if match and match[1].startswith(prefix):
+            found[match[1] + (match[2] or "")] = float(match[3])
     return found

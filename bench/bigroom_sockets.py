@@ -28,39 +28,28 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import resource
 import secrets
 import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchproc import Child, cpu_percent, mint_tokens, snapshot
+from benchproc import Child, cpu_percent, mint_tokens, scrape_metrics, snapshot
 from fanout import LineReader, Overtime, Recorder, start_switchboard, time_bound, versions
 
 BENCH = Path(__file__).resolve().parent
 NODE_DIR = BENCH / "bigroom"
 RESULTS = BENCH / "results"
 DEFAULT_LIMITS = {"SB_CHAT_RATE": "100", "SB_CHAT_BURST": "100"}  # fanout.py raises them
-METRIC_RE = re.compile(r"^(switchboard_gateway_[a-z_]+)(\{[^}]*\})? ([0-9.eE+-]+)$")
 
 
 def scrape(url: str) -> dict[str, float]:
     """The gateway's switchboard_gateway_* samples, keyed by name plus labels."""
-    http = url.replace("ws://", "http://") + "/metrics"
-    with urllib.request.urlopen(http, timeout=5) as response:
-        text = response.read().decode()
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        match = METRIC_RE.match(line)
-        if match:
-            found[match[1] + (match[2] or "")] = float(match[3])
-    return found
+    return scrape_metrics(url.replace("ws://", "http://"), "switchboard_gateway_")
 
 
 def delta(after: dict[str, float], before: dict[str, float], prefix: str) -> float:

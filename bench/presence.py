@@ -72,15 +72,12 @@ import contextlib
 import json
 import os
 import random
-import re
 import resource
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -103,9 +100,11 @@ import benchproc
 from benchproc import (
     Child,
     CpuSnapshot,
+    NodeDriver,
     cpu_percent,
     free_port,
     mint_tokens,
+    scrape_metrics,
     snapshot,
     wait_http_ok,
 )
@@ -121,7 +120,6 @@ SUBJECTS = Subjects(PREFIX)
 NAMESPACE = "/chat"
 FAKE_GATEWAY = "bench-gw"
 POLL_S = 0.05
-METRIC_RE = re.compile(r"^(switchboard_presence_[a-z_]+)(\{[^}]*\})? ([0-9.eE+-]+)$")
 STEPS = ("connect", "join", "join", "leave", "disconnect")
 
 # Kills nats-server if the runner dies (PDEATHSIG sends this process SIGTERM) or overstays its
@@ -206,14 +204,7 @@ async def ready(child: Child, port: int, within: float = 60.0) -> None:
 
 def scrape(port: int) -> dict[str, float]:
     """A replica's switchboard_presence_* samples, keyed by name plus labels."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        match = METRIC_RE.match(line)
-        if match:
-            found[match[1] + (match[2] or "")] = float(match[3])
-    return found
+    return scrape_metrics(f"http://127.0.0.1:{port}", "switchboard_presence_")
 
 
 def by_label(samples: Sequence[dict[str, float]], name: str) -> dict[str, int]:
@@ -491,76 +482,11 @@ def ingest_table(results: list[dict[str, Any]]) -> str:
 # -- restart ----------------------------------------------------------------------------------
 
 
-class NodeClients:
+class NodeClients(NodeDriver):
     """``clients.mjs``: commands as JSON lines on its stdin, events as JSON lines from stdout."""
 
     def __init__(self, config_path: Path, log_path: Path) -> None:
-        node = shutil.which("node")
-        if node is None:
-            raise RuntimeError("node (20+) is not on PATH")
-        if not SOCKETIO_DIR.is_dir():
-            raise RuntimeError("run `npm ci --prefix bench/recovery` first (socket.io-client)")
-        self.child = Child("node", [node, str(CLIENTS_JS), "--config", str(config_path)],
-                           log_path, cwd=CLIENTS_JS.parent, stdin=subprocess.PIPE,
-                           stdout_pipe=True)
-        stdout = self.child.proc.stdout
-        assert stdout is not None
-        self._fd = stdout.fileno()
-        os.set_blocking(self._fd, False)
-        self._buf = b""
-        self.events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._fd, self._readable)
-        self._eof = False
-
-    def _readable(self) -> None:
-        try:
-            chunk = os.read(self._fd, 1 << 20)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self._loop.remove_reader(self._fd)
-            self._eof = True
-            self.events.put_nowait(None)
-            return
-        self._buf += chunk
-        *lines, self._buf = self._buf.split(b"\n")
-        for line in lines:
-            if line.startswith(b"{"):
-                self.events.put_nowait(json.loads(line))
-
-    def send(self, command: dict[str, Any]) -> None:
-        stdin = self.child.proc.stdin
-        assert stdin is not None
-        stdin.write(orjson.dumps(command) + b"\n")
-        stdin.flush()
-
-    async def next_event(self, within: float) -> dict[str, Any]:
-        event = await asyncio.wait_for(self.events.get(), within)
-        if event is None or event.get("event") == "fatal":
-            detail = event["error"] if event else f"exited ({self.child.proc.poll()})"
-            raise RuntimeError(f"clients.mjs: {detail}\n{self.child.log_tail()}")
-        return event
-
-    async def expect(self, kind: str, within: float) -> dict[str, Any]:
-        deadline = time.monotonic() + within
-        while True:
-            event = await self.next_event(max(deadline - time.monotonic(), 0.001))
-            if event.get("event") == kind:
-                return event
-
-    def stop(self) -> None:
-        if not self._eof:
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(self._fd)
-        with contextlib.suppress(OSError, ValueError):
-            self.send({"cmd": "quit"})
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.child.proc.wait(3)
-        self.child.stop()
-
+        super().__init__("node", CLIENTS_JS, config_path, log_path, SOCKETIO_DIR)
 
 class Reconnects:
     """Follows the clients' disconnect/connect lines while the restart runs."""

@@ -29,9 +29,7 @@ import json
 import os
 import resource
 import secrets
-import shutil
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -47,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchproc import (
     Child,
     CpuSnapshot,
+    NodeDriver,
     cpu_percent,
     free_port,
     mint_tokens,
@@ -73,78 +72,12 @@ NOISE_LIMIT = 20.0
 # -- the node process ---------------------------------------------------------------------------
 
 
-class Storm:
+class Storm(NodeDriver):
     """``storm.mjs``: commands as JSON lines on its stdin, events as JSON lines from stdout."""
 
     def __init__(self, config_path: Path, log_path: Path) -> None:
-        node = shutil.which("node")
-        if node is None:
-            raise RuntimeError("node (20+) is not on PATH")
-        if not (STORM_DIR / "node_modules" / "socket.io-client").is_dir():
-            raise RuntimeError("run `npm ci --prefix bench/recovery` first")
-        self.child = Child("storm", [node, str(STORM_JS), "--config", str(config_path)],
-                           log_path, cwd=STORM_DIR, stdin=subprocess.PIPE, stdout_pipe=True)
-        stdout = self.child.proc.stdout
-        assert stdout is not None
-        self._fd = stdout.fileno()
-        os.set_blocking(self._fd, False)
-        self._buf = b""
-        self.events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(self._fd, self._readable)
-        self._eof = False
-
-    def _readable(self) -> None:
-        try:
-            chunk = os.read(self._fd, 1 << 20)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self._loop.remove_reader(self._fd)
-            self._eof = True
-            self.events.put_nowait(None)
-            return
-        self._buf += chunk
-        *lines, self._buf = self._buf.split(b"\n")
-        for line in lines:
-            if line.startswith(b"{"):
-                self.events.put_nowait(json.loads(line))
-
-    def send(self, command: dict[str, Any]) -> None:
-        stdin = self.child.proc.stdin
-        assert stdin is not None
-        stdin.write(orjson.dumps(command) + b"\n")
-        stdin.flush()
-
-    async def next_event(self, within: float) -> dict[str, Any]:
-        event = await asyncio.wait_for(self.events.get(), within)
-        if event is None or event.get("event") == "fatal":
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(self.child.proc.wait, 2)
-            detail = event["error"] if event else f"exited ({self.child.proc.poll()})"
-            raise RuntimeError(f"storm.mjs: {detail}\n{self.child.log_tail()}")
-        return event
-
-    async def expect(self, kind: str, within: float) -> dict[str, Any]:
-        """The next event of ``kind``; other kinds before it are dropped."""
-        deadline = time.monotonic() + within
-        while True:
-            event = await self.next_event(max(deadline - time.monotonic(), 0.001))
-            if event.get("event") == kind:
-                return event
-
-    def stop(self) -> None:
-        if not self._eof:
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(self._fd)
-        with contextlib.suppress(OSError, ValueError):
-            self.send({"cmd": "quit"})
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.child.proc.wait(3)
-        self.child.stop()
-
+        super().__init__("storm", STORM_JS, config_path, log_path,
+                         STORM_DIR / "node_modules" / "socket.io-client")
 
 # -- one run ------------------------------------------------------------------------------------
 
