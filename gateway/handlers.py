@@ -28,6 +28,26 @@ def _room_of(ctx: EventContext) -> str | Failure:
     return room
 
 
+def _joined_room(ctx: EventContext, doing: str) -> str | Failure:
+    """The payload's room, which the socket must have joined to do this in it."""
+    room = _room_of(ctx)
+    if isinstance(room, Failure):
+        return room
+    if room not in ctx.socket.rooms:
+        return Failure(ErrorCode.FORBIDDEN, f"join the room before {doing} it")
+    return room
+
+
+def _visible_room(ctx: EventContext) -> str | Failure:
+    """The payload's room, which the socket must be in or allowed to join to read it."""
+    room = _room_of(ctx)
+    if isinstance(room, Failure):
+        return room
+    if room not in ctx.socket.rooms and not ctx.socket.identity.may_join(room):
+        return Failure(ErrorCode.FORBIDDEN, "the token does not allow this room")
+    return room
+
+
 def join(ctx: EventContext) -> list[Action] | Failure:
     room = _room_of(ctx)
     if isinstance(room, Failure):
@@ -55,11 +75,9 @@ def leave(ctx: EventContext) -> list[Action] | Failure:
 
 
 def send_message(ctx: EventContext) -> list[Action] | Failure:
-    room = _room_of(ctx)
+    room = _joined_room(ctx, "sending to")
     if isinstance(room, Failure):
         return room
-    if room not in ctx.socket.rooms:
-        return Failure(ErrorCode.FORBIDDEN, "join the room before sending to it")
     payload: dict[str, Any] = ctx.payload
     attachment = payload.get("attachment")
     if attachment is not None and not isinstance(attachment, bytes):
@@ -92,12 +110,10 @@ def typing(event: str) -> Any:
     go no further, so a keystroke stream is one notice per interval."""
 
     def handle(ctx: EventContext) -> list[Action] | Failure:
-        room = _room_of(ctx)
+        room = _joined_room(ctx, "typing in")
         if isinstance(room, Failure):
             return room
         socket = ctx.socket
-        if room not in socket.rooms:
-            return Failure(ErrorCode.FORBIDDEN, "join the room before typing in it")
         if event == TYPING_START:
             last = socket.typing.get(room)
             if last is not None and ctx.now - last < ctx.limits.typing_coalesce_s:
@@ -120,11 +136,9 @@ def relay(event: str) -> Any:
     def handle(ctx: EventContext) -> list[Action] | Failure:
         if not isinstance(ctx.payload, dict):
             return Failure(ErrorCode.BAD_REQUEST, "payload must be an object with a room")
-        room = _room_of(ctx)
+        room = _joined_room(ctx, "sending to")
         if isinstance(room, Failure):
             return room
-        if room not in ctx.socket.rooms:
-            return Failure(ErrorCode.FORBIDDEN, "join the room before sending to it")
         attachments: list[bytes] = []
         body = deconstruct([event, {**ctx.payload, "from": ctx.socket.identity.sub}],
                            attachments)
@@ -136,11 +150,9 @@ def relay(event: str) -> Any:
 
 def history(ctx: EventContext) -> list[Action] | Failure:
     """``room:history``: ``since`` reads forward (gap fill), ``before`` backward (scroll-back)."""
-    room = _room_of(ctx)
+    room = _visible_room(ctx)
     if isinstance(room, Failure):
         return room
-    if room not in ctx.socket.rooms and not ctx.socket.identity.may_join(room):
-        return Failure(ErrorCode.FORBIDDEN, "the token does not allow this room")
     payload = ctx.payload
     if payload.get("since") is not None and payload.get("before") is not None:
         return Failure(ErrorCode.BAD_REQUEST, "give since or before, not both")
@@ -154,9 +166,7 @@ HISTORY_DEFAULT_LIMIT = 100
 
 def presence(ctx: EventContext) -> list[Action] | Failure:
     """``room:presence``: members of a room the socket is in or may join."""
-    room = _room_of(ctx)
+    room = _visible_room(ctx)
     if isinstance(room, Failure):
         return room
-    if room not in ctx.socket.rooms and not ctx.socket.identity.may_join(room):
-        return Failure(ErrorCode.FORBIDDEN, "the token does not allow this room")
     return [PresenceQuery(ctx.socket, room, ctx.reply)]

@@ -39,12 +39,6 @@ class RouterApiSettings(RouterSettings):
                                "server API requests per second, per router (HTTP and NATS)")
     api_burst: int = _setting("SB_API_BURST", _positive_int, 2000,
                               "server API burst, requests, per router")
-    # The gateways' variables: whichever service starts first creates the registry buckets,
-    # and KV buckets keep the TTL and replicas they were created with.
-    gateway_ttl_s: float = _setting("SB_GATEWAY_TTL_S", _positive_float, 3.0,
-                                    "a dead gateway's connections stop counting after, s")
-    stream_replicas: int = _setting("SB_STREAM_REPLICAS", _positive_int, 1,
-                                    "replicas of the registry buckets and the logs it creates")
 
     def __post_init__(self) -> None:
         RouterSettings.__post_init__(self)

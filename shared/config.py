@@ -132,7 +132,20 @@ class ServiceSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class GatewaySettings(ServiceSettings):
+class ClusterSettings(ServiceSettings):
+    """What every service that keeps state in JetStream or reads gateway liveness shares.
+    Give every service the same values: whichever starts first creates the buckets, and a KV
+    bucket keeps the TTL and replicas it was created with."""
+
+    gateway_ttl_s: float = _setting("SB_GATEWAY_TTL_S", _parse_positive_float, 3.0,
+                                    "a dead gateway's connections stop counting after, s")
+    stream_replicas: int = _setting("SB_STREAM_REPLICAS", _parse_positive_int, 1,
+                                    "replicas of the streams and KV buckets the service creates "
+                                    "(3 on a 3-node NATS cluster)")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings(ClusterSettings):
     """The gateway's settings; the defaults are the public contract's."""
 
     jwt_secret: str = _setting("SB_JWT_SECRET", str, "", "HS* key for JWT verification")
@@ -177,8 +190,6 @@ class GatewaySettings(ServiceSettings):
                                          262_144, "message attachment limit, bytes")
     max_user_connections: int = _setting("SB_MAX_USER_CONNECTIONS", _parse_positive_int, 5,
                                          "connections one user may hold, cluster-wide")
-    gateway_ttl_s: float = _setting("SB_GATEWAY_TTL_S", _parse_positive_float, 3.0,
-                                    "a dead gateway's connections stop counting after, s")
     inbox_max: int = _setting("SB_INBOX_MAX", _parse_positive_int, 100,
                               "messages kept per offline user for /notifications")
     inbox_max_age_s: float = _setting("SB_INBOX_MAX_AGE_S", _parse_positive_float, 604_800.0,
@@ -193,9 +204,6 @@ class GatewaySettings(ServiceSettings):
                                          "how long a dropped session stays recoverable, s")
     dedup_window_s: float = _setting("SB_DEDUP_WINDOW_S", _parse_positive_float, 120.0,
                                      "message:send retries with one id are stored once within, s")
-    stream_replicas: int = _setting("SB_STREAM_REPLICAS", _parse_positive_int, 1,
-                                    "replicas of the room logs and the session bucket (3 on a "
-                                    "3-node NATS cluster)")
     log_max_age_s: float = _setting("SB_LOG_MAX_AGE_S", _parse_positive_float, 604_800.0,
                                     "how long the room log keeps messages, s")
     log_max_per_room: int = _setting("SB_LOG_MAX_PER_ROOM", _parse_positive_int, 10_000,
@@ -216,14 +224,14 @@ class GatewaySettings(ServiceSettings):
 
 
 @dataclass(frozen=True, slots=True)
-class RouterSettings(ServiceSettings):
+class RouterSettings(ClusterSettings):
     """The router's settings."""
 
     api_key: str = _setting("SB_API_KEY", str, "", "bearer key of the server API")
 
 
 @dataclass(frozen=True, slots=True)
-class PresenceSettings(ServiceSettings):
+class PresenceSettings(ClusterSettings):
     """The presence service's settings (timings in seconds)."""
 
     grace_s: float = _setting("SB_PRESENCE_GRACE_S", _parse_non_negative_float, 5.0,
@@ -239,10 +247,6 @@ class PresenceSettings(ServiceSettings):
                              "room:presence lists at most this many users (count is exact)")
     replica_ttl_s: float = _setting("SB_PRESENCE_REPLICA_TTL_S", _parse_positive_float, 3.0,
                                     "a dead presence replica's share moves on after, s")
-    gateway_ttl_s: float = _setting("SB_GATEWAY_TTL_S", _parse_positive_float, 3.0,
-                                    "a dead gateway's connections stop counting after, s")
-    stream_replicas: int = _setting("SB_STREAM_REPLICAS", _parse_positive_int, 1,
-                                    "replicas of the presence work queue and bucket")
 
     def __post_init__(self) -> None:
         ServiceSettings.__post_init__(self)

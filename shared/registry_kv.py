@@ -70,19 +70,20 @@ class RegistryKV:
 
     async def beat(self, gateway: str) -> None:
         """Keep ``gateway``'s liveness key alive (refreshing three times per TTL)."""
-        await self._gateways.put(encode_token(gateway), b"1")
+        await self.refresh(gateway)
         self.live.add(gateway)
         self._tasks.append(asyncio.get_running_loop().create_task(self._beat(gateway)))
 
     async def refresh(self, gateway: str) -> None:
-        """Put ``gateway``'s liveness key back at once (it lapsed while the gateway lived)."""
+        """Put ``gateway``'s liveness key (again): the beat does, and a gateway whose key
+        lapsed while it lived does at once."""
         await self._gateways.put(encode_token(gateway), b"1")
 
     async def _beat(self, gateway: str) -> None:
         while True:
             await asyncio.sleep(self.gateway_ttl_s / 3)
             try:
-                await self._gateways.put(encode_token(gateway), b"1")
+                await self.refresh(gateway)
             except (NatsError, JetStreamError, TimeoutError):
                 log.warning("gateway liveness refresh failed; retrying")
 
