@@ -11,7 +11,7 @@ replay and history.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,6 +44,7 @@ class Stored:
 
 
 Sink = Callable[[Delivery], None]
+Done = Callable[[PublishResult | None], None]
 
 
 class Broker(Protocol):
@@ -64,12 +65,13 @@ class Broker(Protocol):
         first (idempotent by ``msg_id`` within the duplicate window). Raises
         :class:`BrokerUnavailable`."""
 
-    async def begin_publish(
-        self, nsp: str, room: str, body: bytes, msg_id: str | None = None, logged: bool = False
-    ) -> Awaitable[PublishResult]:
-        """Send a publish now and return what resolves to its result: lets one client have
-        several publishes in flight, stored in the order they were begun. The awaitable
-        raises :class:`BrokerUnavailable`; so does this call if nothing could be sent."""
+    def begin_publish(
+        self, nsp: str, room: str, body: bytes, msg_id: str | None, logged: bool, done: Done
+    ) -> None:
+        """Send a publish now, without awaiting: one client can have several publishes in
+        flight, stored in the order they were begun. ``done`` gets the result exactly once
+        (``None`` when it could not be confirmed), possibly before this returns. Raises
+        :class:`BrokerUnavailable` (and never calls ``done``) if nothing could be sent."""
 
     async def last_seq(self, nsp: str, room: str) -> int:
         """The sequence of the room's last logged message, 0 if none."""

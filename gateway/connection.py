@@ -48,7 +48,7 @@ from shared.metrics import GatewayMetrics, event_label
 from shared.protocol.errors import CloseCode, ErrorCode
 from shared.protocol.events import TYPING_START, TYPING_STOP
 from shared.protocol.frames import BINARY, ws_frame
-from shared.subjects import encode_token
+from shared.subjects import encode_id, encode_token
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Connection:
             try:
                 await self._perform(self.session.transport_closed())
             finally:
-                await self._pipeline.close()
+                self._pipeline.close()
                 await self._admission.release(self)
 
     # --- timers ---------------------------------------------------------------------------
@@ -298,17 +298,20 @@ class Connection:
         self._ack(action.reply, answer)
 
     async def _publish(self, action: Publish) -> None:
+        pipeline = self._pipeline
+        if pipeline.full:
+            await pipeline.wait_room()
         body = envelope.pack(action.args, action.attachments)
         msg_id = None
         if action.message_id is not None:
-            msg_id = f"{encode_token(action.socket.identity.sub)}.{action.message_id}"
+            msg_id = f"{encode_token(action.socket.identity.sub)}.{encode_id(action.message_id)}"
+        done = pipeline.begin(action)
         try:
-            pending = await self._broker.begin_publish(action.socket.nsp, action.room, body,
-                                                       msg_id, action.logged)
+            self._broker.begin_publish(action.socket.nsp, action.room, body, msg_id,
+                                       action.logged, done)
         except BrokerUnavailable:
+            pipeline.cancel_last()
             self._published(action, None)
-            return
-        await self._pipeline.add(pending, action)
 
     def _published(self, action: Publish, result: PublishResult | None) -> None:
         if result is None:

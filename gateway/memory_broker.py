@@ -8,11 +8,9 @@ message id.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
-from gateway.broker import Delivery, PublishResult, Sink, Stored
+from gateway.broker import Delivery, Done, PublishResult, Sink, Stored
 
 
 @dataclass
@@ -76,6 +74,10 @@ class MemoryBroker:
     async def publish(
         self, nsp: str, room: str, body: bytes, msg_id: str | None = None, logged: bool = False
     ) -> PublishResult:
+        return self._deliver(nsp, room, body, msg_id, logged)
+
+    def _deliver(self, nsp: str, room: str, body: bytes, msg_id: str | None,
+                 logged: bool) -> PublishResult:
         seq = prev = None
         if logged and nsp in self._bus.durable:
             seq, prev, duplicate = self._bus.log(nsp).append(room, body, msg_id)
@@ -86,12 +88,10 @@ class MemoryBroker:
                 broker._sink(Delivery(nsp, room, body, seq, prev))
         return PublishResult(seq, False)
 
-    async def begin_publish(
-        self, nsp: str, room: str, body: bytes, msg_id: str | None = None, logged: bool = False
-    ) -> Awaitable[PublishResult]:
-        done: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
-        done.set_result(await self.publish(nsp, room, body, msg_id, logged))
-        return done
+    def begin_publish(
+        self, nsp: str, room: str, body: bytes, msg_id: str | None, logged: bool, done: Done
+    ) -> None:
+        done(self._deliver(nsp, room, body, msg_id, logged))
 
     async def last_seq(self, nsp: str, room: str) -> int:
         return self._bus.log(nsp).last_by_room.get(room, 0)

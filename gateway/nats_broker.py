@@ -8,27 +8,27 @@ stored message to the room's fan-out subject with ``Nats-Sequence`` and
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.api import PubAck, RePublish, StorageType, StreamConfig
+from nats.js.api import RePublish, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.js.errors import Error as JetStreamError
 
-from gateway.broker import BrokerUnavailable, Delivery, PublishResult, Sink, Stored
+from gateway.broker import BrokerUnavailable, Delivery, Done, PublishResult, Sink, Stored
+from gateway.log_publisher import LogPublisher
 from gateway.nats_client import FanoutClient, sequence_headers
 from shared.subjects import Subjects, namespace_token
 
 FLUSH_TIMEOUT_S = 2
 REQUEST_TIMEOUT_S = 2.0
 READ_BATCH = 256
+UNLOGGED = PublishResult()
 
 
 def unavailable(exc: BaseException) -> BrokerUnavailable:
@@ -54,6 +54,11 @@ class NatsBroker:
         self._log = log
         self._sink: Sink | None = None
         self._subs: dict[tuple[str, str], Subscription] = {}
+        self._publisher = LogPublisher(nc, REQUEST_TIMEOUT_S)
+
+    async def start(self) -> None:
+        """Subscribe the publish acknowledgements' inbox (before any logged publish)."""
+        await self._publisher.start()
 
     def stream_name(self, nsp: str) -> str:
         return f"{self._subjects.prefix}_{namespace_token(nsp)}".upper().replace("-", "_")
@@ -161,31 +166,14 @@ class NatsBroker:
             raise unavailable(exc) from exc
         return PublishResult()
 
-    async def begin_publish(
-        self, nsp: str, room: str, body: bytes, msg_id: str | None = None, logged: bool = False
-    ) -> Awaitable[PublishResult]:
-        if not (logged and nsp in self._log.durable):
-            result = await self.publish(nsp, room, body, msg_id, logged)
-            done: asyncio.Future[PublishResult] = asyncio.get_running_loop().create_future()
-            done.set_result(result)
-            return done
-        if not self._nc.is_connected:
-            raise BrokerUnavailable("not connected to NATS")
-        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
-        try:
-            future = await self._js.publish_async(self._subjects.log(nsp, room), body,
-                                                  headers=headers, wait_stall=REQUEST_TIMEOUT_S)
-        except (NatsError, JetStreamError, TimeoutError) as exc:
-            raise unavailable(exc) from exc
-        return self._acked(future)
-
-    @staticmethod
-    async def _acked(future: asyncio.Future[PubAck]) -> PublishResult:
-        try:
-            ack = await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
-        except (NatsError, JetStreamError, TimeoutError) as exc:
-            raise unavailable(exc) from exc
-        return PublishResult(ack.seq, bool(ack.duplicate))
+    def begin_publish(
+        self, nsp: str, room: str, body: bytes, msg_id: str | None, logged: bool, done: Done
+    ) -> None:
+        if logged and nsp in self._log.durable:
+            self._publisher.publish(self._subjects.log(nsp, room), body, msg_id, done)
+            return
+        self._nc.publish_nowait(self._subjects.fanout(nsp, room), body)
+        done(UNLOGGED)
 
     async def last_seq(self, nsp: str, room: str) -> int:
         try:
@@ -253,5 +241,6 @@ class NatsBroker:
                 await sub.unsubscribe()
 
     async def close(self) -> None:
+        self._publisher.close()
         for nsp, room in list(self._subs):
             await self.unsubscribe(nsp, room)

@@ -1,20 +1,20 @@
 """Publishes of one connection in flight together, answered in order.
 
 Waiting for each JetStream acknowledgement before reading the client's next frame limits a
-publisher to one message per round trip; sending each publish at once and awaiting the
-acknowledgements in a separate task keeps the client's order (one NATS connection stores them
-in the order sent) and bounds what is in flight, so a flood waits instead of piling up.
+publisher to one message per round trip. Each publish is sent at once instead, and its
+acknowledgement releases answers from the head of the queue, so acks keep the client's order
+(one NATS connection stores publishes in the order sent) with no task, future or timer per
+message. ``max_in_flight`` bounds what is unanswered: a flood waits instead of piling up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from gateway.broker import BrokerUnavailable, PublishResult
+from gateway.broker import Done, PublishResult
 
 T = TypeVar("T")
 MAX_IN_FLIGHT = 64
@@ -22,48 +22,64 @@ MAX_IN_FLIGHT = 64
 Answer = Callable[[T, PublishResult | None], None]
 
 
+class _Slot(Generic[T]):
+    __slots__ = ("done", "item", "result")
+
+    def __init__(self, item: T) -> None:
+        self.item = item
+        self.result: PublishResult | None = None
+        self.done = False
+
+
 class PublishPipeline(Generic[T]):
     def __init__(self, answer: Answer[T], max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._answer = answer
         self._max = max_in_flight
-        self._queue: deque[tuple[Awaitable[PublishResult], T]] = deque()
-        self._wake = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._task: asyncio.Task[None] | None = None
+        self._queue: deque[_Slot[T]] = deque()
+        self._room: asyncio.Event | None = None
+        self._closed = False
 
-    async def add(self, pending: Awaitable[PublishResult], item: T) -> None:
-        """Queue one publish's result; waits while ``max_in_flight`` are unanswered."""
-        while len(self._queue) >= self._max:
+    @property
+    def full(self) -> bool:
+        return len(self._queue) >= self._max
+
+    async def wait_room(self) -> None:
+        """Returns once another publish may be begun (at once unless the pipeline is full)."""
+        while self.full and not self._closed:
+            if self._room is None:
+                self._room = asyncio.Event()
             self._room.clear()
             await self._room.wait()
-        self._queue.append((pending, item))
-        self._wake.set()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._drain())
 
-    async def _drain(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                pending, item = self._queue[0]
-                try:
-                    result: PublishResult | None = await pending
-                except BrokerUnavailable:
-                    result = None
-                self._queue.popleft()
-                self._room.set()
-                self._answer(item, result)
+    def begin(self, item: T) -> Done:
+        """Queue ``item``; the returned callback takes its result (once, in any order)."""
+        slot = _Slot(item)
+        self._queue.append(slot)
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for pending, _ in self._queue:
-            if isinstance(pending, asyncio.Future | asyncio.Task):
-                pending.cancel()
-            elif hasattr(pending, "close"):
-                pending.close()
+        def done(result: PublishResult | None) -> None:
+            if self._closed or slot.done:
+                return
+            slot.result, slot.done = result, True
+            self._release()
+
+        return done
+
+    def cancel_last(self) -> None:
+        """Forget the newest item: its publish could not be sent (and is answered apart)."""
+        self._queue.pop()
+
+    def _release(self) -> None:
+        queue = self._queue
+        while queue and queue[0].done:
+            slot = queue.popleft()
+            self._answer(slot.item, slot.result)
+        if self._room is not None and not self.full:
+            self._room.set()
+
+    def close(self) -> None:
+        """Unanswered publishes are dropped: the connection is gone, and a retry on a new
+        connection is de-duplicated by its message id."""
+        self._closed = True
         self._queue.clear()
+        if self._room is not None:
+            self._room.set()

@@ -309,6 +309,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
                        client, disconnected, reconnected)
     subjects = Subjects(settings.subject_prefix)
     broker = NatsBroker(client, subjects, log_settings(settings))
+    await broker.start()
     await when_ready("creating the room logs", broker.ensure_streams)
     await when_ready("creating the inbox stream", broker.ensure_inbox)
     store = await when_ready("opening the session bucket", lambda: SessionStore.open(

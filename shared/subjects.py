@@ -9,6 +9,7 @@ result is a valid NATS subject token *and* a valid KV key.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ ROOM_NAME_MAX = 128
 SUB_MAX = 128
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _TOKEN_RE = re.compile(r"(?:[A-Za-z0-9_-]|=[0-9A-F]{2})+")
+_ALL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 USER_ROOM_PREFIX = "user:"
 
 NAMESPACE_TOKENS: dict[str, str] = {
@@ -36,14 +38,21 @@ def is_valid_sub(sub: object) -> bool:
     return isinstance(sub, str) and 0 < len(sub) <= SUB_MAX
 
 
-def encode_token(name: str) -> str:
-    """Encode any non-empty string as one subject token / KV key part (reversible)."""
+def encode_id(name: str) -> str:
+    """Encode any non-empty string as one subject token / KV key part / header value
+    (reversible); see :func:`encode_token` for names that repeat."""
     if not name:
         raise ValueError("empty names have no token")
+    if _ALL_SAFE.fullmatch(name):
+        return name
     out: list[str] = []
     for byte in name.encode("utf-8", "surrogatepass"):
         out.append(chr(byte) if byte in _SAFE else f"={byte:02X}")
     return "".join(out)
+
+
+encode_token = functools.lru_cache(maxsize=8192)(encode_id)
+""":func:`encode_id`, cached: the same user and room names are encoded on every publish."""
 
 
 def decode_token(token: str) -> str:

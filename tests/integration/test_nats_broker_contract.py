@@ -44,6 +44,7 @@ async def _nats_factory(url: str) -> AsyncIterator[BrokerFactory]:
         clients.append(client)
         broker = NatsBroker(client, subjects, settings)
         brokers.append(broker)
+        await broker.start()
         await broker.ensure_streams()
         return broker
 

@@ -306,6 +306,39 @@ class BrokerContract:
         assert await publisher.read(CHAT, "room:a", 0, other.seq, 100) == [
             Stored(first.seq, b"hello"), Stored(other.seq, b"hello")]
 
+    async def test_begun_publishes_are_stored_in_order_and_answered_once_each(
+        self, broker_factory: BrokerFactory
+    ) -> None:
+        publisher = await broker_factory()
+        _, sink = await subscribed(broker_factory, CHAT, "room:a")
+        answers: dict[str, list[PublishResult | None]] = {}
+        for key in ("c1", "c2", "c1", "c3"):
+            answers.setdefault(key, [])
+            publisher.begin_publish(CHAT, "room:a", key.encode(), f"u1:{key}", True,
+                                    answers[key].append)
+        await publisher.publish(CHAT, "room:a", BARRIER, logged=True)
+
+        delivered = await sink.until("room:a")
+        assert bodies(delivered) == [b"c1", b"c2", b"c3"]
+        first, retry = answers["c1"]
+        assert first == PublishResult(delivered[0].seq, False)
+        assert retry == PublishResult(delivered[0].seq, True)
+        assert answers["c2"] == [PublishResult(delivered[1].seq, False)]
+        assert answers["c3"] == [PublishResult(delivered[2].seq, False)]
+
+    @pytest.mark.parametrize(("nsp", "logged"), PATHS)
+    async def test_a_begun_publish_is_delivered(
+        self, broker_factory: BrokerFactory, nsp: str, logged: bool
+    ) -> None:
+        publisher = await broker_factory()
+        _, sink = await subscribed(broker_factory, nsp, "room:a")
+        answers: list[PublishResult | None] = []
+        publisher.begin_publish(nsp, "room:a", b"begun", None, logged, answers.append)
+        await publisher.publish(nsp, "room:a", BARRIER, logged=logged)
+
+        assert bodies(await sink.until("room:a")) == [b"begun"]
+        assert len(answers) == 1 and answers[0] is not None
+
     async def test_publishes_without_msg_id_are_never_deduplicated(
         self, broker_factory: BrokerFactory
     ) -> None:
