@@ -1,4 +1,5 @@
-"""Room fan-out benchmark (scenario S1 of shared/peers.md): Switchboard against the raw ceiling.
+"""Room fan-out benchmark (scenario S1 of shared/peers.md): Switchboard against its peer
+(Socket.IO 4.8 + redis adapter, 2 Node processes) and the raw ceiling.
 
 1,000 members in 10 rooms of 100, half of every room on each of 2 gateway processes, 10
 publishers (separate connections, each joined to its own room, alternating between the
@@ -8,7 +9,12 @@ after the first failure) finds the highest passing rate, which must then hold fo
 -10 % and retry). Pass = p99 < 100 ms, no message lost (every expected delivery within 3 s of
 the step's end), no duplicate, no connection closed and the generator kept the target rate.
 
-    python bench/fanout.py [--quick] [--targets switchboard,raw]
+    python bench/fanout.py [--quick] [--targets switchboard,sio,raw] [--namespace /live-updates]
+
+``--namespace /live-updates`` runs Switchboard on its ephemeral namespace (core NATS, no log):
+its only client events there are the room ones, so the publishers send the operator event
+``bench_update`` declared in bench/events/ (``SB_EVENTS_DIR``), relayed as sent. The peers
+have no durable/ephemeral distinction and always run the /chat protocol.
 
 Each step is one JSON line in bench/results/fanout-<time>.jsonl; the table goes to stdout.
 """
@@ -43,6 +49,10 @@ REPO = BENCH.parent
 LOADGEN_JS = BENCH / "loadgen" / "loadgen.js"
 RAW_SERVER = BENCH / "raw_ws_server.py"
 RESULTS = BENCH / "results"
+EVENTS_DIR = BENCH / "events"  # the operator event the /live-updates variant publishes
+LIVE_EVENT = "bench_update"
+TARGETS = ("switchboard", "sio", "raw")
+NAMESPACES = ("/chat", "/live-updates")
 
 P99_LIMIT_MS = 100.0
 MIN_RATE = 5.0
@@ -94,6 +104,8 @@ class Target:
     urls: list[str]
     pids: dict[str, int]  # process name -> pid, for CPU accounting (loadgen added later)
     children: list[Child] = field(default_factory=list)
+    # loadgen config overrides: namespace, send_event, receive_event (default: /chat protocol)
+    wire: dict[str, str] = field(default_factory=dict)
 
 
 class Recorder:
@@ -218,6 +230,7 @@ class LoadGen:
             "tokens_file": str(tokens_file),
             "max_lifetime_s": int(lifetime_s),
             "run_tag": secrets.token_hex(4),
+            **target.wire,
         }
         config_path = logs / f"loadgen-{target.name}-{generation}.json"
         config_path.write_text(json.dumps(config, indent=1))
@@ -398,14 +411,25 @@ def run_target(name: str, args: argparse.Namespace, plan: Plan, scenario: Scenar
     secret = secrets.token_urlsafe(32)
     count = scenario.rooms * scenario.members_per_room + scenario.publishers
     lifetime = args.max_minutes * 60
+    namespace = "/chat"
     with contextlib.ExitStack() as stack:
         if name == "raw":
             target = start_raw(stack, logs, lifetime)
+        elif name == "sio":
+            import peers
+
+            target = peers.start_sio(stack, logs, secret, scenario.gateways, lifetime)
         elif name == "switchboard":
             extra = dict(kv.split("=", 1) for kv in args.gateway_env)
+            namespace = args.namespace
+            if namespace == "/live-updates":
+                extra.setdefault("SB_EVENTS_DIR", str(EVENTS_DIR))
             target = start_switchboard(stack, logs, secret, scenario.gateways, extra)
+            if namespace == "/live-updates":
+                target.wire = {"namespace": namespace, "send_event": LIVE_EVENT,
+                               "receive_event": LIVE_EVENT}
         else:
-            raise ValueError(f"unknown target {name!r} (switchboard, raw)")
+            raise ValueError(f"unknown target {name!r} ({', '.join(TARGETS)})")
         generation = 0
 
         def make_loadgen() -> LoadGen:
@@ -427,7 +451,8 @@ def run_target(name: str, args: argparse.Namespace, plan: Plan, scenario: Scenar
         sweep = Sweep(target, make_loadgen, plan, rec)
         stack.callback(sweep.close)
         best = sweep.run()
-        summary = {"target": name, "held": best is not None, "confirm": best}
+        summary = {"target": name, "namespace": namespace, "held": best is not None,
+                   "confirm": best, "serving": sorted(target.pids)}
         rec.write("result", **summary)
         return summary
 
@@ -435,37 +460,66 @@ def run_target(name: str, args: argparse.Namespace, plan: Plan, scenario: Scenar
 # -- report -------------------------------------------------------------------------------------
 
 
+def label(summary: dict[str, Any]) -> str:
+    """``switchboard /live-updates`` for the ephemeral variant, else the target's name."""
+    nsp = summary.get("namespace", "/chat")
+    return summary["target"] + ("" if nsp == "/chat" else f" {nsp}")
+
+
+def serving_cpu(summary: dict[str, Any]) -> float | None:
+    """CPU % (one core = 100) of the target's own processes (servers, brokers) in the confirm
+    step: everything but the load generator and the machine figures."""
+    confirm = summary.get("confirm")
+    if not confirm:
+        return None
+    names = summary.get("serving") or [k for k in confirm["cpu"] if k not in MACHINE_KEYS
+                                       and k != "loadgen"]
+    values = [confirm["cpu"].get(name) for name in names]
+    return round(sum(v for v in values if v is not None), 1)
+
+
 def table(summaries: list[dict[str, Any]]) -> str:
     head = ("| target | max sustained deliveries/s | publishes/s | p50 ms | p95 ms | p99 ms | lost "
-            "| dup | CPU % per process (confirm step) | machine % | softirq % | other % |")
-    rows = [head, "|" + "---|" * 12]
+            "| dup | CPU % per process (confirm step) | deliveries per serving core-s "
+            "| machine % | softirq % | other % |")
+    rows = [head, "|" + "---|" * 13]
     for s in summaries:
         c = s["confirm"]
         if c is None:
-            rows.append(f"| {s['target']} | no rate held |" + " |" * 10)
+            rows.append(f"| {label(s)} | no rate held |" + " |" * 11)
             continue
         lat, cpu = c["latency_ms"], c["cpu"]
         procs = ", ".join(f"{k} {v}" for k, v in cpu.items() if k not in MACHINE_KEYS)
+        serving = serving_cpu(s)
+        per_core = f"{c['delivered_per_s'] / (serving / 100):,.0f}" if serving else "-"
         rows.append(
-            f"| {s['target']} | **{c['delivered_per_s']:,.0f}** | {c['publish_rate']:,.0f} "
+            f"| {label(s)} | **{c['delivered_per_s']:,.0f}** | {c['publish_rate']:,.0f} "
             f"| {lat['p50']} | {lat['p95']} | {lat['p99']} | {c['lost']} | {c['dup']} "
-            f"| {procs} | {cpu['machine']} | {cpu['softirq']} | {cpu['unattributed']} |"
+            f"| {procs} | {per_core} | {cpu['machine']} | {cpu['softirq']} "
+            f"| {cpu['unattributed']} |"
         )
     return "\n".join(rows)
 
 
-def ratio_line(summaries: list[dict[str, Any]]) -> str | None:
-    by_name = {s["target"]: s["confirm"] for s in summaries}
-    sb, raw = by_name.get("switchboard"), by_name.get("raw")
-    if not sb or not raw:
-        return None
-    ratio = sb["delivered_per_s"] / raw["delivered_per_s"]
-    return (f"switchboard / raw = {ratio:.2f}x  ({sb['delivered_per_s']:,.0f} vs "
-            f"{raw['delivered_per_s']:,.0f} deliveries/s, measured in this run)")
+def ratio_lines(summaries: list[dict[str, Any]]) -> list[str]:
+    """Switchboard's max sustained rate over each other target's, from this run."""
+    by_name = {s["target"]: s for s in summaries}
+    sb = by_name.get("switchboard")
+    lines = []
+    for other in ("sio", "raw"):
+        peer = by_name.get(other)
+        if not sb or not peer or not sb["confirm"] or not peer["confirm"]:
+            continue
+        a, b = sb["confirm"]["delivered_per_s"], peer["confirm"]["delivered_per_s"]
+        lines.append(f"{label(sb)} / {other} = {a / b:.2f}x  ({a:,.0f} vs {b:,.0f} "
+                     "deliveries/s, measured in this run)")
+    return lines
 
 
 def versions() -> dict[str, str]:
-    found = benchproc.versions()
+    import peers
+
+    found = {**benchproc.versions(), **peers.versions()}
     with contextlib.suppress(OSError, ValueError, KeyError):
         pkg = json.loads((BENCH / "loadgen" / "node_modules" / "ws" / "package.json").read_text())
         found["ws"] = pkg["version"]
@@ -502,8 +556,14 @@ def time_bound(seconds: float) -> Iterator[None]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Room fan-out benchmark (S1).")
     parser.add_argument("--quick", action="store_true", help="short sweep, a smoke check")
-    parser.add_argument("--targets", default="switchboard,raw",
-                        help="comma list of switchboard, raw (default: both, in that order)")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help="comma list of switchboard, sio, raw (default: all, in that order)")
+    parser.add_argument("--namespace", default="/chat", choices=NAMESPACES,
+                        help="Switchboard's namespace: durable /chat (default) or ephemeral "
+                        "/live-updates (the peers always run the /chat protocol)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file (default bench/results/fanout-<UTC time>.jsonl); "
+                        "the logs go next to it in <name>-logs/")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="hard bound on the whole run (default 20, quick 4)")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="SB_X=VALUE",
@@ -512,25 +572,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="publishes/s of the first step")
     args = parser.parse_args(argv)
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = set(args.targets) - {"switchboard", "raw"}
+    unknown = set(args.targets) - set(TARGETS)
     if unknown or not args.targets:
-        parser.error(f"--targets takes switchboard and/or raw, not {sorted(unknown)}")
+        parser.error(f"--targets takes {', '.join(TARGETS)}, not {sorted(unknown)}")
     if args.max_minutes is None:
         args.max_minutes = 4.0 if args.quick else 20.0
     return args
 
 
 def main(argv: list[str]) -> int:
+    from peers import Unavailable  # here, not at the top: peers imports this module
+
     args = parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.start_rate:
         plan = Plan(**{**asdict(plan), "start_rate": args.start_rate})
     scenario = Scenario()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    RESULTS.mkdir(exist_ok=True)
-    logs = RESULTS / f"fanout-{stamp}-logs"
+    out = args.out or RESULTS / f"fanout-{stamp}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    logs = out.with_name(out.stem + "-logs")
     logs.mkdir()
-    rec = Recorder(RESULTS / f"fanout-{stamp}.jsonl")
+    rec = Recorder(out)
     rec.write("run", args=vars(args), plan=asdict(plan), scenario=asdict(scenario),
               versions=versions(), cpus=os.cpu_count(), pass_rule={"p99_ms_below": P99_LIMIT_MS,
               "lost": 0, "dup": 0, "grace_s": plan.grace_s})
@@ -542,6 +605,9 @@ def main(argv: list[str]) -> int:
             for name in args.targets:
                 try:
                     summaries.append(run_target(name, args, plan, scenario, logs, rec))
+                except Unavailable as exc:
+                    print(f"[{name}] SKIPPED: {exc}", file=sys.stderr, flush=True)
+                    rec.write("skipped", target=name, reason=str(exc))
                 except (RuntimeError, TimeoutError, OSError, ImportError) as exc:
                     print(f"[{name}] FAILED: {exc}", file=sys.stderr, flush=True)
                     rec.write("error", target=name, error=str(exc))
@@ -553,8 +619,7 @@ def main(argv: list[str]) -> int:
     finally:
         print()
         print(table(summaries))
-        ratio = ratio_line(summaries)
-        if ratio:
+        for ratio in ratio_lines(summaries):
             print(ratio)
             rec.write("comparison", text=ratio)
         rec.close()

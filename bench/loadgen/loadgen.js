@@ -28,6 +28,8 @@ const DEFAULTS = {
   urls: ['ws://127.0.0.1:8001'], // connection i goes to urls[gatewayOf(i) % urls.length]
   path: '/socket.io/?EIO=4&transport=websocket',
   namespace: '/chat',
+  send_event: 'message:send', // what publishers emit ({room, id, text} with an ack id)
+  receive_event: 'message:received', // what members get for it ({room, id, from, text, ...})
   rooms: 10,
   members_per_room: 100,
   publishers: 10, // publisher p publishes to room p % rooms
@@ -64,7 +66,7 @@ const cfg = loadConfig();
 const NSP = cfg.namespace;
 const NSP_PREFIX = NSP === '/' ? '' : `${NSP},`;
 const B = (s) => Buffer.from(s, 'latin1');
-const PFX_EVENT_RECEIVED = B(`42${NSP_PREFIX}["message:received"`);
+const PFX_EVENT_RECEIVED = B(`42${NSP_PREFIX}[${JSON.stringify(cfg.receive_event)}`);
 const PFX_ACK = B(`43${NSP_PREFIX}`);
 const PFX_CONNECT = `40${NSP_PREFIX}`;
 const PFX_CONNECT_ERROR = `44${NSP_PREFIX}`;
@@ -361,6 +363,7 @@ function ensureCapacity(pub, n) {
 }
 
 const PAD = 'x'.repeat(4096);
+const SEND_EVENT = JSON.stringify(cfg.send_event);
 
 function publish(p, s) {
   const pub = pubs[p];
@@ -372,7 +375,7 @@ function publish(p, s) {
   const ack = conn.nextAck++;
   const t = nowUs();
   const ts = Math.round(t);
-  const head = `42${NSP_PREFIX}${ack}["message:send",{"room":"${roomName(pub.room)}","id":"${cfg.run_tag}-${p}-${num}","text":"P${p}:${num}:${ts}:`;
+  const head = `42${NSP_PREFIX}${ack}[${SEND_EVENT},{"room":"${roomName(pub.room)}","id":"${cfg.run_tag}-${p}-${num}","text":"P${p}:${num}:${ts}:`;
   const tail = '"}]';
   const padLen = cfg.frame_bytes - head.length - tail.length;
   const frame = padLen > 0 ? head + PAD.slice(0, padLen) + tail : head + tail;
