@@ -18,7 +18,6 @@ import heapq
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.broker import Broker, Delivery, Stored
@@ -33,10 +32,59 @@ from shared.protocol.offsets import Offset, encode_offset
 log = logging.getLogger(__name__)
 
 REPAIR_LIMIT = 10_000
+SAMPLE = 8
+"""One message in this many is timed and its delivery lag observed: the histograms keep their
+shape, and the fan-out of the others costs two clock reads and a bucket search less."""
 REPAIR_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 2.0, 2.0)
 
 
-Reframe = Callable[[int, dict[str, int]], bytes]
+class Frames:
+    """One message's frames: with the live offset (what most members get, built at once),
+    and, built only when a member needs them, without any offset (sockets that do not
+    recover) or with a member's own offset (members ahead of the frontier)."""
+
+    __slots__ = (
+        "_args",
+        "_attachments",
+        "_nsp",
+        "_plain",
+        "_positions",
+        "_prev",
+        "_seq",
+        "frontier",
+        "with_offset",
+    )
+
+    def __init__(self, nsp: str, args: bytes, attachments: tuple[bytes, ...], seq: int | None,
+                 prev: int, offset: str | None, frontier: int,
+                 positions: dict[str, int] | None) -> None:
+        self._nsp, self._args, self._attachments = nsp, args, attachments
+        self._seq, self._prev = seq, prev
+        self.frontier, self._positions = frontier, positions
+        self._plain: bytes | None = None
+        if seq is None:
+            self.with_offset = self._plain = event_frames(nsp, args, attachments)
+        else:
+            self.with_offset = event_frames(nsp, with_position(args, seq, prev, offset),
+                                            attachments)
+
+    @property
+    def positioned(self) -> bool:
+        return self._seq is not None
+
+    def plain(self) -> bytes:
+        if self._plain is None:
+            assert self._seq is not None
+            self._plain = event_frames(
+                self._nsp, with_position(self._args, self._seq, self._prev, None),
+                self._attachments)
+        return self._plain
+
+    def own(self, base: int, ahead: dict[str, int]) -> bytes:
+        assert self._seq is not None and self._positions is not None
+        offset = encode_offset(max(self.frontier, base), {**self._positions, **ahead})
+        return event_frames(self._nsp, with_position(self._args, self._seq, self._prev, offset),
+                            self._attachments)
 
 
 @dataclass(eq=False, slots=True)
@@ -51,15 +99,14 @@ class Member:
 
     outbox: Outbox
     offsets: bool = True
-    hold: list[tuple[str, int | None, int, bytes, bytes, Reframe | None]] | None = None
+    hold: list[tuple[str, int | None, int, Frames]] | None = None
     floors: dict[str, int] = field(default_factory=dict)
     base: int = 0
     ahead: dict[str, int] = field(default_factory=dict)
 
-    def take(self, room: str, seq: int | None, frontier: int, with_offset: bytes, plain: bytes,
-             reframe: Reframe | None) -> None:
+    def take(self, room: str, seq: int | None, frontier: int, frames: Frames) -> None:
         if self.hold is not None:
-            self.hold.append((room, seq, frontier, with_offset, plain, reframe))
+            self.hold.append((room, seq, frontier, frames))
             return
         if seq is not None and self.floors:
             floor = self.floors.get(room)
@@ -68,14 +115,14 @@ class Member:
                     return
                 del self.floors[room]
         if not self.offsets:
-            self.outbox.push(plain)
+            self.outbox.push(frames.plain())
             return
-        if reframe is not None and (self.base or self.ahead):
+        if frames.positioned and (self.base or self.ahead):
             self.catch_up(frontier)
             if self.base or self.ahead:
-                self.outbox.push(reframe(self.base, self.ahead))
+                self.outbox.push(frames.own(self.base, self.ahead))
                 return
-        self.outbox.push(with_offset)
+        self.outbox.push(frames.with_offset)
 
     def catch_up(self, frontier: int) -> None:
         if self.base <= frontier:
@@ -109,6 +156,9 @@ class Feed:
         self.chains = RoomChains()
         self._fanout = fanout
         self._lag = fanout.metrics.delivery_lag.labels(nsp)
+        self.fanout_in = fanout.metrics.fanout_in.labels(nsp)
+        self.packets_out = fanout.metrics.packets_out.labels(nsp)
+        self.written = 0
         self._queue: deque[Delivery | None] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -138,9 +188,10 @@ class Feed:
     async def _handle(self, delivery: Delivery) -> None:
         if (delivery.nsp, delivery.room) not in self._fanout.registry:
             return  # queued before the room's last member left; its chain is gone
-        stamp = envelope.stamp_ms(delivery.body)
-        if stamp is not None:
-            self._lag.observe(max(0.0, time.time() - stamp / 1000))
+        if not self.written % SAMPLE:
+            stamp = envelope.stamp_ms(delivery.body)
+            if stamp is not None:
+                self._lag.observe(max(0.0, time.time() - stamp / 1000))
         seq, prev = delivery.seq, delivery.prev
         if not self.durable or seq is None:
             await self._fanout.write(delivery.nsp, delivery.room, delivery.body, None, 0, None)
@@ -291,38 +342,47 @@ class Fanout:
 
     async def write(self, nsp: str, room: str, body: bytes, seq: int | None, prev: int,
                     offset: str | None) -> None:
-        """Frame one message once (twice for a logged one: with and without the offset) and
-        hand it to every local member of the room, yielding between batches."""
-        started = time.perf_counter()
+        """Frame one message once and hand it to every local member of the room, yielding
+        between batches. The fan-out time is sampled (one message in ``SAMPLE``)."""
+        feed = self.feed(nsp)
+        feed.written += 1
+        sampled = not feed.written % SAMPLE
+        started = time.perf_counter() if sampled else 0.0
         unpacked = envelope.unpack(body)
         if unpacked is None:
             log.warning("dropped a malformed fan-out message for namespace %s", nsp)
             return
         args, attachments = unpacked
-        reframe: Reframe | None = None
-        frontier = 0
         if seq is None:
-            plain = with_offset = event_frames(nsp, args, attachments)
+            frames = Frames(nsp, args, attachments, None, 0, None, 0, None)
         else:
-            chains = self.feed(nsp).chains
-            frontier, positions = chains.frontier, dict(chains.positions)
-            plain = event_frames(nsp, with_position(args, seq, prev, None), attachments)
-            with_offset = event_frames(nsp, with_position(args, seq, prev, offset), attachments)
-
-            def reframe(base: int, ahead: dict[str, int]) -> bytes:
-                own = encode_offset(max(frontier, base), {**positions, **ahead})
-                return event_frames(nsp, with_position(args, seq, prev, own), attachments)
-
-        members = self.registry.members((nsp, room))
-        batch = self._batch
-        for start in range(0, len(members), batch):
-            if start:
-                await asyncio.sleep(0)
-            for member in members[start : start + batch]:
-                member.take(room, seq, frontier, with_offset, plain, reframe)
-        self.metrics.fanout_in.labels(nsp).inc()
-        self.metrics.packets_out.labels(nsp).inc(len(members))
-        self.metrics.fanout_seconds.observe(time.perf_counter() - started)
+            chains = feed.chains
+            # The positions are copied: a member's own offset is written from this moment.
+            frames = Frames(nsp, args, attachments, seq, prev, offset, chains.frontier,
+                            dict(chains.positions))
+        members = self.registry.live((nsp, room))
+        frontier = frames.frontier
+        with_offset = frames.with_offset
+        count = len(members)
+        if count <= self._batch:
+            for member in members:
+                if member.hold is None and not member.floors and member.offsets \
+                        and not member.base and not member.ahead:
+                    member.outbox.push(with_offset)
+                else:
+                    member.take(room, seq, frontier, frames)
+        else:
+            snapshot = list(members)
+            batch = self._batch
+            for start in range(0, count, batch):
+                if start:
+                    await asyncio.sleep(0)
+                for member in snapshot[start : start + batch]:
+                    member.take(room, seq, frontier, frames)
+        feed.fanout_in.inc()
+        feed.packets_out.inc(count)
+        if sampled:
+            self.metrics.fanout_seconds.observe(time.perf_counter() - started)
 
     async def replay(self, member: Member, nsp: str, ranges: dict[str, tuple[int, int]],
                      base: Offset, budget: int) -> Replayed:

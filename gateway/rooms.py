@@ -6,11 +6,12 @@ is exactly when the gateway must subscribe or unsubscribe the room's fan-out sub
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import Generic, TypeVar
+from collections.abc import Collection, Hashable
+from typing import Any, Generic, TypeVar
 
 M = TypeVar("M", bound=Hashable)
 RoomKey = tuple[str, str]
+_NONE: dict[Any, None] = {}
 
 
 class RoomRegistry(Generic[M]):
@@ -40,6 +41,10 @@ class RoomRegistry(Generic[M]):
     def members(self, key: RoomKey) -> list[M]:
         members = self._members.get(key)
         return list(members) if members else []
+
+    def live(self, key: RoomKey) -> Collection[M]:
+        """The members themselves, not a copy: for a loop that changes no membership."""
+        return self._members.get(key) or _NONE
 
     def __contains__(self, key: object) -> bool:
         return key in self._members

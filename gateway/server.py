@@ -43,7 +43,7 @@ from gateway.session_store import SessionStore
 from gateway.sessions import Sessions
 from shared.config import ConfigError, GatewaySettings
 from shared.jwtauth import Identity, TokenVerifier
-from shared.metrics import CONTENT_TYPE, GatewayMetrics, render
+from shared.metrics import CONTENT_TYPE, GatewayMetrics, WriteStats, render
 from shared.natsconn import connect, when_ready
 from shared.presence_queue import ensure_queue
 from shared.protocol.errors import CloseCode
@@ -177,6 +177,13 @@ class Gateway:
         self._drained = asyncio.Event()
         self._flusher: Flusher | None = None
         self.server: Server | None = None
+        WriteStats(self.metrics.registry, self._write_stats)
+
+    def _write_stats(self) -> tuple[int, int, int]:
+        flusher = self._flusher
+        if flusher is None:
+            return 0, 0, 0
+        return flusher.passes, flusher.writes, flusher.frames
 
     def ready(self) -> bool:
         return (self.server is not None and not self.draining

@@ -4,7 +4,10 @@ services in one process never share counters."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from shared.protocol.events import CLIENT_EVENTS
@@ -83,6 +86,28 @@ class GatewayMetrics:
         self.fanout_seconds = Histogram(
             f"{PREFIX}_gateway_fanout_seconds", "time to hand one message to local members",
             registry=r, buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0))
+
+
+class WriteStats:
+    """Output coalescing, read from plain counters at scrape time (a Prometheus counter's
+    ``inc`` per frame would cost more than the frame): flush passes, socket writes and the
+    frames they carried, so ``frames / writes`` shows how many frames one write joins."""
+
+    def __init__(self, registry: CollectorRegistry,
+                 read: Callable[[], tuple[int, int, int]]) -> None:
+        self._read = read
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        passes, writes, frames = self._read()
+        for name, doc, value in (
+            ("flush_passes", "event-loop passes that flushed socket output", passes),
+            ("socket_writes", "transport writes of queued frames", writes),
+            ("frames_written", "frames carried by those writes", frames),
+        ):
+            family = CounterMetricFamily(f"{PREFIX}_gateway_{name}", doc)
+            family.add_metric([], value)
+            yield family
 
 
 def render(registry: CollectorRegistry) -> bytes:

@@ -173,3 +173,25 @@ def test_explicit_flush_writes_now_and_the_pass_adds_nothing() -> None:
     rig.loop.run_pass()
 
     assert transport.writes == [b"ab"]
+
+
+
+def test_the_flusher_counts_passes_writes_and_frames() -> None:
+    rig = Rig(budget=1 << 20)
+    (one, first), (two, second) = rig.outbox(), rig.outbox()
+    for frame in (b"a", b"b", b"c"):
+        one.push(frame)
+    two.push(b"d")
+    rig.loop.run_pass()
+    assert (rig.flusher.passes, rig.flusher.writes, rig.flusher.frames) == (1, 2, 4)
+    assert first.writes == [b"abc"] and second.writes == [b"d"]
+
+
+def test_the_backlog_is_read_once_per_pass_and_still_bounds_the_budget() -> None:
+    rig = Rig(budget=100, buffered=90)
+    outbox, transport = rig.outbox()
+    assert outbox.push(b"12345")
+    transport.buffered = 0  # the kernel took bytes meanwhile: the pass keeps its first reading
+    assert outbox.push(b"12345")
+    assert not outbox.push(b"1")
+    assert rig.overflows == 1
