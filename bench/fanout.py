@@ -106,6 +106,7 @@ class Target:
     children: list[Child] = field(default_factory=list)
     # loadgen config overrides: namespace, send_event, receive_event (default: /chat protocol)
     wire: dict[str, str] = field(default_factory=dict)
+    nats_url: str = ""  # Switchboard's
 
 
 class Recorder:
@@ -175,13 +176,33 @@ def start_raw(stack: contextlib.ExitStack, logs: Path, lifetime_s: float) -> Tar
     return Target("raw", [f"ws://127.0.0.1:{port}"], {"raw-server": child.pid}, [child])
 
 
+def start_presence(stack: contextlib.ExitStack, logs: Path, nats_url: str) -> Child:
+    """The presence service (``python -m presence``, its defaults), as devcluster runs it."""
+    port = free_port()
+    env = {**os.environ, "SB_HOST": "127.0.0.1", "SB_PORT": str(port), "SB_NATS_URL": nats_url,
+           "SB_INSTANCE_ID": "bench-presence", "SB_LOG_LEVEL": "WARNING"}
+    child = Child("presence", [sys.executable, "-m", "presence"], logs / "presence.log",
+                  env=env, cwd=REPO)
+    stack.callback(child.stop)
+    wait_http_ok(f"http://127.0.0.1:{port}/readyz", child, timeout=60)
+    return child
+
+
 def start_switchboard(
-    stack: contextlib.ExitStack, logs: Path, secret: str, gateways: int, extra_env: dict[str, str]
+    stack: contextlib.ExitStack, logs: Path, secret: str, gateways: int, extra_env: dict[str, str],
+    *, presence: bool = False, high_chat_limit: bool = True,
 ) -> Target:
+    """nats-server and ``gateways`` gateways (and the presence service first, when asked);
+    the per-connection chat limit is raised unless ``high_chat_limit`` is false."""
     from devcluster.natsserver import NatsServer
 
     nats = stack.enter_context(NatsServer())
-    target = Target("switchboard", [], {"nats-server": nats.pid})
+    target = Target("switchboard", [], {"nats-server": nats.pid}, nats_url=nats.url)
+    if presence:
+        service = start_presence(stack, logs, nats.url)
+        target.children.append(service)
+        target.pids[service.name] = service.pid
+    limits = {"SB_CHAT_RATE": HIGH_CHAT_LIMIT, "SB_CHAT_BURST": HIGH_CHAT_LIMIT}
     ports: list[int] = []
     for i in range(gateways):
         port = free_port()
@@ -193,8 +214,7 @@ def start_switchboard(
             "SB_NATS_URL": nats.url,
             "SB_JWT_SECRET": secret,
             "SB_LOG_LEVEL": "WARNING",
-            "SB_CHAT_RATE": HIGH_CHAT_LIMIT,
-            "SB_CHAT_BURST": HIGH_CHAT_LIMIT,
+            **(limits if high_chat_limit else {}),
             **extra_env,
         }
         argv = [sys.executable, "-m", "gateway"]
@@ -204,7 +224,8 @@ def start_switchboard(
         target.pids[child.name] = child.pid
         target.urls.append(f"ws://127.0.0.1:{port}")
         ports.append(port)
-    for child, port in zip(target.children, ports, strict=True):
+    gateway_children = [c for c in target.children if c.name.startswith("gateway-")]
+    for child, port in zip(gateway_children, ports, strict=True):
         wait_http_ok(f"http://127.0.0.1:{port}/readyz", child, timeout=60)
     return target
 

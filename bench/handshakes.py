@@ -36,7 +36,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchproc import Child, cpu_percent, free_port, mint_tokens, snapshot, wait_http_ok
-from fanout import LineReader, Recorder, start_raw
+from fanout import LineReader, Recorder, Target, start_raw, start_switchboard, time_bound
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -86,9 +86,9 @@ class Node:
         self.child.stop()
 
 
-def handshakes(node: Node, url: str, tokens: Path, concurrency: int, seconds: float,
+def handshakes(node: Node, urls: list[str], tokens: Path, concurrency: int, seconds: float,
                pids: dict[str, int]) -> dict[str, Any]:
-    node.send({"cmd": "handshakes", "url": url, "tokens_file": str(tokens),
+    node.send({"cmd": "handshakes", "urls": urls, "tokens_file": str(tokens),
                "concurrency": concurrency, "duration_s": seconds})
     node.expect("window_start", 10)
     before = snapshot(pids)
@@ -220,84 +220,66 @@ def fmt_cpu(cpu: dict[str, float | None]) -> str:
     return " ".join(f"{k} {v:.0f}%" for k, v in cpu.items() if v is not None and k != "steal")
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=8.0, help="handshake window (5-10)")
-    parser.add_argument("--concurrency", type=int, default=100, help="handshakes in flight")
-    parser.add_argument("--users", type=int, default=100, help="held sockets (one per user)")
-    parser.add_argument("--in-flight", type=int, default=50, help="API sends outstanding")
-    parser.add_argument("--send-seconds", type=float, default=5.0)
-    parser.add_argument("--tokens", type=int, default=40_000,
-                        help="distinct subs for the handshake phase (reused only if exhausted)")
-    parser.add_argument("--api-rate-default", action="store_true",
-                        help="keep the router's SB_API_RATE/BURST defaults (1000/2000)")
-    args = parser.parse_args(argv)
-    if not 0 < args.seconds <= 10 or not 0 < args.send_seconds <= 10:
-        parser.error("--seconds and --send-seconds are bounded to 10")
+def start_target(stack: contextlib.ExitStack, name: str, args: argparse.Namespace, logs: Path,
+                 secret: str, lifetime: float) -> Target:
+    """One handshake target with ``--instances`` servers (the raw server is always one)."""
+    if name == "switchboard":
+        target = start_switchboard(stack, logs, secret, args.instances, {},
+                                   presence=args.presence, high_chat_limit=False)
+    elif name == "sio":
+        import peers
 
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    logs = RESULTS / f"handshakes-{stamp}-logs"
-    logs.mkdir()
-    rec = Recorder(RESULTS / f"handshakes-{stamp}.jsonl")
-    secret = secrets.token_hex(32)
+        target = peers.start_sio(stack, logs, secret, args.instances, lifetime)
+    else:
+        target = start_raw(stack, logs, lifetime)
+    return target
+
+
+def handshake_phase(node: Node, args: argparse.Namespace, logs: Path, secret: str,
+                    tokens: Path, lifetime: float, rec: Recorder,
+                    rows: list[tuple[str, dict[str, Any]]]) -> dict[str, float]:
+    """Phases 1 and 2: each target started alone, driven, stopped; its connects/s by name."""
+    from peers import Unavailable
+
+    rates: dict[str, float] = {}
+    for name in args.targets:
+        with contextlib.ExitStack() as stack:
+            try:
+                target = start_target(stack, name, args, logs / name, secret, lifetime)
+            except Unavailable as exc:
+                print(f"  handshakes {name}: SKIPPED ({exc})", flush=True)
+                rec.write("skipped", target=name, reason=str(exc))
+                continue
+            result = handshakes(node, target.urls, tokens, args.concurrency, args.seconds,
+                                {**target.pids, "loadgen": node.child.pid})
+        result.update(target=name, instances=len(target.urls), serving=sorted(target.pids))
+        rec.write("handshakes", **result)
+        rows.append((f"handshakes {name}", result))
+        rates[name] = result["connects_per_s"]
+        lat = result["latency_ms"]
+        print(f"  handshakes {name:<11} {result['connects_per_s']:8,.0f}/s  "
+              f"p50 {lat['p50']} p99 {lat['p99']} ms  failures {result['failures']} "
+              f"{result['failure_reasons'] or ''}  {fmt_cpu(result['cpu'])}", flush=True)
+    return rates
+
+
+def send_phase(node: Node, args: argparse.Namespace, logs: Path, secret: str, lifetime: float,
+               rec: Recorder, rows: list[tuple[str, dict[str, Any]]]) -> None:
+    """Phase 3: targeted sends through the router (HTTP) and over NATS, one gateway."""
     api_key = secrets.token_hex(24)
     tag = secrets.token_hex(3)
-    lifetime = 170.0
-    hard_deadline = time.monotonic() + lifetime
-    rec.write("run", args=vars(args), argv=sys.argv, node=subprocess.run(
-        ["node", "--version"], capture_output=True, text=True, check=False).stdout.strip())
-
-    hs_tokens = logs / "handshake-tokens.txt"
-    mint_tokens(hs_tokens, secret, args.tokens, f"hs-{tag}")
     user_tokens = logs / "user-tokens.txt"
     mint_tokens(user_tokens, secret, args.users, f"user-{tag}")
     users = [f"user-{tag}-{n}" for n in range(args.users)]
-
-    rows: list[tuple[str, dict[str, Any]]] = []
     with contextlib.ExitStack() as stack:
-        from devcluster.natsserver import NatsServer
-
-        nats = stack.enter_context(NatsServer())
-        gw_port = free_port()
-        gw_env = {**os.environ, "SB_HOST": "127.0.0.1", "SB_PORT": str(gw_port),
-                  "SB_INSTANCE_ID": "bench-hs-gw-0", "SB_NATS_URL": nats.url,
-                  "SB_JWT_SECRET": secret, "SB_LOG_LEVEL": "WARNING"}
-        gateway = Child("gateway", [sys.executable, "-m", "gateway"], logs / "gateway.log",
-                        env=gw_env, cwd=REPO)
-        stack.callback(gateway.stop)
-        wait_http_ok(f"http://127.0.0.1:{gw_port}/readyz", gateway, timeout=60)
-        raw = start_raw(stack, logs, lifetime)
-        node = Node(logs, lifetime)
-        stack.callback(node.quit)
-
-        # 1 and 2: handshakes, switchboard then raw, same generator.
-        gw_url = f"ws://127.0.0.1:{gw_port}"
-        for name, url, pids in (
-            ("switchboard", gw_url, {"gateway": gateway.pid, "nats-server": nats.pid}),
-            ("raw", raw.urls[0], dict(raw.pids)),
-        ):
-            result = handshakes(node, url, hs_tokens, args.concurrency, args.seconds,
-                                {**pids, "loadgen": node.child.pid})
-            result["target"] = name
-            rec.write("handshakes", **result)
-            rows.append((f"handshakes {name}", result))
-            lat = result["latency_ms"]
-            print(f"  handshakes {name:<11} {result['connects_per_s']:8,.0f}/s  "
-                  f"p50 {lat['p50']} p99 {lat['p99']} ms  failures {result['failures']} "
-                  f"{result['failure_reasons'] or ''}  {fmt_cpu(result['cpu'])}", flush=True)
-        sb, rw = rows[0][1]["connects_per_s"], rows[1][1]["connects_per_s"]
-        ratio = round(sb / rw, 3) if rw else None
-        rec.write("comparison", handshakes_switchboard_over_raw=ratio)
-        print(f"  handshakes switchboard / raw = {ratio}x", flush=True)
-
-        # 3: targeted sends through the router (HTTP) and over NATS.
-        if time.monotonic() > hard_deadline - 40:
-            raise RuntimeError("out of time before the send phase")
+        sends_logs = logs / "sends"
+        sends_logs.mkdir(exist_ok=True)
+        switchboard = start_switchboard(stack, sends_logs, secret, 1, {}, high_chat_limit=False)
+        gateway = switchboard.children[-1]
         router_port = free_port()
         router_env = {**os.environ, "SB_HOST": "127.0.0.1", "SB_PORT": str(router_port),
-                      "SB_NATS_URL": nats.url, "SB_API_KEY": api_key, "SB_LOG_LEVEL": "WARNING",
-                      "SB_INSTANCE_ID": "bench-hs-router"}
+                      "SB_NATS_URL": switchboard.nats_url, "SB_API_KEY": api_key,
+                      "SB_LOG_LEVEL": "WARNING", "SB_INSTANCE_ID": "bench-hs-router"}
         if not args.api_rate_default:
             router_env.update(SB_API_RATE=HIGH_API_LIMIT, SB_API_BURST=HIGH_API_LIMIT)
         router = Child("router", [sys.executable, "-m", "router"], logs / "router.log",
@@ -305,16 +287,16 @@ def main(argv: list[str]) -> int:
         stack.callback(router.stop)
         router_url = f"http://127.0.0.1:{router_port}"
         wait_http_ok(f"{router_url}/readyz", router, timeout=60)
-        node.send({"cmd": "hold", "url": gw_url, "tokens_file": str(user_tokens),
+        node.send({"cmd": "hold", "url": switchboard.urls[0], "tokens_file": str(user_tokens),
                    "count": args.users, "event_name": EVENT})
         held = node.expect("held", 30)
         rec.write("held", **held)
         print(f"  held sockets: {held['connected']} connected, {held['failed']} failed "
               f"{held['failure_reasons'] or ''}", flush=True)
-        pids = {"router": router.pid, "gateway": gateway.pid, "nats-server": nats.pid,
-                "loadgen": node.child.pid}
+        pids = {"router": router.pid, "gateway": gateway.pid,
+                "nats-server": switchboard.pids["nats-server"], "loadgen": node.child.pid}
         for kind in ("http", "nats"):
-            result = sends(node, kind, users, args, router_url, api_key, nats.url,
+            result = sends(node, kind, users, args, router_url, api_key, switchboard.nats_url,
                            {**pids, "runner": os.getpid()})
             rec.write("sends", **result)
             rows.append((f"sends {kind}", result))
@@ -323,6 +305,71 @@ def main(argv: list[str]) -> int:
                   f"p99 {lat['p99']} ms  errors {result['errors']} {result['error_kinds'] or ''} "
                   f"delivered {result['delivered']}/{result['ok']}  {fmt_cpu(result['cpu'])}",
                   flush=True)
+
+
+TARGETS = ("switchboard", "sio", "raw")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=8.0, help="handshake window (5-10)")
+    parser.add_argument("--concurrency", type=int, default=100, help="handshakes in flight")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help="handshake targets, comma list of switchboard, sio, raw (all)")
+    parser.add_argument("--instances", type=int, default=1,
+                        help="gateways for switchboard, Node processes for sio (the raw server "
+                        "is one process); handshakes alternate between them (default 1)")
+    parser.add_argument("--presence", action="store_true",
+                        help="run Switchboard's presence service too, as devcluster does")
+    parser.add_argument("--skip-sends", action="store_true", help="no phase 3 (targeted sends)")
+    parser.add_argument("--users", type=int, default=100, help="held sockets (one per user)")
+    parser.add_argument("--in-flight", type=int, default=50, help="API sends outstanding")
+    parser.add_argument("--send-seconds", type=float, default=5.0)
+    parser.add_argument("--tokens", type=int, default=40_000,
+                        help="distinct subs for the handshake phase (reused only if exhausted)")
+    parser.add_argument("--api-rate-default", action="store_true",
+                        help="keep the router's SB_API_RATE/BURST defaults (1000/2000)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file (default bench/results/handshakes-<UTC time>.jsonl)")
+    args = parser.parse_args(argv)
+    if not 0 < args.seconds <= 10 or not 0 < args.send_seconds <= 10:
+        parser.error("--seconds and --send-seconds are bounded to 10")
+    args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if not args.targets or set(args.targets) - set(TARGETS) or not 1 <= args.instances <= 4:
+        parser.error(f"--targets takes {', '.join(TARGETS)}; --instances 1-4")
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = args.out or RESULTS / f"handshakes-{stamp}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    logs = out.with_name(out.stem + "-logs")
+    logs.mkdir()
+    for name in args.targets:
+        (logs / name).mkdir()
+    rec = Recorder(out)
+    secret = secrets.token_hex(32)
+    lifetime = 170.0
+    hard_deadline = time.monotonic() + lifetime
+    rec.write("run", args={**vars(args), "out": str(out)}, argv=sys.argv,
+              node=subprocess.run(["node", "--version"], capture_output=True, text=True,
+                                  check=False).stdout.strip())
+    hs_tokens = logs / "handshake-tokens.txt"
+    mint_tokens(hs_tokens, secret, args.tokens, f"hs-{secrets.token_hex(3)}")
+
+    rows: list[tuple[str, dict[str, Any]]] = []
+    with time_bound(lifetime), contextlib.ExitStack() as stack:
+        node = Node(logs, lifetime)
+        stack.callback(node.quit)
+        rates = handshake_phase(node, args, logs, secret, hs_tokens, lifetime, rec, rows)
+        ratios = {f"switchboard_over_{other}": round(rates["switchboard"] / rates[other], 3)
+                  for other in ("sio", "raw")
+                  if rates.get(other) and "switchboard" in rates}
+        rec.write("comparison", **{f"handshakes_{k}": v for k, v in ratios.items()})
+        for key, value in ratios.items():
+            print(f"  handshakes {key.replace('_over_', ' / ')} = {value}x", flush=True)
+        if not args.skip_sends:
+            if time.monotonic() > hard_deadline - 40:
+                raise RuntimeError("out of time before the send phase")
+            send_phase(node, args, logs, secret, lifetime, rec, rows)
 
     print()
     print("| measurement | rate/s | p50 ms | p99 ms | failures | delivered "
@@ -336,7 +383,8 @@ def main(argv: list[str]) -> int:
                         if v is not None and k not in ("steal", "softirq"))
         print(f"| {name} | {rate:,.0f} | {r['latency_ms']['p50']} | {r['latency_ms']['p99']} | "
               f"{fails} | {delivered} | {cpu} |")
-    print(f"\nhandshakes switchboard / raw = {ratio}x")
+    for key, value in ratios.items():
+        print(f"handshakes {key.replace('_over_', ' / ')} = {value}x")
     print(f"results: {rec.path}")
     rec.close()
     return 0

@@ -8,6 +8,7 @@
 // `node handshakes.js --max-seconds N` reads JSON commands, one per line, on stdin, and prints
 // one JSON object per line on stdout:
 //   {"cmd":"handshakes","url":U,"tokens_file":F,"concurrency":C,"duration_s":D}
+//       (or "urls":[U1,U2,...]: handshake n goes to urls[n % length], a cluster's instances)
 //       keeps C handshakes in flight for D s (each: upgrade, open packet, CONNECT, CONNECT
 //       reply, close; the next one starts as soon as the previous reply arrived), prints
 //       {"event":"window_start"}, {"event":"window_end"} and {"event":"handshake_result",...}.
@@ -89,6 +90,7 @@ function handshake(url, token, keep) {
 
 async function runHandshakes(cmd) {
   const tokens = readTokens(cmd.tokens_file);
+  const urls = cmd.urls || [cmd.url];
   let next = 0;
   const times = [];
   const reasons = {};
@@ -101,9 +103,10 @@ async function runHandshakes(cmd) {
   const worker = async () => {
     while (performance.now() < end) {
       const token = tokens[next % tokens.length];
+      const url = urls[next % urls.length];
       next += 1;
       started += 1;
-      const result = await handshake(cmd.url, token, false);
+      const result = await handshake(url, token, false);
       const inWindow = performance.now() <= end;
       if (result.ok) {
         if (inWindow) times.push(result.ms); else lateCompleted += 1;
@@ -122,7 +125,7 @@ async function runHandshakes(cmd) {
   times.sort((a, b) => a - b);
   out({
     event: 'handshake_result',
-    url: cmd.url,
+    urls,
     concurrency: cmd.concurrency,
     duration_s: elapsed,
     started,
