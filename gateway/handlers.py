@@ -95,10 +95,10 @@ def send_message(ctx: EventContext) -> list[Action] | Failure:
         "text": text,
         "ts": int(time.time() * 1000),
     }
-    if attachment is not None:
-        message["attachment"] = attachment
     attachments: list[bytes] = []
-    args = orjson.dumps(deconstruct([MESSAGE_RECEIVED, message], attachments))
+    if attachment is not None:
+        message["attachment"] = deconstruct(attachment, attachments)
+    args = orjson.dumps([MESSAGE_RECEIVED, message])
     return [Publish(ctx.socket, room, args, tuple(attachments), payload["id"], ctx.reply,
                     logged=ctx.socket.durable)]
 

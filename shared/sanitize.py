@@ -16,5 +16,9 @@ _STRIP = re.compile(
 
 
 def clean_text(text: str) -> str:
-    """NFC-normalise and strip Cc (except newline and tab) and Bidi_Control characters."""
+    """NFC-normalise and strip Cc (except newline and tab) and Bidi_Control characters.
+
+    ASCII text is already in NFC and holds no Bidi_Control character."""
+    if text.isascii():
+        return _STRIP.sub("", text)
     return unicodedata.normalize("NFC", _STRIP.sub("", text))
