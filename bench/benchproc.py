@@ -316,3 +316,26 @@ def scrape_metrics(url: str, prefix: str) -> dict[str, float]:
         if match and match[1].startswith(prefix):
             found[match[1] + (match[2] or "")] = float(match[3])
     return found
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident set size of ``pid`` (``VmRSS`` of ``/proc/<pid>/status``), or None if gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def results_files(kind: str, out: Path | None) -> tuple[Path, Path]:
+    """A run's results file, ``out`` or ``bench/results/<kind>-<UTC time>.jsonl``, and the
+    folder for its logs beside it, ``<file name>-logs/`` (both folders created)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = out or Path(__file__).resolve().parent / "results" / f"{kind}-{stamp}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logs = path.with_name(path.stem + "-logs")
+    logs.mkdir()
+    return path, logs

@@ -609,11 +609,7 @@ def main(argv: list[str]) -> int:
     if args.start_rate:
         plan = Plan(**{**asdict(plan), "start_rate": args.start_rate})
     scenario = Scenario()
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    out = args.out or RESULTS / f"fanout-{stamp}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    logs = out.with_name(out.stem + "-logs")
-    logs.mkdir()
+    out, logs = benchproc.results_files("fanout", args.out)
     rec = Recorder(out)
     rec.write("run", args=vars(args), plan=asdict(plan), scenario=asdict(scenario),
               versions=versions(), cpus=os.cpu_count(), pass_rule={"p99_ms_below": P99_LIMIT_MS,

@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchproc
 from benchproc import Child, cpu_percent, free_port, mint_tokens, snapshot, wait_http_ok
 from fanout import LineReader, Recorder, Target, start_raw, start_switchboard, time_bound
 
@@ -338,11 +339,7 @@ def main(argv: list[str]) -> int:
     if not args.targets or set(args.targets) - set(TARGETS) or not 1 <= args.instances <= 4:
         parser.error(f"--targets takes {', '.join(TARGETS)}; --instances 1-4")
 
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    out = args.out or RESULTS / f"handshakes-{stamp}.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    logs = out.with_name(out.stem + "-logs")
-    logs.mkdir()
+    out, logs = benchproc.results_files("handshakes", args.out)
     for name in args.targets:
         (logs / name).mkdir()
     rec = Recorder(out)

@@ -20,15 +20,14 @@
 // The process also exits by itself after --max-seconds (default 180).
 
 const fs = require('fs');
-const readline = require('readline');
 const { performance } = require('perf_hooks');
 const WebSocket = require('ws');
+const { out, serveCommands } = require('../lib/jsonl');
 
 const PATH = '/socket.io/?EIO=4&transport=websocket';
 const NSP = '/chat';
 const HANDSHAKE_TIMEOUT_MS = 10000;
 
-const out = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const log = (...args) => process.stderr.write(`[handshakes] ${args.join(' ')}\n`);
 
 const maxIdx = process.argv.indexOf('--max-seconds');
@@ -189,22 +188,4 @@ function quit() {
   process.exit(0);
 }
 
-let chain = Promise.resolve();
-const rl = readline.createInterface({ input: process.stdin });
-rl.on('line', (line) => {
-  if (!line.trim()) return;
-  const cmd = JSON.parse(line);
-  chain = chain.then(async () => {
-    try {
-      if (cmd.cmd === 'handshakes') await runHandshakes(cmd);
-      else if (cmd.cmd === 'hold') await runHold(cmd);
-      else if (cmd.cmd === 'count') counts();
-      else if (cmd.cmd === 'quit') quit();
-      else out({ event: 'error', message: `unknown command ${cmd.cmd}` });
-    } catch (err) {
-      out({ event: 'error', message: String(err && err.stack ? err.stack : err) });
-    }
-  });
-});
-rl.on('close', () => { chain.then(quit); });
-out({ event: 'ready' });
+serveCommands({ handshakes: runHandshakes, hold: runHold, count: counts }, quit);
