@@ -3,7 +3,8 @@
 Admission happens at a connection's first namespace CONNECT for each user it carries (that is
 when the identity is known), against the cluster-wide registry; a refusal is a CONNECT_ERROR,
 terminal for socket.io-client (an HTTP 429 would make it retry forever). The local index of
-connections by user serves kicks.
+connections by user serves kicks; the index by connection id lets a close find its users
+without scanning every connection (a drain closes them all).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Admission:
         self._metrics = metrics
         self.by_user: dict[str, set[Kickable]] = {}
         self._namespaces: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._users: dict[str, set[str]] = {}  # connection id -> users it carries
 
     async def admit(self, conn: Kickable, user: str, nsp: str) -> bool:
         """Admit ``conn`` for ``user`` (again, with one more namespace, if already in)."""
@@ -52,12 +54,14 @@ class Admission:
                     return False
                 self._metrics.admissions.labels("admitted").inc()
         self._namespaces[key] = namespaces
+        self._users.setdefault(conn.eio_sid, set()).add(user)
         self.by_user.setdefault(user, set()).add(conn)
         return True
 
     async def release(self, conn: Kickable) -> None:
         """The connection is gone: free its slot for every user it carried."""
-        for (eio_sid, user) in [k for k in self._namespaces if k[0] == conn.eio_sid]:
+        eio_sid = conn.eio_sid
+        for user in self._users.pop(eio_sid, ()):
             del self._namespaces[(eio_sid, user)]
             holders = self.by_user.get(user)
             if holders is not None:

@@ -7,6 +7,13 @@ Every process that needs liveness keeps it current from a watch, so admission re
 the user's entry. Concurrent admissions on different gateways race on the entry's revision;
 the loser re-reads and retries with a short jittered backoff, which ordinary contention never
 exhausts.
+
+Round trips: every write is a compare-and-set, so what it is based on may be a guess. This
+process remembers the entry and revision its own last write returned for each user (bounded);
+an admission with nothing remembered tries a create (which fails if the key exists), a release
+updates the remembered revision, and a read happens only after a conflict. Reads are direct
+gets (any replica answers; a stale one only costs a retry), except the one a refusal rests on:
+it comes from the stream leader, so a stale copy can never turn a client away.
 """
 
 from __future__ import annotations
@@ -15,13 +22,15 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig, StorageType
+from nats.js.client import JetStreamContext
 from nats.js.errors import Error as JetStreamError
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from shared.natsconn import key_value
@@ -39,6 +48,7 @@ from shared.subjects import decode_token, encode_token
 log = logging.getLogger(__name__)
 
 CAS_ATTEMPTS = 50
+KNOWN_MAX = 65_536  # users whose last written revision is remembered
 
 
 class RegistryUnavailable(Exception):
@@ -46,25 +56,32 @@ class RegistryUnavailable(Exception):
 
 
 class RegistryKV:
-    def __init__(self, registry: KeyValue, gateways: KeyValue, gateway_ttl_s: float) -> None:
+    def __init__(self, registry: KeyValue, gateways: KeyValue, gateway_ttl_s: float,
+                 js: JetStreamContext, bucket: str) -> None:
         self._registry = registry
+        self._js = js
+        self._stream = f"KV_{bucket}"
+        self._subject_prefix = f"$KV.{bucket}."
         self._gateways = gateways
         self.gateway_ttl_s = gateway_ttl_s
         self.live: set[str] = set()
         self.on_gateway_gone: Callable[[str], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._known: OrderedDict[str, tuple[UserEntry, int]] = OrderedDict()
 
     @classmethod
     async def open(cls, nc: Client, prefix: str, gateway_ttl_s: float,
                    replicas: int = 1) -> RegistryKV:
         js = nc.jetstream(timeout=2.0)
+        bucket = f"{prefix}-registry"
         registry = await key_value(js, KeyValueConfig(
-            bucket=f"{prefix}-registry", history=1, replicas=replicas, storage=StorageType.FILE))
+            bucket=bucket, history=1, replicas=replicas, storage=StorageType.FILE, direct=True))
+        await allow_direct(js, f"KV_{bucket}")
         gateways = await key_value(js, KeyValueConfig(
             bucket=f"{prefix}-gateways", history=1, ttl=gateway_ttl_s,
             limit_marker_ttl=max(1.0, gateway_ttl_s), replicas=replicas,
             storage=StorageType.MEMORY))
-        return cls(registry, gateways, gateway_ttl_s)
+        return cls(registry, gateways, gateway_ttl_s, js, bucket)
 
     # --- gateway liveness -----------------------------------------------------------------
 
@@ -122,7 +139,7 @@ class RegistryKV:
         def change(entry: UserEntry) -> Admitted | Refused:
             return admit(entry, conn_id, info, self.live, limit)
 
-        return await self._cas(user, change)
+        return await self._cas(user, change, guess=True)
 
     async def release(self, user: str, conn_id: str) -> None:
         await self._cas(user, lambda entry: Admitted(release(entry, conn_id)))
@@ -143,37 +160,64 @@ class RegistryKV:
                 found.append(decode_token(key.removeprefix("u.")))
         return found
 
-    async def _read(self, user: str) -> tuple[UserEntry, int | None]:
+    async def _read(self, user: str, leader: bool = False) -> tuple[UserEntry, int | None]:
+        """The user's entry and its revision: a direct get (any replica), or from the stream
+        leader when a refusal is to rest on it."""
         try:
-            current = await self._registry.get(f"u.{encode_token(user)}")
-        except KeyNotFoundError:
+            msg = await self._js.get_msg(self._stream,
+                                         subject=f"{self._subject_prefix}u.{encode_token(user)}",
+                                         direct=not leader)
+        except NotFoundError:
             return UserEntry(), None
         except (NatsError, JetStreamError, TimeoutError) as exc:
             raise RegistryUnavailable(str(exc) or type(exc).__name__) from exc
-        if current.value is None:  # a delete marker
-            return UserEntry(), current.revision
-        return UserEntry.decode(current.value), current.revision
+        headers = msg.headers or {}
+        if headers.get("KV-Operation") in ("DEL", "PURGE") or "Nats-Marker-Reason" in headers:
+            return UserEntry(), msg.seq
+        return UserEntry.decode(msg.data), msg.seq
 
-    async def _cas(self, user: str,
-                   change: Callable[[UserEntry], Admitted | Refused]) -> Admitted | Refused:
+    def _remember(self, user: str, entry: UserEntry, revision: int) -> None:
+        known = self._known
+        known[user] = (entry, revision)
+        known.move_to_end(user)
+        if len(known) > KNOWN_MAX:
+            known.popitem(last=False)
+
+    async def _cas(self, user: str, change: Callable[[UserEntry], Admitted | Refused],
+                   guess: bool = False) -> Admitted | Refused:
+        """Apply ``change`` by compare-and-set. It starts from the entry this process last
+        wrote, else (``guess``) from an empty one, i.e. a create; else from a read. A refusal
+        is re-decided on the leader's copy unless that is what it was decided on."""
         key = f"u.{encode_token(user)}"
+        based: tuple[UserEntry, int | None] | None = self._known.get(user)
+        if based is None and not guess:
+            based = await self._read(user)
+        fresh = not guess and user not in self._known  # decided on a read, not a guess
+        leader = False
         for attempt in range(CAS_ATTEMPTS):
-            entry, revision = await self._read(user)
+            entry, revision = based if based is not None else (UserEntry(), None)
             result = change(entry)
             if isinstance(result, Refused):
-                return result
+                if leader:
+                    return result
+                based, fresh, leader = await self._read(user, leader=True), True, True
+                continue
             try:
-                if revision is None:
-                    await self._registry.create(key, result.entry.encode())
-                else:
-                    await self._registry.update(key, result.entry.encode(), last=revision)
-                return result
+                written = await self._registry.update(key, result.entry.encode(),
+                                                      last=revision or 0)
             except (KeyWrongLastSequenceError, JetStreamError) as exc:
                 if not _conflict(exc):
                     raise RegistryUnavailable(str(exc)) from exc
-                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                self._known.pop(user, None)
+                if fresh:  # lost a race on what was read: back off before the next read
+                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                based, fresh, leader = await self._read(user), True, False
+                continue
             except (NatsError, TimeoutError) as exc:
+                self._known.pop(user, None)
                 raise RegistryUnavailable(str(exc) or type(exc).__name__) from exc
+            self._remember(user, result.entry, written)
+            return result
         raise RegistryUnavailable("registry entry kept changing")
 
     async def close(self) -> None:
@@ -182,6 +226,14 @@ class RegistryKV:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def allow_direct(js: JetStreamContext, stream: str) -> None:
+    """Turn on direct gets for a bucket created before they were asked for."""
+    info = await js.stream_info(stream)
+    if not info.config.allow_direct:
+        info.config.allow_direct = True
+        await js.update_stream(info.config)
 
 
 def _conflict(exc: Exception) -> bool:
