@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import logging
 import time
 from collections import deque
@@ -35,6 +36,9 @@ REPAIR_LIMIT = 10_000
 SAMPLE = 8
 """One message in this many is timed and its delivery lag observed: the histograms keep their
 shape, and the fan-out of the others costs two clock reads and a bucket search less."""
+ALWAYS_TIMED = 64
+"""A message for more local members than this is always timed: the clock costs nothing beside
+its fan-out, and the slow messages are the ones the fan-out-time alert is about."""
 REPAIR_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 2.0, 2.0)
 
 
@@ -319,12 +323,18 @@ class Fanout:
                     raise
         if key[0] not in self._durable:
             return 0
+        chains = self.feed(key[0]).chains
+        position = chains.last.get(key[1])
+        if position is not None:
+            # Subscribed here already: the member gets every message after the last one this
+            # gateway delivered, which is where its offsets will start; no probe of the log.
+            return position
         try:
             position = await self.broker.last_seq(*key)
         except Exception:
             await self.leave(key, member)
             raise
-        self.feed(key[0]).chains.start(key[1], position)
+        chains.start(key[1], position)
         return position
 
     async def leave(self, key: RoomKey, member: Member) -> None:
@@ -343,10 +353,12 @@ class Fanout:
     async def write(self, nsp: str, room: str, body: bytes, seq: int | None, prev: int,
                     offset: str | None) -> None:
         """Frame one message once and hand it to every local member of the room, yielding
-        between batches. The fan-out time is sampled (one message in ``SAMPLE``)."""
+        between batches. The fan-out time is sampled (see ``SAMPLE``, ``ALWAYS_TIMED``)."""
         feed = self.feed(nsp)
         feed.written += 1
-        sampled = not feed.written % SAMPLE
+        members = self.registry.live((nsp, room))
+        count = len(members)
+        sampled = count > ALWAYS_TIMED or not feed.written % SAMPLE
         started = time.perf_counter() if sampled else 0.0
         unpacked = envelope.unpack(body)
         if unpacked is None:
@@ -360,24 +372,19 @@ class Fanout:
             # The positions are copied: a member's own offset is written from this moment.
             frames = Frames(nsp, args, attachments, seq, prev, offset, chains.frontier,
                             dict(chains.positions))
-        members = self.registry.live((nsp, room))
         frontier = frames.frontier
         with_offset = frames.with_offset
-        count = len(members)
-        if count <= self._batch:
-            for member in members:
+        batch = self._batch
+        snapshot = members if count <= batch else list(members)
+        for start in range(0, count, batch):
+            if start:
+                await asyncio.sleep(0)
+            for member in (snapshot if count <= batch
+                           else itertools.islice(snapshot, start, start + batch)):
                 if member.hold is None and not member.floors and member.offsets \
                         and not member.base and not member.ahead:
                     member.outbox.push(with_offset)
                 else:
-                    member.take(room, seq, frontier, frames)
-        else:
-            snapshot = list(members)
-            batch = self._batch
-            for start in range(0, count, batch):
-                if start:
-                    await asyncio.sleep(0)
-                for member in snapshot[start : start + batch]:
                     member.take(room, seq, frontier, frames)
         feed.fanout_in.inc()
         feed.packets_out.inc(count)

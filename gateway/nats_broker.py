@@ -8,31 +8,55 @@ stored message to the room's fan-out subject with ``Nats-Sequence`` and
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import RePublish, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError
 from nats.js.errors import Error as JetStreamError
 
 from gateway.broker import BrokerUnavailable, Delivery, Done, PublishResult, Sink, Stored
 from gateway.log_publisher import LogPublisher
-from gateway.nats_client import FanoutClient, sequence_headers
+from gateway.nats_client import FanoutClient, header_int, sequence_headers
+from gateway.request_mux import Reply, RequestMux
 from shared.subjects import Subjects, namespace_token
 
-FLUSH_TIMEOUT_S = 2
 REQUEST_TIMEOUT_S = 2.0
 READ_BATCH = 256
+PROBE_BATCH = 256  # rooms per multi_last request
+_SUBJECT = b"\r\nNats-Subject: "
+_SEQUENCE = b"\r\nNats-Sequence: "
 UNLOGGED = PublishResult()
 
 
 def unavailable(exc: BaseException) -> BrokerUnavailable:
     return BrokerUnavailable(str(exc) or type(exc).__name__)
+
+
+def last_sequences(batches: list[list[Reply]]) -> dict[str, int]:
+    """Subject -> last sequence from ``multi_last`` direct gets: each batch is the rooms'
+    last messages, then the end-of-batch status (``404``: none of them has any)."""
+    found: dict[str, int] = {}
+    for replies in batches:
+        end = replies[-1].status
+        if end not in (b"204", b"404"):
+            raise BrokerUnavailable(f"log probe failed: status {end.decode() or '?'}")
+        for reply in replies[:-1]:
+            headers = reply.headers or b""
+            seq = header_int(headers, _SEQUENCE)
+            start = headers.find(_SUBJECT)
+            if seq is None or start < 0:
+                raise BrokerUnavailable("log probe: a reply without subject or sequence")
+            start += len(_SUBJECT)
+            end_of = headers.find(b"\r\n", start)
+            found[headers[start:end_of if end_of >= 0 else None].decode()] = seq
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +70,21 @@ class LogSettings:
     inbox_max_age_s: float = 7 * 24 * 3600.0
 
 
+@dataclass(slots=True)
+class _Probe:
+    """The rooms of one namespace whose last sequence is asked for in one loop pass."""
+
+    rooms: set[str] = field(default_factory=set)
+    done: asyncio.Future[dict[str, int]] | None = None
+
+
 class NatsBroker:
+    """Round trips on the join path: a new room's SUB is proven by a request queued behind it
+    on the same connection (see :mod:`gateway.request_mux`), never by a flush. In a durable
+    namespace that request is the probe of the rooms' last sequences, one ``multi_last``
+    direct get for every room subscribed or asked about in the same loop pass; the position
+    it found is what :meth:`last_seq` answers right after :meth:`subscribe` returns."""
+
     def __init__(self, nc: FanoutClient, subjects: Subjects, log: LogSettings) -> None:
         self._nc = nc
         self._js = nc.jetstream(timeout=REQUEST_TIMEOUT_S)
@@ -55,10 +93,15 @@ class NatsBroker:
         self._sink: Sink | None = None
         self._subs: dict[tuple[str, str], Subscription] = {}
         self._publisher = LogPublisher(nc, REQUEST_TIMEOUT_S)
+        self.requests = RequestMux(nc, REQUEST_TIMEOUT_S)
+        self._probes: dict[str, _Probe] = {}
+        self._settled: dict[tuple[str, str], int] = {}
 
     async def start(self) -> None:
-        """Subscribe the publish acknowledgements' inbox (before any logged publish)."""
+        """Subscribe the inboxes of publish acknowledgements and of requests (before any
+        logged publish or request)."""
         await self._publisher.start()
+        await self.requests.start()
 
     def stream_name(self, nsp: str) -> str:
         return f"{self._subjects.prefix}_{namespace_token(nsp)}".upper().replace("-", "_")
@@ -135,15 +178,16 @@ class NatsBroker:
             sub = await self._nc.subscribe(self._subjects.fanout(nsp, room))
             self._nc.route(sub._id, on_message)
             self._subs[key] = sub
-            # nats-py writes a flush's PING straight to the socket but queues the SUB for its
-            # flusher task, so the first PONG can precede the SUB; the second cannot.
-            await self._nc.flush(timeout=FLUSH_TIMEOUT_S)
-            await self._nc.flush(timeout=FLUSH_TIMEOUT_S)
-        except (NatsError, TimeoutError) as exc:
+            if nsp in self._log.durable:
+                self._settled[key] = await self._probe(nsp, room)
+            else:
+                await self.requests.barrier()
+        except (NatsError, TimeoutError, BrokerUnavailable) as exc:
             await self.unsubscribe(nsp, room)
             raise unavailable(exc) from exc
 
     async def unsubscribe(self, nsp: str, room: str) -> None:
+        self._settled.pop((nsp, room), None)
         sub = self._subs.pop((nsp, room), None)
         if sub is not None:
             self._nc.unroute(sub._id)
@@ -176,14 +220,53 @@ class NatsBroker:
         done(UNLOGGED)
 
     async def last_seq(self, nsp: str, room: str) -> int:
+        settled = self._settled.pop((nsp, room), None)
+        if settled is not None:
+            return settled
+        return await self._probe(nsp, room)
+
+    async def _probe(self, nsp: str, room: str) -> int:
+        """The room's last sequence, asked together with every room probed in this pass."""
+        probe = self._probes.get(nsp)
+        if probe is None:
+            loop = asyncio.get_running_loop()
+            probe = self._probes[nsp] = _Probe(done=loop.create_future())
+            loop.call_soon(self._send_probe, nsp)
+        probe.rooms.add(room)
+        assert probe.done is not None
+        found = await asyncio.shield(probe.done)
+        return found.get(self._subjects.log(nsp, room), 0)
+
+    def _send_probe(self, nsp: str) -> None:
+        probe = self._probes.pop(nsp)
+        assert probe.done is not None
+        subjects = [self._subjects.log(nsp, room) for room in probe.rooms]
+        api = f"$JS.API.DIRECT.GET.{self.stream_name(nsp)}"
         try:
-            msg = await self._js.get_msg(self.stream_name(nsp),
-                                         subject=self._subjects.log(nsp, room), direct=True)
-        except NotFoundError:
-            return 0
-        except (NatsError, JetStreamError, TimeoutError) as exc:
-            raise unavailable(exc) from exc
-        return int(msg.seq or 0)
+            replies = [self.requests.batch(api, json.dumps(
+                {"multi_last": chunk, "batch": len(chunk)}).encode())
+                for chunk in (subjects[i:i + PROBE_BATCH]
+                              for i in range(0, len(subjects), PROBE_BATCH))]
+        except BrokerUnavailable as exc:
+            probe.done.set_exception(exc)
+            probe.done.exception()  # the joiners re-raise it
+            return
+        done = probe.done
+
+        def answered(gathered: asyncio.Future[list[list[Reply]]]) -> None:
+            if gathered.cancelled():
+                done.cancel()
+            elif (exc := gathered.exception()) is not None:
+                done.set_exception(exc)
+            else:
+                try:
+                    done.set_result(last_sequences(gathered.result()))
+                except BrokerUnavailable as failed:
+                    done.set_exception(failed)
+            if done.done() and not done.cancelled():
+                done.exception()  # retrieved here; the joiners re-raise it
+
+        asyncio.gather(*replies).add_done_callback(answered)
 
     async def read(self, nsp: str, room: str, after: int, upto: int, limit: int) -> list[Stored]:
         found: list[Stored] = []
@@ -242,5 +325,6 @@ class NatsBroker:
 
     async def close(self) -> None:
         self._publisher.close()
+        self.requests.close()
         for nsp, room in list(self._subs):
             await self.unsubscribe(nsp, room)

@@ -4,7 +4,8 @@ on a real nats-server with JetStream.
 Every test gets its own subject prefix, so its streams and subjects are its own: sequences
 start at 1 and no other test's messages reach its subscribers. The streams are deleted when
 the test ends. :func:`test_subscribe_returns_only_after_the_server_has_the_sub` checks on the
-wire that ``subscribe`` returns only once the server has the SUB.
+wire that ``subscribe`` returns only once the server has the SUB: what it waited for answers a
+command sent after the SUB on the same connection.
 """
 
 from __future__ import annotations
@@ -131,22 +132,36 @@ class RecordingProxy:
             await self._server.wait_closed()
 
 
+@pytest.mark.parametrize("durable", [False, True], ids=["ephemeral", "durable"])
 async def test_subscribe_returns_only_after_the_server_has_the_sub(
-    nats_server: NatsServer,
+    nats_server: NatsServer, durable: bool
 ) -> None:
     proxy = RecordingProxy("127.0.0.1", nats_server.port)
     subjects = Subjects(f"t{uuid4().hex[:8]}")
     client = await _connect(await proxy.start())
-    broker = NatsBroker(client, subjects, LogSettings(durable=frozenset()))
+    broker = NatsBroker(client, subjects,
+                        LogSettings(durable=frozenset({CHAT} if durable else ())))
     broker.attach(lambda delivery: None)
     try:
+        await broker.start()
+        if durable:
+            await broker.ensure_streams()
         await broker.subscribe(CHAT, "room:a")
         sub = f"SUB {subjects.fanout(CHAT, 'room:a')} ".encode()
         await proxy.until_sent(sub)
 
-        # The PONG that subscribe waited for must answer a PING sent after the SUB.
-        assert proxy.sent.index(sub) < proxy.sent.rindex(b"PING\r\n")
+        # The reply subscribe waited for answers a command queued behind the SUB on the same
+        # connection: the log probe in a durable namespace, else a message to our own inbox.
+        if durable:
+            proof = f"PUB $JS.API.DIRECT.GET.{broker.stream_name(CHAT)} ".encode()
+        else:
+            proof = f"PUB {broker.requests.inbox}".encode()
+        at = proxy.sent.index(sub)
+        assert proof in proxy.sent[at:]
+        assert proof not in proxy.sent[:at]
     finally:
+        if durable:
+            await client.jetstream().delete_stream(broker.stream_name(CHAT))
         await broker.close()
         await client.close()
         await proxy.close()

@@ -1,0 +1,164 @@
+"""Requests and ordering barriers over one reply inbox, for the connect path.
+
+nats-py's ``request`` costs a future, a ``wait_for`` timer, a ``Msg`` object with its headers
+parsed into a dict, and a hop through the reply subscription's own task: several event-loop
+passes per round trip. A connection's life makes several (admission, the session record, the
+room's log position), so here a request is one PUB appended to the client's pending buffer
+and one plain future, resolved right where the protocol parser hands the reply over (raw
+header block, nothing parsed); one sweeper timer fails what stayed unanswered past the timeout.
+
+A *barrier* proves that the server has processed every command this client queued before it
+(a SUB, above all): it is a message to our own inbox, queued behind them in the same pending
+buffer, and the server handles one connection's commands in order, so its echo cannot come
+back before they took effect. nats-py's ``flush`` cannot prove that with one round trip: its
+PING goes straight to the socket while a SUB still waits for the flusher task. Barriers asked
+for in one loop pass share one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from gateway.broker import BrokerUnavailable
+from gateway.nats_client import FanoutClient
+
+SWEEP_S = 0.25
+_STATUS_LINE = b"NATS/1.0 "
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    data: bytes
+    headers: bytes | None
+
+    @property
+    def status(self) -> bytes:
+        """The status code of a status reply (``b"503"`` no responders, ``b"404"``,
+        ``b"204"`` end of a batch), or ``b""`` for an ordinary message."""
+        headers = self.headers
+        if headers is None or not headers.startswith(_STATUS_LINE):
+            return b""
+        return headers[len(_STATUS_LINE):len(_STATUS_LINE) + 3]
+
+
+@dataclass(slots=True)
+class _Waiting:
+    deadline: float
+    future: asyncio.Future[list[Reply]]
+    batch: list[Reply] | None  # a batch request collects until a status reply
+
+
+class RequestMux:
+    def __init__(self, nc: FanoutClient, timeout_s: float) -> None:
+        self._nc = nc
+        self._timeout_s = timeout_s
+        self._prefix = b""
+        self._next = 0
+        self._waiting: dict[bytes, _Waiting] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._barrier: asyncio.Future[list[Reply]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        prefix = self._nc.new_inbox() + "."
+        sub = await self._nc.subscribe(prefix + "*")
+        self._nc.route_replies(sub._id, self._on_reply)
+        self._prefix = prefix.encode()
+
+    @property
+    def inbox(self) -> str:
+        """The prefix of every reply subject (and barrier) of this mux."""
+        return self._prefix.decode()
+
+    async def request(self, subject: str, payload: bytes, headers: bytes | None = None) -> Reply:
+        """One reply (a no-responders status is a reply too: see :attr:`Reply.status`).
+        Raises :class:`BrokerUnavailable` when nothing was sent or nothing came back."""
+        return (await self._send(subject, payload, headers, None))[0]
+
+    def batch(self, subject: str, payload: bytes) -> asyncio.Future[list[Reply]]:
+        """Replies up to and including the first status reply (a batch direct get), sent
+        before this returns."""
+        return self._send(subject, payload, None, [])
+
+    def barrier(self) -> asyncio.Future[list[Reply]]:
+        """Done once the server has processed everything queued before this pass ends."""
+        if self._barrier is None:
+            loop = self._started()
+            self._barrier = loop.create_future()
+            loop.call_soon(self._send_barrier)
+        return self._barrier
+
+    def _send_barrier(self) -> None:
+        future, self._barrier = self._barrier, None
+        assert future is not None
+        try:
+            token = self._token()
+            self._nc.publish_nowait((self._prefix + token).decode(), b"")
+        except BrokerUnavailable as exc:
+            future.set_exception(exc)
+            return
+        self._wait(token, future, None)
+
+    def _send(self, subject: str, payload: bytes, headers: bytes | None,
+              batch: list[Reply] | None) -> asyncio.Future[list[Reply]]:
+        loop = self._started()
+        token = self._token()
+        self._nc.publish_nowait(subject, payload, self._prefix + token, headers)
+        future: asyncio.Future[list[Reply]] = loop.create_future()
+        self._wait(token, future, batch)
+        return future
+
+    def _started(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or not self._prefix:
+            raise BrokerUnavailable("request inbox not subscribed")
+        return self._loop
+
+    def _token(self) -> bytes:
+        self._next += 1
+        return b"%x" % self._next
+
+    def _wait(self, token: bytes, future: asyncio.Future[list[Reply]],
+              batch: list[Reply] | None) -> None:
+        loop = self._started()
+        self._waiting[token] = _Waiting(loop.time() + self._timeout_s, future, batch)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(SWEEP_S, self._sweep)
+
+    def _on_reply(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
+        token = subject[len(self._prefix):]
+        waiting = self._waiting.get(token)
+        if waiting is None:
+            return
+        reply = Reply(data, headers)
+        if waiting.batch is not None and not reply.status:
+            waiting.batch.append(reply)
+            return
+        del self._waiting[token]
+        if not waiting.future.done():
+            waiting.future.set_result([reply] if waiting.batch is None
+                                      else [*waiting.batch, reply])
+
+    def _sweep(self) -> None:
+        """Deadlines rise with insertion order, so expired entries are at the front."""
+        loop = self._started()
+        now = loop.time()
+        expired = []
+        for token, waiting in self._waiting.items():
+            if waiting.deadline > now:
+                break
+            expired.append(token)
+        for token in expired:
+            future = self._waiting.pop(token).future
+            if not future.done():
+                future.set_exception(BrokerUnavailable("no reply from NATS in time"))
+        self._sweeper = loop.call_later(SWEEP_S, self._sweep) if self._waiting else None
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        waiting, self._waiting = self._waiting, {}
+        for entry in waiting.values():
+            entry.future.cancel()
