@@ -20,10 +20,12 @@ UNAUTHORIZED = Refusal("unauthorized", "unauthorized")
 
 
 def authenticate(ctx: ConnectContext) -> Refusal | None:
-    """A token in the CONNECT ``auth`` wins; else the identity proven on the upgrade."""
+    """A token in the CONNECT ``auth`` wins; else the identity proven on the upgrade. The
+    token the upgrade already carried (socket.io-client sends it both ways) is not
+    verified again."""
     token = ctx.auth.get("token")
     if token is not None:
-        ctx.identity = ctx.verifier.verify(token)
+        ctx.identity = ctx.verifier.verify(token, known=ctx.upgrade_identity)
     else:
         ctx.identity = ctx.upgrade_identity
     return None if ctx.identity is not None else UNAUTHORIZED

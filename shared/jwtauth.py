@@ -7,7 +7,8 @@ the client (that is ``unauthorized`` either way) and never logs the token itself
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -20,10 +21,14 @@ _HMAC = ("HS256", "HS384", "HS512")
 
 @dataclass(frozen=True, slots=True)
 class Identity:
+    """``token`` is the exact token this identity was verified from (never shown or
+    compared), so a connection that presents it again is not verified twice."""
+
     sub: str
     name: str | None
     room_patterns: tuple[str, ...]
     expires_at: float
+    token: str = field(default="", repr=False, compare=False)
 
     def may_join(self, room: str) -> bool:
         """The JWT ``rooms`` claim is an allow-list of glob patterns (absent: any ``room:*``)."""
@@ -43,9 +48,16 @@ class TokenVerifier:
         if not self.algorithms or any(a.lower() == "none" for a in self.algorithms):
             raise ValueError("JWT algorithms must be a non-empty list without 'none'")
 
-    def verify(self, token: object) -> Identity | None:
+    def verify(self, token: object, known: Identity | None = None,
+               now: float | None = None) -> Identity | None:
+        """``known``: an identity this connection already verified. When ``token`` is the
+        very token it came from, the signature and claims stand as checked; only ``exp`` can
+        have passed since (``nbf`` and ``iat`` only become truer), so only it is checked."""
         if not isinstance(token, str) or not token or len(token) > 8192:
             return None
+        if known is not None and known.token and token == known.token:
+            moment = time.time() if now is None else now
+            return known if moment < known.expires_at + self.leeway_s else None
         try:
             header = jwt.get_unverified_header(token)
             alg = header.get("alg")
@@ -65,10 +77,10 @@ class TokenVerifier:
             )
         except (jwt.PyJWTError, ValueError, TypeError):
             return None
-        return _identity(claims)
+        return _identity(claims, token)
 
 
-def _identity(claims: dict[str, Any]) -> Identity | None:
+def _identity(claims: dict[str, Any], token: str) -> Identity | None:
     sub = claims.get("sub")
     if not isinstance(sub, str) or not 0 < len(sub) <= SUB_MAX:
         return None
@@ -85,4 +97,5 @@ def _identity(claims: dict[str, Any]) -> Identity | None:
         name=name if isinstance(name, str) else None,
         room_patterns=patterns,
         expires_at=float(claims["exp"]),
+        token=token,
     )

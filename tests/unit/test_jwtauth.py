@@ -183,3 +183,37 @@ def test_non_string_name_is_dropped() -> None:
     identity = VERIFIER.verify(token(claims(name=["Alice"])))
 
     assert identity is not None and identity.name is None
+
+
+def test_the_token_an_identity_came_from_is_not_verified_again() -> None:
+    raw = token(claims("alice"))
+    known = VERIFIER.verify(raw)
+    assert known is not None
+
+    assert VERIFIER.verify(raw, known=known) is known
+
+
+def test_another_token_beside_a_known_identity_is_verified() -> None:
+    known = VERIFIER.verify(token(claims("alice")))
+
+    forged = token(claims("alice"), secret="another-secret-of-enough-length-32b")
+    assert VERIFIER.verify(forged, known=known) is None
+    other = VERIFIER.verify(token(claims("bob")), known=known)
+    assert other is not None and other.sub == "bob"
+
+
+def test_a_known_identity_still_expires() -> None:
+    payload = claims("alice", ttl=60)
+    raw = token(payload)
+    known = VERIFIER.verify(raw)
+    assert known is not None
+
+    assert VERIFIER.verify(raw, known=known, now=payload["exp"] + 9) is known
+    assert VERIFIER.verify(raw, known=known, now=payload["exp"] + 10) is None
+
+
+def test_the_token_is_kept_out_of_the_identity_repr() -> None:
+    raw = token(claims("alice"))
+    identity = VERIFIER.verify(raw)
+
+    assert raw not in repr(identity)
