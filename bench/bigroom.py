@@ -25,7 +25,7 @@ For every message it records:
 - **GC**: collections (``gc.callbacks``) that ran while a message was being fanned out, and the
   longest pause; a collection stalls the loop whatever the batch size.
 
-The probes' own (1-member) fan-outs are included in the Fanout.write sum; they cost
+The probes' own (1-member) fan-outs, when sampled (1 in 8), are in the Fanout.write sum; they cost
 microseconds.
 
     .venv/bin/python bench/bigroom.py                     # 100K members, 50 messages per row
@@ -287,8 +287,8 @@ async def run_row(nsp: str, batch: int, args: argparse.Namespace,
     if big.writes != expected_writes:
         raise AssertionError(f"{big.writes} writes, expected {expected_writes}")
     fanouts = registry.get_sample_value(count_sample) or 0.0
-    if fanouts != 3 * messages:
-        raise AssertionError(f"fan-out histogram counted {fanouts}, expected {3 * messages}")
+    if fanouts < messages:  # every big-room message is timed; the 1-member probes sampled
+        raise AssertionError(f"fan-out histogram counted {fanouts}, expected >= {messages}")
     for member in fanout.registry.members((nsp, ROOM)):  # release 100K objects now
         await fanout.leave((nsp, ROOM), member)
     for task in asyncio.all_tasks() - tasks_before:  # the row's feed tasks
