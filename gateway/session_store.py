@@ -1,10 +1,17 @@
 """Recovery sessions in a NATS KV bucket, written before a join is acked and refreshed like a
 lease, so a SIGKILLed gateway's sessions stay recoverable on any other gateway for the
 recovery window and then expire on their own (bucket TTL, history 1: no per-key TTL quirks).
+
+A put that something waits for (the CONNECT reply, a join's ack) is one request through the
+light mux (:mod:`gateway.request_mux`), its PubAck read from the raw reply. The record a
+closing socket leaves behind waits for nothing: the live record already keeps the session
+recoverable (for longer than the closing one will), so those puts are sent without an ack,
+all of one loop pass together, behind everything this gateway queued before them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -15,34 +22,64 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from gateway.broker import BrokerUnavailable
+from gateway.log_publisher import parse_ack
 from gateway.nats_client import FanoutClient
 from gateway.recovery import SessionRecord
+from gateway.request_mux import RequestMux
 from shared.natsconn import key_value
 from shared.subjects import encode_token, namespace_token
 
 log = logging.getLogger(__name__)
 
+REQUEST_TIMEOUT_S = 2.0
+
 
 class SessionStore:
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, nc: FanoutClient, requests: RequestMux,
+                 bucket: str) -> None:
         self._kv = kv
+        self._nc = nc
+        self._requests = requests
+        self._subject_prefix = f"$KV.{bucket}."
+        self._later: dict[str, bytes] = {}
 
     @classmethod
     async def open(cls, nc: FanoutClient, bucket: str, ttl_s: float,
                    replicas: int) -> SessionStore:
         config = KeyValueConfig(bucket=bucket, history=1, ttl=ttl_s, replicas=replicas,
                                 storage=StorageType.FILE)
-        return cls(await key_value(nc.jetstream(timeout=2.0), config))
+        kv = await key_value(nc.jetstream(timeout=REQUEST_TIMEOUT_S), config)
+        requests = RequestMux(nc, REQUEST_TIMEOUT_S)
+        await requests.start()
+        return cls(kv, nc, requests, bucket)
 
     @staticmethod
     def key(nsp: str, pid: str) -> str:
         return f"{namespace_token(nsp)}.{encode_token(pid)}"
 
     async def put(self, pid: str, record: SessionRecord) -> None:
+        subject = self._subject_prefix + self.key(record.nsp, pid)
+        self._later.pop(subject, None)  # this one is newer
         try:
-            await self._kv.put(self.key(record.nsp, pid), record.encode())
-        except (NatsError, JetStreamError, TimeoutError) as exc:
-            raise BrokerUnavailable(f"session not saved: {exc or type(exc).__name__}") from exc
+            reply = await self._requests.request(subject, record.encode())
+        except BrokerUnavailable as exc:
+            raise BrokerUnavailable(f"session not saved: {exc}") from exc
+        if parse_ack(reply.data, reply.headers) is None:
+            raise BrokerUnavailable("session not saved: the bucket refused it")
+
+    def put_later(self, pid: str, record: SessionRecord) -> None:
+        """Save without waiting or an acknowledgement (see the module's docstring)."""
+        if not self._later:
+            asyncio.get_running_loop().call_soon(self._send_later)
+        self._later[self._subject_prefix + self.key(record.nsp, pid)] = record.encode()
+
+    def _send_later(self) -> None:
+        later, self._later = self._later, {}
+        try:
+            for subject, body in later.items():
+                self._nc.publish_nowait(subject, body)
+        except BrokerUnavailable as exc:
+            log.warning("closing session records not saved (%s); the live ones stand", exc)
 
     async def get(self, nsp: str, pid: str) -> SessionRecord | None:
         try:
@@ -54,5 +91,10 @@ class SessionStore:
         return SessionRecord.decode(entry.value)
 
     async def delete(self, nsp: str, pid: str) -> None:
+        self._later.pop(self._subject_prefix + self.key(nsp, pid), None)
         with contextlib.suppress(NatsError, JetStreamError, TimeoutError):
             await self._kv.purge(self.key(nsp, pid))
+
+    def close(self) -> None:
+        self._send_later()
+        self._requests.close()

@@ -174,9 +174,10 @@ class Sessions:
         entry = self._live.pop(socket.pid, None)
         if final and self._store is not None:
             await self._store.delete(socket.nsp, socket.pid)
-        elif entry is not None:
-            with contextlib.suppress(BrokerUnavailable):
-                await self._put(socket, entry[1], live=False)
+        elif entry is not None and self._store is not None:
+            record = entry[1]
+            record.until = time.time() + self._window_s
+            self._store.put_later(socket.pid, record)
 
     # --- history --------------------------------------------------------------------------
 
@@ -233,12 +234,11 @@ class Sessions:
         await self._put(socket, record)
         self._ensure_lease()
 
-    async def _put(self, socket: NamespaceSocket, record: SessionRecord,
-                   live: bool = True) -> None:
-        """Save the record; a live one stays recoverable until the next lease refresh could
-        have failed, a dropped one for the recovery window from now."""
+    async def _put(self, socket: NamespaceSocket, record: SessionRecord) -> None:
+        """Save the live record: recoverable until the next lease refresh could have failed.
+        (A dropped one is recoverable for the recovery window from its close.)"""
         if self._store is not None and socket.pid is not None:
-            record.until = time.time() + self._window_s + (self._lease_s if live else 0.0)
+            record.until = time.time() + self._window_s + self._lease_s
             await self._store.put(socket.pid, record)
 
     def _ensure_lease(self) -> None:
@@ -257,6 +257,8 @@ class Sessions:
                     break
 
     async def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
         if self._lease_task is not None:
             self._lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
