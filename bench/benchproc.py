@@ -339,3 +339,18 @@ def results_files(kind: str, out: Path | None) -> tuple[Path, Path]:
     logs = path.with_name(path.stem + "-logs")
     logs.mkdir()
     return path, logs
+
+
+def comma_list(allowed: Sequence[str]) -> Any:
+    """An argparse ``type``: ``"a,b"`` -> ``["a", "b"]``, each one of ``allowed``, at least one."""
+    import argparse
+
+    def parse(text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        unknown = sorted(set(items) - set(allowed))
+        if unknown or not items:
+            raise argparse.ArgumentTypeError(
+                f"a comma list of {', '.join(allowed)} (got {text!r})")
+        return items
+
+    return parse

@@ -577,7 +577,7 @@ def time_bound(seconds: float) -> Iterator[None]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Room fan-out benchmark (S1).")
     parser.add_argument("--quick", action="store_true", help="short sweep, a smoke check")
-    parser.add_argument("--targets", default=",".join(TARGETS),
+    parser.add_argument("--targets", default=",".join(TARGETS), type=benchproc.comma_list(TARGETS),
                         help="comma list of switchboard, sio, raw (default: all, in that order)")
     parser.add_argument("--namespace", default="/chat", choices=NAMESPACES,
                         help="Switchboard's namespace: durable /chat (default) or ephemeral "
@@ -592,10 +592,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--start-rate", type=float, default=None,
                         help="publishes/s of the first step")
     args = parser.parse_args(argv)
-    args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = set(args.targets) - set(TARGETS)
-    if unknown or not args.targets:
-        parser.error(f"--targets takes {', '.join(TARGETS)}, not {sorted(unknown)}")
     if args.max_minutes is None:
         args.max_minutes = 4.0 if args.quick else 20.0
     return args
@@ -611,7 +607,8 @@ def main(argv: list[str]) -> int:
     scenario = Scenario()
     out, logs = benchproc.results_files("fanout", args.out)
     rec = Recorder(out)
-    rec.write("run", args=vars(args), plan=asdict(plan), scenario=asdict(scenario),
+    rec.write("run", args={**vars(args), "out": str(out)}, plan=asdict(plan),
+              scenario=asdict(scenario),
               versions=versions(), cpus=os.cpu_count(), pass_rule={"p99_ms_below": P99_LIMIT_MS,
               "lost": 0, "dup": 0, "grace_s": plan.grace_s})
     print(f"results: {rec.path}\nlogs:    {logs}", flush=True)

@@ -196,7 +196,7 @@ async def run(args: argparse.Namespace, logs: Path, rec: Recorder) -> list[dict[
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="2,000 connections")
-    parser.add_argument("--targets", default=",".join(TARGETS),
+    parser.add_argument("--targets", default=",".join(TARGETS), type=benchproc.comma_list(TARGETS),
                         help="comma list of switchboard, sio, raw (default: all)")
     parser.add_argument("--connections", type=int, default=None, help="10,000 (quick 2,000)")
     parser.add_argument("--rooms", type=int, default=10)
@@ -213,9 +213,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None,
                         help="results file (default bench/results/memory-<UTC time>.jsonl)")
     args = parser.parse_args(argv)
-    args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if not args.targets or set(args.targets) - set(TARGETS):
-        parser.error(f"--targets takes {', '.join(TARGETS)}")
     if args.connections is None:
         args.connections = 2000 if args.quick else 10_000
     if not 0 < args.connections <= 19_000:

@@ -1,0 +1,339 @@
+"""Switchboard against the peer users would pick instead, in one command and one table.
+
+Runs, one after the other and each bounded in time, the project's benchmarks for the three
+targets (Switchboard = 2 gateways + nats-server; Socket.IO 4.8 + redis adapter = 2 Node
+processes + redis-server; raw = one ``websockets`` process):
+
+- **S1** room fan-out, durable ``/chat`` (``fanout.py --targets switchboard,sio,raw``);
+- **S1** on Switchboard's ephemeral ``/live-updates`` (``fanout.py --namespace /live-updates``;
+  Switchboard only unless ``--live-all``: the peers have no durable/ephemeral distinction, so
+  their /chat figures stand for both);
+- **S2** idle connections: open rate and memory per connection (``memory.py``, Switchboard
+  with its presence service, as devcluster runs it);
+- **S3** connects/s, 100 handshakes in flight (``handshakes.py --instances 2 --presence
+  --skip-sends``);
+- with ``--recovery``, the reconnect storm (``recovery.py``, Switchboard only), as its own CLI
+  runs it; its result lines are included when it wrote any.
+
+Then prints one table: each figure per target, Switchboard / Socket.IO, the CPU of every process
+(100 = one core) and, for S1, deliveries per core-second of the serving processes (gateways +
+NATS against Socket.IO's Node processes + redis).
+
+    .venv/bin/python bench/compare.py [--quick] [--recovery] [--only s1,s1-live,s2,s3]
+
+Results: bench/results/compare-<time>.jsonl (one ``scenario`` line each, then ``table``), and
+each benchmark's own file beside it (compare-<time>-<scenario>.jsonl, logs in -logs/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchproc
+from benchproc import Child
+from fanout import MACHINE_KEYS, Overtime, Recorder, label, serving_cpu, time_bound
+
+BENCH = Path(__file__).resolve().parent
+TARGETS = ("switchboard", "sio", "raw")
+SCENARIOS = ("s1", "s1-live", "s2", "s3", "recovery")
+NAMES = {"switchboard": "Switchboard", "sio": "Socket.IO-Node + redis", "raw": "raw websockets"}
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    lines = []
+    for raw in path.read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            lines.append(json.loads(raw))
+    return lines
+
+
+def run_benchmark(name: str, argv: list[str], logs: Path, bound_s: float) -> tuple[int, str]:
+    """``python <argv>`` as a child (dies with us), its output echoed, stopped after
+    ``bound_s`` (SIGTERM: the benchmark's own ``finally`` stops its children)."""
+    log_path = logs / f"{name}.out"
+    child = Child(name, [sys.executable, *argv], log_path, cwd=BENCH.parent)
+    print(f"\n== {name}: {' '.join(argv)} (bound {bound_s / 60:.0f} min)", flush=True)
+    deadline = time.monotonic() + bound_s
+    seen = 0
+    try:
+        while True:
+            done = child.proc.poll() is not None
+            text = log_path.read_text(errors="replace")
+            if len(text) > seen:
+                sys.stdout.write("".join(f"   {line}\n" for line in
+                                         text[seen:].splitlines() if line.strip()))
+                sys.stdout.flush()
+                seen = len(text)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                print(f"   {name}: over its bound, stopping it", flush=True)
+                break
+            time.sleep(1.0)
+    finally:
+        child.stop(timeout=20)
+    return child.proc.returncode, log_path.read_text(errors="replace")
+
+
+# -- figures per scenario ------------------------------------------------------------------------
+
+
+def procs(cpu: dict[str, float | None] | None, skip: tuple[str, ...] = ()) -> str:
+    """``gateway-0 48, nats-server 13, loadgen 70`` (machine figures left out)."""
+    if not cpu:
+        return "-"
+    return ", ".join(f"{k} {v:.0f}" for k, v in cpu.items()
+                     if v is not None and k not in MACHINE_KEYS and k not in skip)
+
+
+def by_target(lines: list[dict[str, Any]], kind: str,
+              figures: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``figures(line)`` of each result line of ``kind``, by target; skipped targets say why."""
+    found: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        if line.get("type") == "skipped":
+            found[line["target"]] = {"skipped": line["reason"]}
+        elif line.get("type") == kind:
+            found[line["target"]] = figures(line)
+    return found
+
+
+def s1_line(line: dict[str, Any]) -> dict[str, Any]:
+    confirm = line.get("confirm")
+    if not confirm:
+        return {"held": False}
+    serving = serving_cpu(line)
+    return {
+        "label": label(line),
+        "deliveries_per_s": round(confirm["delivered_per_s"]),
+        "publishes_per_s": round(confirm["publish_rate"], 1),
+        "p99_ms": confirm["latency_ms"]["p99"],
+        "serving_cpu": serving,
+        "per_core_s": round(confirm["delivered_per_s"] / (serving / 100)) if serving else None,
+        "cpu": confirm["cpu"],
+    }
+
+
+def s2_line(line: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "open_per_s": line["open_per_s"], "alive": line["alive"],
+        "connections": line["connections"],
+        "server_bytes": line["server_bytes_per_connection"],
+        "beside_bytes": {p: v for p, v in line["bytes_per_connection"].items()
+                         if p not in line["primary"]},
+        "total_bytes": line["total_bytes_per_connection"],
+        "cpu": line["open_cpu"],
+    }
+
+
+def s3_line(line: dict[str, Any]) -> dict[str, Any]:
+    return {"connects_per_s": line["connects_per_s"], "p99_ms": line["latency_ms"]["p99"],
+            "failures": line["failures"], "cpu": line["cpu"]}
+
+
+def recovery_figures(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    runs = [line for line in lines if line.get("type") == "run"]
+    if not runs:
+        return {}
+    last = [(r.get("recovered_ms") or {}).get("last") for r in runs]
+    return {"switchboard": {
+        "runs": len(runs),
+        "clients": runs[0].get("clients"),
+        "recovered": [r.get("recovered") for r in runs],
+        "last_recovered_ms": last,
+        "passed": [r.get("passed") for r in runs],
+        "cpu": runs[-1].get("cpu"),
+    }}
+
+
+# -- the table -----------------------------------------------------------------------------------
+
+
+def fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float | int):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def ratio(a: Any, b: Any) -> str:
+    if not isinstance(a, int | float) or not isinstance(b, int | float) or not b:
+        return "-"
+    return f"**{a / b:.2f}x**"
+
+
+Row = tuple[str, Callable[[dict[str, Any]], Any], int]
+
+
+def rows_for(title: str, figures: dict[str, dict[str, Any]], rows: list[Row],
+             out: list[str], fallback: dict[str, dict[str, Any]] | None = None) -> None:
+    """Table rows of one scenario; a target it did not run takes ``fallback``'s figures."""
+    for name, get, digits in rows:
+        cells = []
+        values = {}
+        for target in TARGETS:
+            fig = figures.get(target) or (fallback or {}).get(target)
+            if not fig:
+                cells.append("not run")
+                continue
+            if "skipped" in fig:
+                cells.append("skipped")
+                continue
+            if fig.get("held") is False:
+                cells.append("no rate held")
+                continue
+            values[target] = value = get(fig)
+            mark = " (/chat)" if fallback and target not in figures and value is not None else ""
+            cells.append((fmt(value, digits) if not isinstance(value, str) else value) + mark)
+        out.append(f"| {title} {name} | " + " | ".join(cells) + " | "
+                   + ratio(values.get("switchboard"), values.get("sio")) + " |")
+
+
+def beside(fig: dict[str, Any]) -> str:
+    return ", ".join(f"{p} {v:,}" for p, v in fig["beside_bytes"].items()) or "-"
+
+
+def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    out = ["| figure | " + " | ".join(NAMES[t] for t in TARGETS) + " | Switchboard / Socket.IO |",
+           "|---|" + "---:|" * len(TARGETS) + "---:|"]
+    s1_rows: list[Row] = [
+        ("max sustained deliveries/s", lambda f: f["deliveries_per_s"], 0),
+        ("p99 ms at that rate", lambda f: f["p99_ms"], 1),
+        ("deliveries per serving core-s", lambda f: f["per_core_s"], 0),
+        ("serving CPU %", lambda f: f["serving_cpu"], 0),
+        ("CPU % per process", lambda f: procs(f["cpu"]), 0),
+    ]
+    if "s1" in results:
+        rows_for("S1 /chat", results["s1"], s1_rows, out)
+    if "s1-live" in results:
+        rows_for("S1 /live-updates", results["s1-live"], s1_rows, out, results.get("s1"))
+    if "s2" in results:
+        rows_for("S2", results["s2"], [
+            ("connections alive", lambda f: f"{f['alive']:,} / {f['connections']:,}", 0),
+            ("open rate /s (join acked)", lambda f: f["open_per_s"], 0),
+            ("server bytes per connection", lambda f: f["server_bytes"], 0),
+            ("beside it (bytes per connection)", beside, 0),
+            ("all serving processes, bytes per connection", lambda f: f["total_bytes"], 0),
+            ("CPU % per process while opening", lambda f: procs(f["cpu"]), 0),
+        ], out)
+    if "s3" in results:
+        rows_for("S3", results["s3"], [
+            ("connects/s", lambda f: f["connects_per_s"], 0),
+            ("handshake p99 ms", lambda f: f["p99_ms"], 1),
+            ("CPU % per process", lambda f: procs(f["cpu"]), 0),
+        ], out)
+    if results.get("recovery"):
+        rows_for("reconnect storm", results["recovery"], [
+            ("clients", lambda f: f["clients"], 0),
+            ("SIGKILL -> last recovered ms (per run)",
+             lambda f: ", ".join(fmt(v) for v in f["last_recovered_ms"]), 0),
+            ("passed", lambda f: ", ".join(str(v) for v in f["passed"]), 0),
+        ], out)
+    return "\n".join(out)
+
+
+def plan(args: argparse.Namespace, stem: Path) -> list[tuple[str, list[str], float]]:
+    """(scenario, argv, bound in seconds) of each benchmark to run, in order."""
+    quick = ["--quick"] if args.quick else []
+    s1_minutes = 10 if args.quick else 30
+    live_targets = ",".join(TARGETS) if args.live_all else "switchboard"
+    steps = {
+        "s1": ["bench/fanout.py", *quick, "--targets", ",".join(TARGETS),
+               "--max-minutes", str(s1_minutes)],
+        "s1-live": ["bench/fanout.py", *quick, "--targets", live_targets,
+                    "--namespace", "/live-updates", "--max-minutes", str(s1_minutes // 2)],
+        "s2": ["bench/memory.py", *quick, "--max-minutes", "6" if args.quick else "15"],
+        "s3": ["bench/handshakes.py", "--instances", "2", "--presence", "--skip-sends",
+               "--seconds", "3" if args.quick else "5",
+               "--tokens", "10000" if args.quick else "40000"],
+        "recovery": ["bench/recovery.py", *quick],
+    }
+    bounds = {"s1": s1_minutes * 60 + 60, "s1-live": s1_minutes * 30 + 60,
+              "s2": (6 if args.quick else 15) * 60 + 60, "s3": 200, "recovery": 600}
+    chosen = [s for s in SCENARIOS if s in args.only]
+    if args.recovery and "recovery" not in chosen:
+        chosen.append("recovery")
+    result = []
+    for scenario in chosen:
+        argv = steps[scenario]
+        if scenario != "recovery":  # recovery.py picks its own file and prints its name
+            argv = [*argv, "--out", str(stem.with_name(f"{stem.name}-{scenario}.jsonl"))]
+        result.append((scenario, argv, bounds[scenario]))
+    return result
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="every benchmark's quick variant")
+    parser.add_argument("--only", default="s1,s1-live,s2,s3", type=benchproc.comma_list(SCENARIOS),
+                        help="comma list of s1, s1-live, s2, s3, recovery (default: the first 4)")
+    parser.add_argument("--recovery", action="store_true",
+                        help="also run bench/recovery.py (Switchboard's reconnect storm)")
+    parser.add_argument("--live-all", action="store_true",
+                        help="run the /live-updates variant for the peers too")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="hard bound on the whole comparison (default 80, quick 30)")
+    args = parser.parse_args(argv)
+    if args.max_minutes is None:
+        args.max_minutes = 30.0 if args.quick else 80.0
+
+    path, logs = benchproc.results_files("compare", None)
+    stem = path.with_suffix("")
+    rec = Recorder(path)
+    steps = plan(args, stem)
+    rec.write("run", args=vars(args), plan=[[s, a, b] for s, a, b in steps])
+    print(f"results: {path}", flush=True)
+    readers: dict[str, Callable[[list[dict[str, Any]]], dict[str, dict[str, Any]]]] = {
+        "s1": lambda lines: by_target(lines, "result", s1_line),
+        "s1-live": lambda lines: by_target(lines, "result", s1_line),
+        "s2": lambda lines: by_target(lines, "memory", s2_line),
+        "s3": lambda lines: by_target(lines, "handshakes", s3_line),
+        "recovery": recovery_figures,
+    }
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    status = 0
+    try:
+        with time_bound(args.max_minutes * 60):
+            for scenario, step_argv, bound in steps:
+                code, output = run_benchmark(scenario, step_argv, logs, bound)
+                if scenario == "recovery":
+                    named = [line.split(None, 1)[1] for line in output.splitlines()
+                             if line.startswith("results: ")]
+                    out_path = Path(named[-1].strip()) if named else None
+                else:
+                    out_path = Path(step_argv[step_argv.index("--out") + 1])
+                lines = read_lines(out_path) if out_path else []
+                results[scenario] = readers[scenario](lines)
+                rec.write("scenario", scenario=scenario, argv=step_argv, exit_code=code,
+                          results_file=str(out_path) if out_path else None,
+                          figures=results[scenario])
+                status = status or (code != 0)
+    except Overtime as exc:
+        print(f"ABORTED: {exc}", file=sys.stderr, flush=True)
+        rec.write("error", error=str(exc))
+        status = 2
+    finally:
+        text = table(results)
+        print("\n" + text)
+        print("\nCPU: % of one core over the measured window (this box has 2 cores); serving = "
+              "the target's own processes (gateways + nats-server [+ presence] / Node "
+              "processes + redis / the raw server), not the load generator.")
+        rec.write("table", text=text)
+        rec.close()
+        print(f"results: {path}")
+    return int(status)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
