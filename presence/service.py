@@ -72,6 +72,7 @@ from shared.presence_wire import (
     instance_of,
     room_key,
     split_room_key,
+    unpack,
 )
 from shared.protocol.events import PRESENCE_UPDATE, TYPING_START, TYPING_STOP
 from shared.registry_kv import RegistryKV
@@ -187,8 +188,8 @@ class PresenceService:
         records: dict[tuple[str, str], SocketRecord] = {}
         typing: dict[tuple[str, str], TypingNotice] = {}
         boots: list[GatewayBoot] = []
-        for msg in msgs:
-            notice = decode(msg.data)
+        notices = [notice for msg in msgs for notice in unpack(msg.data)]
+        for notice in notices:
             self._metrics.events.labels(_kind(notice)).inc()
             if isinstance(notice, SocketRecord):
                 key = (notice.instance, notice.conn)

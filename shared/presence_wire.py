@@ -1,4 +1,5 @@
-"""What gateways tell the presence service: one JSON object per work-queue message.
+"""What gateways tell the presence service: JSON notices, several packed into one work-queue
+message (a JSON array, in the order they were taken; a lone object is read as a pack of one).
 
 A gateway never sends "joined room X" deltas. It sends the whole current record of one socket
 (user, rooms, alive) with a per-socket sequence number, so records are idempotent and commute:
@@ -95,12 +96,33 @@ def encode(notice: Notice) -> bytes:
                          "stamp": notice.stamp})
 
 
+def pack(encoded: list[bytes]) -> bytes:
+    """One work-queue message from notices already :func:`encode`-d."""
+    return b"[" + b",".join(encoded) + b"]"
+
+
 def decode(raw: bytes) -> Notice | None:
     """The notice in ``raw``, or ``None`` for anything malformed (never raises)."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
+    return _notice(data)
+
+
+def unpack(raw: bytes) -> list[Notice | None]:
+    """The notices of one work-queue message, ``None`` for each malformed one (never
+    raises): a pack, or a lone notice as gateways sent them before packing."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return [None]
+    if isinstance(data, list):
+        return [_notice(item) for item in data]
+    return [_notice(data)]
+
+
+def _notice(data: object) -> Notice | None:
     if not isinstance(data, dict):
         return None
     kind = data.get("t")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.presence_emitter import PendingPresence
+from gateway.presence_emitter import PendingPresence, packed
 from presence.store import parse_key, record_key
 from shared.presence_wire import (
     GatewayBoot,
@@ -17,8 +17,10 @@ from shared.presence_wire import (
     TypingNotice,
     decode,
     encode,
+    pack,
     room_key,
     split_room_key,
+    unpack,
 )
 
 ROOM = room_key("/chat", "room:a")
@@ -64,6 +66,51 @@ NOTICE_LIKE = st.dictionaries(
 @given(JSON | NOTICE_LIKE)
 def test_decode_is_total(value: object) -> None:
     decode(json.dumps(value).encode())
+    unpack(json.dumps(value).encode())
+
+
+NOTICES = [
+    SocketRecord("gw-1", "b00t", "sid-1", "alice", frozenset({ROOM}), True, 3, 12.5),
+    TypingNotice(ROOM, "alice", True, 14.0),
+    SocketRecord("gw-1", "b00t", "sid-2", "bob", frozenset(), False, 4, 13.0),
+    GatewayBoot("gw-1", "b00t", 1.0),
+]
+
+
+def test_a_pack_unpacks_to_its_notices_in_order() -> None:
+    assert unpack(pack([encode(n) for n in NOTICES])) == NOTICES
+
+
+def test_a_lone_notice_unpacks_as_a_pack_of_one() -> None:
+    assert unpack(encode(NOTICES[0])) == [NOTICES[0]]
+
+
+def test_malformed_notices_in_a_pack_do_not_spoil_the_others() -> None:
+    raw = b"[" + encode(NOTICES[0]) + b',{"t":"socket"},7,' + encode(NOTICES[1]) + b"]"
+
+    assert unpack(raw) == [NOTICES[0], None, None, NOTICES[1]]
+    assert unpack(b"not json") == [None]
+
+
+def test_packs_keep_order_and_stay_under_the_byte_limit() -> None:
+    many = [SocketRecord("gw-1", "b00t", f"sid-{n}", "alice", frozenset({ROOM}), True, n, 1.0)
+            for n in range(10, 60)]  # all encode to the same length
+    limit = 3 * len(encode(many[0])) + 4  # three notices, two commas, the brackets
+
+    packs = packed(many, limit)
+
+    assert [n for notices, _ in packs for n in notices] == many
+    assert all(len(body) <= limit for _, body in packs)
+    assert all(unpack(body) == notices for notices, body in packs)
+    assert len(packs) == 17
+
+
+def test_a_notice_over_the_limit_goes_alone() -> None:
+    big, small = NOTICES[0], NOTICES[1]
+
+    packs = packed([small, big, small], limit=len(encode(big)) - 1)
+
+    assert [notices for notices, _ in packs] == [[small], [big], [small]]
 
 
 def test_room_keys_split_back_and_refuse_what_is_not_a_room() -> None:
