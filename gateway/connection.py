@@ -1,20 +1,23 @@
-"""The I/O shell of one WebSocket: feed frames to the session core and carry out its actions.
+"""The I/O shell of one WebSocket: feed messages to the session core and carry out its actions.
 
-It reads frames, hands them to :class:`~gateway.session.Session`, and performs what comes
-back: frames go to the outbox, joins and publishes go to the fan-out and the broker, closes
-flush first. One timer per connection, set to the core's next deadline, drives heartbeats.
+The WebSocket protocol hands it each message as it is read; it gives it to
+:class:`~gateway.session.Session` and performs what comes back: frames go to the outbox, joins
+and publishes go to the fan-out and the broker, closes flush first. There is no task per
+connection: actions run inside the read callback, and only when one of them really waits (a
+NATS round trip) does a task finish them, while later messages queue behind it (reading pauses
+past ``BACKLOG_LIMIT``), so one connection's messages are still handled strictly in order.
+One timer per connection, set to the core's next deadline, drives heartbeats.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import Any, cast
+from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 import orjson
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
 from gateway.actions import (
     CONNECT_EVENT,
@@ -36,6 +39,7 @@ from gateway.actions import (
 )
 from gateway.admission import Admission
 from gateway.broker import Broker, BrokerUnavailable, PublishResult
+from gateway.eager import start
 from gateway.fanout import Fanout, Member
 from gateway.outbox import Flusher, Outbox
 from gateway.pipeline import Failure, ack_frames, answer_failure
@@ -43,6 +47,7 @@ from gateway.pipelining import PublishPipeline
 from gateway.presence_emitter import PresenceEmitter
 from gateway.session import Session, connect_reply, too_many_connections
 from gateway.sessions import JoinFailed, Sessions
+from gateway.websocket_protocol import WebSocketProtocol
 from shared import envelope
 from shared.metrics import GatewayMetrics, event_label
 from shared.protocol.errors import CloseCode, ErrorCode
@@ -52,11 +57,14 @@ from shared.subjects import encode_id, encode_token
 
 log = logging.getLogger(__name__)
 
+BACKLOG_LIMIT = 64  # messages queued behind a waiting action before reading pauses
+INTERNAL_ERROR = 1011
+
 
 class Connection:
     def __init__(
         self,
-        ws: ServerConnection,
+        ws: WebSocketProtocol,
         session: Session,
         fanout: Fanout,
         sessions: Sessions,
@@ -66,6 +74,7 @@ class Connection:
         flusher: Flusher,
         budget: int,
         presence: PresenceEmitter | None = None,
+        on_finished: Callable[[Connection], None] | None = None,
     ) -> None:
         self.ws = ws
         self.session = session
@@ -81,33 +90,92 @@ class Connection:
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
-        transport = cast(asyncio.WriteTransport, ws.transport)  # uvloop's is not a subclass
-        self.outbox = Outbox(transport, flusher, budget, self._slow_consumer)
+        self._on_finished = on_finished
+        self._busy: asyncio.Task[None] | None = None
+        self._backlog: deque[str | bytes] | None = None  # made when first needed: ~600 B
+        self._lost = False
+        self._paused = False
+        assert ws.transport is not None
+        self.outbox = Outbox(ws.transport, flusher, budget, self._slow_consumer)
 
-    async def run(self) -> None:
+    def start(self) -> None:
+        """The WebSocket is open: the open packet goes out and the heartbeat starts."""
         self._metrics.connections.inc()
+        self._run(self.session.open())
+        self._arm_timer()
+
+    # --- the pump: messages in order, a task only while an action waits ------------------
+
+    def receive(self, message: str | bytes) -> None:
+        if self._closing:
+            return  # the close handshake is under way; what the client still says is moot
+        if self._busy is not None:
+            if self._backlog is None:
+                self._backlog = deque()
+            self._backlog.append(message)
+            if len(self._backlog) >= BACKLOG_LIMIT and not self._paused:
+                self._paused = True
+                self.ws.pause_reading()
+            return
+        actions = self.session.receive(message, self._loop.time())
+        if actions:
+            self._run(actions)
+
+    def lost(self) -> None:
+        """The transport is gone; once the actions in progress are done, the session ends."""
+        self._lost = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._busy is None:
+            self._end()
+
+    def _run(self, actions: list[Action]) -> None:
         try:
-            await self._perform(self.session.open())
-            self._arm_timer()
-            async for frame in self.ws:
-                if self._closing:
-                    continue  # keep reading so the client's close frame is seen at once
-                actions = self.session.receive(frame, self._loop.time())
-                if actions:
-                    await self._perform(actions)
-        except ConnectionClosed:
-            pass
+            self._busy = start(self._perform(actions))
+        except Exception:
+            log.exception("connection %s: an action failed", self.session.eio_sid[:6])
+            self.close(INTERNAL_ERROR, "internal error")
+            return
+        if self._busy is not None:
+            self._busy.add_done_callback(self._resumed)
+
+    def _resumed(self, done: asyncio.Task[None]) -> None:
+        self._busy = None
+        if not done.cancelled() and done.exception() is not None:
+            log.error("connection %s: an action failed", self.session.eio_sid[:6],
+                      exc_info=done.exception())
+            self.close(INTERNAL_ERROR, "internal error")
+        backlog = self._backlog
+        while backlog and self._busy is None:
+            self.receive(backlog.popleft())
+        if not backlog:
+            self._backlog = None
+        if self._busy is not None:
+            return
+        if self._paused:
+            self._paused = False
+            self.ws.resume_reading()
+        if self._lost:
+            self._end()
+
+    def _end(self) -> None:
+        self._lost = False  # once
+        self._backlog = None
+        self._busy = start(self._finish())
+
+    async def _finish(self) -> None:
+        self._metrics.connections.dec()
+        log.info("connection %s closed: code=%s namespaces=%s", self.session.eio_sid[:6],
+                 self.ws.close_code, ",".join(self.session.sockets) or "-")
+        try:
+            await self._perform(self.session.transport_closed())
         finally:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._metrics.connections.dec()
-            log.info("connection %s closed: code=%s namespaces=%s", self.session.eio_sid[:6],
-                     self.ws.close_code, ",".join(self.session.sockets) or "-")
+            self._pipeline.close()
             try:
-                await self._perform(self.session.transport_closed())
-            finally:
-                self._pipeline.close()
                 await self._admission.release(self)
+            finally:
+                if self._on_finished is not None:
+                    self._on_finished(self)
 
     # --- timers ---------------------------------------------------------------------------
 
@@ -173,11 +241,7 @@ class Connection:
         log.info("closing connection %s: code=%s reason=%s", self.session.eio_sid[:6], code,
                  reason)
         self.outbox.flush()
-        self._loop.create_task(self._close(code, reason))
-
-    async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.close(code, reason)
+        self.ws.close(code, reason)
 
     def _slow_consumer(self) -> None:
         self.close(CloseCode.SLOW_CONSUMER, "slow consumer")

@@ -6,11 +6,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
+from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
 from shared.jwtauth import Identity, TokenVerifier
 
 SOCKET_IO_PATH = "/socket.io/"
+SINGLE_HEADERS = ("Origin", "Authorization")  # two of them: which one would we check?
+
+
+@runtime_checkable
+class MultiValued(Protocol):
+    """Headers that keep repeated fields (``gateway.http.Headers``, websockets' ``Headers``)."""
+
+    def get_all(self, name: str) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +59,11 @@ def token_from(query: Mapping[str, list[str]], headers: Mapping[str, str]) -> st
 
 def decide(path: str, headers: Mapping[str, str], policy: HandshakePolicy,
            peer: str | None = None) -> Accept | Reject:
-    """Map an upgrade request to Accept or Reject(400/401/403)."""
+    """Map an upgrade request to Accept or Reject(400/401/403/404)."""
+    if isinstance(headers, MultiValued):
+        for name in SINGLE_HEADERS:
+            if len(headers.get_all(name)) > 1:
+                return Reject(400, f"repeated {name} header")
     parts = urlsplit(path)
     if parts.path != SOCKET_IO_PATH:
         return Reject(404, "Not Found")

@@ -1,9 +1,10 @@
-"""The gateway process: a websockets server on one port for Socket.IO, health and metrics.
+"""The gateway process: one port for Socket.IO, health and metrics, on the gateway's own HTTP/1.1
+and WebSocket layers (``gateway/http_server.py``, ``gateway/websocket_protocol.py``).
 
-``process_request`` answers ``/healthz``, ``/readyz`` and ``/metrics`` and runs the upgrade
-decision, so refused upgrades get their HTTP status before any WebSocket exists. websockets'
-own compression and keepalive are off: frames are encoded once and written as bytes, and
-Engine.IO does its own heartbeat.
+The router answers ``/healthz``, ``/readyz`` and ``/metrics``; everything else goes to the
+Socket.IO endpoint, which runs the upgrade decision, so refused upgrades get their HTTP status
+before any WebSocket exists. There is no WebSocket compression and no WebSocket-level
+keepalive: frames are encoded once and written as bytes, and Engine.IO does its own heartbeat.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 import logging
 import secrets
 import ssl
-from http import HTTPStatus
 from pathlib import Path
 
 import orjson
@@ -22,9 +22,6 @@ from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
 from prometheus_client import CollectorRegistry
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
 
 from gateway import namespaces
 from gateway.admission import Admission
@@ -32,6 +29,8 @@ from gateway.broker import Broker
 from gateway.connection import Connection
 from gateway.fanout import Fanout
 from gateway.handshake import Accept, HandshakePolicy, decide
+from gateway.http import Request, Response, Router, Upgrade, text_response
+from gateway.http_server import HttpProtocol
 from gateway.namespaces import NAMESPACES
 from gateway.nats_broker import LogSettings, NatsBroker
 from gateway.nats_client import FanoutClient
@@ -41,6 +40,8 @@ from gateway.presence_emitter import PresenceEmitter
 from gateway.session import Session, SessionConfig
 from gateway.session_store import SessionStore
 from gateway.sessions import Sessions
+from gateway.websocket import check_upgrade, switching_protocols
+from gateway.websocket_protocol import CLOSE_TIMEOUT_S, WebSocketProtocol
 from shared.config import ConfigError, GatewaySettings
 from shared.jwtauth import Identity, TokenVerifier
 from shared.metrics import CONTENT_TYPE, GatewayMetrics, WriteStats, render
@@ -53,6 +54,8 @@ from shared.subjects import Subjects
 log = logging.getLogger(__name__)
 
 LAPSE_RESYNC_DELAY_S = 1.0
+LISTEN_BACKLOG = 1024  # handshakes arrive in bursts (a drained gateway's clients reconnect)
+GOING_AWAY = 1001
 
 
 def new_id() -> str:
@@ -86,14 +89,6 @@ def verifier_for(settings: GatewaySettings) -> TokenVerifier:
         issuer=settings.jwt_issuer,
         leeway_s=settings.jwt_leeway_s,
     )
-
-
-def _quiet_websockets_logger() -> logging.Logger:
-    """websockets logs every open/close at INFO; the gateway writes its own line instead."""
-    logger = logging.getLogger("gateway.websockets")
-    if logger.level == logging.NOTSET and logging.getLogger().level >= logging.INFO:
-        logger.setLevel(logging.WARNING)
-    return logger
 
 
 DURABLE = frozenset(name for name, ns in NAMESPACES.items() if ns.durable)
@@ -171,12 +166,15 @@ class Gateway:
                                    settings.max_user_connections, self.metrics)
         self.sessions = Sessions(self.fanout, store, self.metrics, settings.send_budget_bytes,
                                  lease_seconds(settings), settings.recovery_window_s)
-        self._identities: dict[ServerConnection, Identity | None] = {}
         self.connections: set[Connection] = set()
         self.draining = False
         self._drained = asyncio.Event()
         self._flusher: Flusher | None = None
-        self.server: Server | None = None
+        self.server: asyncio.Server | None = None
+        self.router = Router(self.socketio)
+        self.router.add("/healthz", lambda _: text_response(200, "ok\n"))
+        self.router.add("/readyz", self.readyz)
+        self.router.add("/metrics", self.metrics_page)
         WriteStats(self.metrics.registry, self._write_stats)
 
     def _write_stats(self) -> tuple[int, int, int]:
@@ -189,39 +187,35 @@ class Gateway:
         return (self.server is not None and not self.draining
                 and (self.nc is None or self.nc.is_connected))
 
-    def process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
-        if path == "/healthz":
-            return ws.respond(HTTPStatus.OK, "ok\n")
-        if path == "/readyz":
-            if self.ready():
-                return ws.respond(HTTPStatus.OK, "ready\n")
-            return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
-        if path == "/metrics":
-            body = render(self.metrics.registry)
-            headers = Headers([("Content-Type", CONTENT_TYPE),
-                               ("Content-Length", str(len(body)))])
-            return Response(200, "OK", headers, body)
+    def readyz(self, _: Request) -> Response:
+        if self.ready():
+            return text_response(200, "ready\n")
+        return text_response(503, "not ready\n")
+
+    def metrics_page(self, _: Request) -> Response:
+        return Response(200, render(self.metrics.registry), (("Content-Type", CONTENT_TYPE),))
+
+    def socketio(self, request: Request) -> Response | Upgrade:
+        """``/socket.io/`` and any other path: the upgrade decision, then the 101."""
+        if request.method == "OPTIONS":
+            return Response(204, headers=(("Allow", "GET, OPTIONS"),))
         if self.draining:
-            return ws.respond(HTTPStatus.SERVICE_UNAVAILABLE, "draining\n")
-        for name in ("Origin", "Authorization"):
-            if len(request.headers.get_all(name)) > 1:
-                return ws.respond(HTTPStatus.BAD_REQUEST, f"repeated {name} header\n")
-        peer = ws.remote_address[0] if ws.remote_address else None
-        verdict = decide(request.path, request.headers, self.policy, peer)
+            return text_response(503, "draining\n")
+        verdict = decide(request.target, request.headers, self.policy, request.peer)
         if not isinstance(verdict, Accept):
             self.metrics.handshakes.labels(str(verdict.status)).inc()
             if verdict.status == 401:
                 self.metrics.auth_failures.labels("upgrade").inc()
-            return ws.respond(verdict.status, verdict.reason + "\n")
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return ws.respond(HTTPStatus.BAD_REQUEST, "expected a WebSocket upgrade\n")
+            return text_response(verdict.status, verdict.reason + "\n")
+        accept = check_upgrade(request)
+        if isinstance(accept, Response):
+            return accept
         self.metrics.handshakes.labels("accepted").inc()
-        self._identities[ws] = verdict.identity
-        return None
+        identity = verdict.identity
+        return Upgrade(switching_protocols(accept), lambda: WebSocketProtocol(
+            self.settings.max_payload, lambda ws: self._open(ws, identity)))
 
-    async def handle(self, ws: ServerConnection) -> None:
-        identity = self._identities.pop(ws, None)
+    def _open(self, ws: WebSocketProtocol, identity: Identity | None) -> Connection:
         loop = asyncio.get_running_loop()
         if self._flusher is None:
             self._flusher = Flusher(loop, self.settings.write_delay_ms / 1000)
@@ -230,27 +224,24 @@ class Gateway:
         connection = Connection(ws, session, self.fanout, self.sessions, self.admission,
                                 self.broker, self.metrics,
                                 self._flusher, self.settings.send_budget_bytes,
-                                self.presence)
+                                self.presence, self._finished)
         self.connections.add(connection)
-        try:
-            await connection.run()
-        finally:
-            self.connections.discard(connection)
-            if self.draining and not self.connections:
-                self._drained.set()
+        connection.start()
+        return connection
 
-    async def start(self) -> Server:
-        self.server = await serve(
-            self.handle,
+    def _finished(self, connection: Connection) -> None:
+        self.connections.discard(connection)
+        if self.draining and not self.connections:
+            self._drained.set()
+
+    async def start(self) -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            lambda: HttpProtocol(self.router, self.settings.max_payload),
             self.settings.host,
             self.settings.port,
             ssl=tls_context(self.settings),
-            process_request=self.process_request,
-            compression=None,
-            ping_interval=None,
-            max_size=self.settings.max_payload,
-            server_header="switchboard",
-            logger=_quiet_websockets_logger(),
+            backlog=LISTEN_BACKLOG,
         )
         return self.server
 
@@ -288,9 +279,16 @@ class Gateway:
                                  for socket in connection.session.sockets.values())
 
     async def stop(self) -> None:
+        """Stop listening, close what is still open (1001) and let those sessions end while
+        NATS is still there to record them, then close the NATS side."""
+        self.draining = True
         if self.server is not None:
             self.server.close()
-            await self.server.wait_closed()
+        for connection in list(self.connections):
+            connection.close(GOING_AWAY, "gateway stopping")
+        if self.connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), CLOSE_TIMEOUT_S + 1.0)
         if self.presence is not None:
             await self.presence.close()
         await self.sessions.close()
