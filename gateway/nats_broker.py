@@ -24,7 +24,7 @@ from nats.js.errors import Error as JetStreamError
 from gateway.broker import BrokerUnavailable, Delivery, Done, PublishResult, Sink, Stored
 from gateway.log_publisher import LogPublisher
 from gateway.nats_client import FanoutClient, header_int, sequence_headers
-from gateway.request_mux import Reply, RequestMux
+from shared.request_mux import Reply, RequestMux
 from shared.subjects import Subjects, namespace_token
 
 REQUEST_TIMEOUT_S = 2.0
@@ -80,7 +80,7 @@ class _Probe:
 
 class NatsBroker:
     """Round trips on the join path: a new room's SUB is proven by a request queued behind it
-    on the same connection (see :mod:`gateway.request_mux`), never by a flush. In a durable
+    on the same connection (see :mod:`shared.request_mux`), never by a flush. In a durable
     namespace that request is the probe of the rooms' last sequences, one ``multi_last``
     direct get for every room subscribed or asked about in the same loop pass; the position
     it found is what :meth:`last_seq` answers right after :meth:`subscribe` returns."""
@@ -93,7 +93,7 @@ class NatsBroker:
         self._sink: Sink | None = None
         self._subs: dict[tuple[str, str], Subscription] = {}
         self._publisher = LogPublisher(nc, REQUEST_TIMEOUT_S)
-        self.requests = RequestMux(nc, REQUEST_TIMEOUT_S)
+        self.requests = RequestMux(nc, REQUEST_TIMEOUT_S, BrokerUnavailable)
         self._probes: dict[str, _Probe] = {}
         self._settled: dict[tuple[str, str], int] = {}
 

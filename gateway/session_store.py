@@ -3,7 +3,7 @@ lease, so a SIGKILLed gateway's sessions stay recoverable on any other gateway f
 recovery window and then expire on their own (bucket TTL, history 1: no per-key TTL quirks).
 
 A put that something waits for (the CONNECT reply, a join's ack) is one request through the
-light mux (:mod:`gateway.request_mux`), its PubAck read from the raw reply. The record a
+light mux (:mod:`shared.request_mux`), its PubAck read from the raw reply. The record a
 closing socket leaves behind waits for nothing: the live record already keeps the session
 recoverable (for longer than the closing one will), so those puts are sent without an ack,
 all of one loop pass together, behind everything this gateway queued before them.
@@ -25,8 +25,8 @@ from gateway.broker import BrokerUnavailable
 from gateway.log_publisher import parse_ack
 from gateway.nats_client import FanoutClient
 from gateway.recovery import SessionRecord
-from gateway.request_mux import RequestMux
 from shared.natsconn import key_value
+from shared.request_mux import RequestMux
 from shared.subjects import encode_token, namespace_token
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class SessionStore:
         config = KeyValueConfig(bucket=bucket, history=1, ttl=ttl_s, replicas=replicas,
                                 storage=StorageType.FILE)
         kv = await key_value(nc.jetstream(timeout=REQUEST_TIMEOUT_S), config)
-        requests = RequestMux(nc, REQUEST_TIMEOUT_S)
+        requests = RequestMux(nc, REQUEST_TIMEOUT_S, BrokerUnavailable)
         await requests.start()
         return cls(kv, nc, requests, bucket)
 

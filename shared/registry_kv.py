@@ -23,8 +23,10 @@ import contextlib
 import logging
 import random
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
+import orjson
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig, StorageType
@@ -43,6 +45,7 @@ from shared.registry import (
     drop_gateway,
     release,
 )
+from shared.request_mux import RawClient, RequestMux
 from shared.subjects import decode_token, encode_token
 
 log = logging.getLogger(__name__)
@@ -55,10 +58,34 @@ class RegistryUnavailable(Exception):
     """NATS could not answer; admission cannot be decided now."""
 
 
+class RawReply(Protocol):
+    """A reply as the protocol parser handed it over: the body and the raw header block."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def headers(self) -> bytes | None: ...
+
+    @property
+    def status(self) -> bytes: ...
+
+
+RawRequest = Callable[[str, bytes, bytes | None], Awaitable[RawReply]]
+"""A request without nats-py's per-request future, timer and header parsing (the gateway's
+light mux); it raises (any exception) when nothing came back."""
+
+_CONFLICT_CODES = (10071, 10164)  # wrong last sequence (the key changed, or exists)
+_SEQUENCE = b"\r\nNats-Sequence: "
+_GONE = (b"\r\nKV-Operation: ", b"\r\nNats-Marker-Reason: ")  # a delete or expiry marker
+
+
 class RegistryKV:
     def __init__(self, registry: KeyValue, gateways: KeyValue, gateway_ttl_s: float,
-                 js: JetStreamContext, bucket: str) -> None:
+                 js: JetStreamContext, bucket: str, request: RawRequest | None = None) -> None:
         self._registry = registry
+        self._request = request
+        self._mux: RequestMux | None = None
         self._js = js
         self._stream = f"KV_{bucket}"
         self._subject_prefix = f"$KV.{bucket}."
@@ -71,7 +98,9 @@ class RegistryKV:
 
     @classmethod
     async def open(cls, nc: Client, prefix: str, gateway_ttl_s: float,
-                   replicas: int = 1) -> RegistryKV:
+                   replicas: int = 1, request: RawRequest | None = None) -> RegistryKV:
+        """Reads (direct) and writes of user entries go through ``request``, or through a
+        light request mux of the client's own when it supports one (the gateway's)."""
         js = nc.jetstream(timeout=2.0)
         bucket = f"{prefix}-registry"
         registry = await key_value(js, KeyValueConfig(
@@ -81,7 +110,14 @@ class RegistryKV:
             bucket=f"{prefix}-gateways", history=1, ttl=gateway_ttl_s,
             limit_marker_ttl=max(1.0, gateway_ttl_s), replicas=replicas,
             storage=StorageType.MEMORY))
-        return cls(registry, gateways, gateway_ttl_s, js, bucket)
+        mux = None
+        if request is None and isinstance(nc, RawClient):
+            mux = RequestMux(nc, 2.0, RegistryUnavailable)
+            await mux.start()
+            request = mux.request
+        opened = cls(registry, gateways, gateway_ttl_s, js, bucket, request)
+        opened._mux = mux
+        return opened
 
     # --- gateway liveness -----------------------------------------------------------------
 
@@ -163,18 +199,50 @@ class RegistryKV:
     async def _read(self, user: str, leader: bool = False) -> tuple[UserEntry, int | None]:
         """The user's entry and its revision: a direct get (any replica), or from the stream
         leader when a refusal is to rest on it."""
+        subject = f"{self._subject_prefix}u.{encode_token(user)}"
+        if self._request is not None and not leader:
+            reply = await self._raw(f"$JS.API.DIRECT.GET.{self._stream}.{subject}", b"", None)
+            if reply.status == b"404":
+                return UserEntry(), None
+            headers = reply.headers or b""
+            revision = _header_int(headers, _SEQUENCE)
+            if reply.status or revision is None:
+                raise RegistryUnavailable(f"registry read failed ({reply.status.decode()})")
+            if any(marker in headers for marker in _GONE):
+                return UserEntry(), revision
+            return UserEntry.decode(reply.data), revision
         try:
-            msg = await self._js.get_msg(self._stream,
-                                         subject=f"{self._subject_prefix}u.{encode_token(user)}",
-                                         direct=not leader)
+            msg = await self._js.get_msg(self._stream, subject=subject, direct=not leader)
         except NotFoundError:
             return UserEntry(), None
         except (NatsError, JetStreamError, TimeoutError) as exc:
             raise RegistryUnavailable(str(exc) or type(exc).__name__) from exc
-        headers = msg.headers or {}
-        if headers.get("KV-Operation") in ("DEL", "PURGE") or "Nats-Marker-Reason" in headers:
+        headers_of = msg.headers or {}
+        if headers_of.get("KV-Operation") in ("DEL", "PURGE") or "Nats-Marker-Reason" in headers_of:
             return UserEntry(), msg.seq
         return UserEntry.decode(msg.data), msg.seq
+
+    async def _write(self, key: str, value: bytes, last: int) -> int | None:
+        """Compare-and-set at revision ``last`` (0: create): the new revision, or ``None``
+        when the entry is no longer at ``last``."""
+        if self._request is not None:
+            headers = b"NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: %d\r\n\r\n" % last
+            return _written(await self._raw(self._subject_prefix + key, value, headers))
+        try:
+            return await self._registry.update(key, value, last=last)
+        except (KeyWrongLastSequenceError, JetStreamError) as exc:
+            if _conflict(exc):
+                return None
+            raise RegistryUnavailable(str(exc)) from exc
+        except (NatsError, TimeoutError) as exc:
+            raise RegistryUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def _raw(self, subject: str, payload: bytes, headers: bytes | None) -> RawReply:
+        assert self._request is not None
+        try:
+            return await self._request(subject, payload, headers)
+        except Exception as exc:  # the request's own failure type is its owner's
+            raise RegistryUnavailable(str(exc) or type(exc).__name__) from exc
 
     def _remember(self, user: str, entry: UserEntry, revision: int) -> None:
         known = self._known
@@ -203,24 +271,23 @@ class RegistryKV:
                 based, fresh, leader = await self._read(user, leader=True), True, True
                 continue
             try:
-                written = await self._registry.update(key, result.entry.encode(),
-                                                      last=revision or 0)
-            except (KeyWrongLastSequenceError, JetStreamError) as exc:
-                if not _conflict(exc):
-                    raise RegistryUnavailable(str(exc)) from exc
+                written = await self._write(key, result.entry.encode(), revision or 0)
+            except RegistryUnavailable:
+                self._known.pop(user, None)
+                raise
+            if written is None:
                 self._known.pop(user, None)
                 if fresh:  # lost a race on what was read: back off before the next read
                     await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 based, fresh, leader = await self._read(user), True, False
                 continue
-            except (NatsError, TimeoutError) as exc:
-                self._known.pop(user, None)
-                raise RegistryUnavailable(str(exc) or type(exc).__name__) from exc
             self._remember(user, result.entry, written)
             return result
         raise RegistryUnavailable("registry entry kept changing")
 
     async def close(self) -> None:
+        if self._mux is not None:
+            self._mux.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -234,6 +301,34 @@ async def allow_direct(js: JetStreamContext, stream: str) -> None:
     if not info.config.allow_direct:
         info.config.allow_direct = True
         await js.update_stream(info.config)
+
+
+def _written(reply: RawReply) -> int | None:
+    """The revision a raw compare-and-set wrote; ``None`` when it lost the race."""
+    if reply.status:
+        raise RegistryUnavailable(f"registry write failed ({reply.status.decode()})")
+    try:
+        ack = orjson.loads(reply.data)
+    except orjson.JSONDecodeError as exc:
+        raise RegistryUnavailable("registry write: unreadable acknowledgement") from exc
+    error = ack.get("error") if isinstance(ack, dict) else None
+    if isinstance(error, dict):
+        if error.get("err_code") in _CONFLICT_CODES:
+            return None
+        raise RegistryUnavailable(f"registry write failed: {error.get('description')}")
+    seq = ack.get("seq") if isinstance(ack, dict) else None
+    if not isinstance(seq, int):
+        raise RegistryUnavailable("registry write: acknowledgement without a sequence")
+    return seq
+
+
+def _header_int(headers: bytes, name: bytes) -> int | None:
+    """The integer after ``name`` (``b"\\r\\nName: "``) in a raw header block."""
+    at = headers.find(name)
+    if at < 0:
+        return None
+    value, _, _ = headers[at + len(name):].partition(b"\r\n")
+    return int(value) if value.isdigit() else None
 
 
 def _conflict(exc: Exception) -> bool:

@@ -13,8 +13,7 @@ import pytest
 
 from gateway.broker import BrokerUnavailable
 from gateway.nats_broker import last_sequences
-from gateway.nats_client import FanoutClient
-from gateway.request_mux import Reply, RequestMux
+from shared.request_mux import RawClient, Reply, RequestMux
 
 EOB = b"NATS/1.0 204 EOB\r\n\r\n"
 
@@ -53,7 +52,7 @@ class FakeClient:
 
 async def started(timeout_s: float = 2.0) -> tuple[RequestMux, FakeClient]:
     client = FakeClient()
-    mux = RequestMux(cast(FanoutClient, client), timeout_s)
+    mux = RequestMux(cast(RawClient, client), timeout_s, BrokerUnavailable)
     await mux.start()
     return mux, client
 
@@ -116,7 +115,7 @@ async def test_what_stays_unanswered_fails_after_the_timeout() -> None:
 
 
 async def test_nothing_is_sent_before_the_inbox_is_subscribed() -> None:
-    mux = RequestMux(cast(FanoutClient, FakeClient()), 1.0)
+    mux = RequestMux(cast(RawClient, FakeClient()), 1.0, BrokerUnavailable)
     with pytest.raises(BrokerUnavailable):
         await mux.request("a", b"")
 

@@ -18,13 +18,32 @@ for in one loop pass share one message.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from gateway.broker import BrokerUnavailable
-from gateway.nats_client import FanoutClient
+from typing import Any, Protocol, runtime_checkable
 
 SWEEP_S = 0.25
 _STATUS_LINE = b"NATS/1.0 "
+
+
+class RequestFailed(Exception):
+    """Nothing was sent, or nothing came back in time."""
+
+
+@runtime_checkable
+class RawClient(Protocol):
+    """What the mux needs of a NATS client (the gateway's ``FanoutClient`` has it): replies
+    handed over raw by the protocol parser, and PUBs queued without a coroutine."""
+
+    def new_inbox(self) -> str: ...
+
+    async def subscribe(self, subject: str) -> Any: ...
+
+    def route_replies(self, sid: int,
+                      handler: Callable[[bytes, bytes, bytes | None], None]) -> None: ...
+
+    def publish_nowait(self, subject: str, payload: bytes, reply: bytes = b"",
+                       headers: bytes | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +69,13 @@ class _Waiting:
 
 
 class RequestMux:
-    def __init__(self, nc: FanoutClient, timeout_s: float) -> None:
+    """``error``: the exception type failures are raised as (the caller's own)."""
+
+    def __init__(self, nc: RawClient, timeout_s: float,
+                 error: type[Exception] = RequestFailed) -> None:
         self._nc = nc
         self._timeout_s = timeout_s
+        self._error = error
         self._prefix = b""
         self._next = 0
         self._waiting: dict[bytes, _Waiting] = {}
@@ -74,7 +97,7 @@ class RequestMux:
 
     async def request(self, subject: str, payload: bytes, headers: bytes | None = None) -> Reply:
         """One reply (a no-responders status is a reply too: see :attr:`Reply.status`).
-        Raises :class:`BrokerUnavailable` when nothing was sent or nothing came back."""
+        Raises ``error`` when nothing was sent or nothing came back."""
         return (await self._send(subject, payload, headers, None))[0]
 
     def batch(self, subject: str, payload: bytes) -> asyncio.Future[list[Reply]]:
@@ -96,8 +119,8 @@ class RequestMux:
         try:
             token = self._token()
             self._nc.publish_nowait((self._prefix + token).decode(), b"")
-        except BrokerUnavailable as exc:
-            future.set_exception(exc)
+        except Exception as exc:  # the client's own failure type
+            future.set_exception(self._error(str(exc) or type(exc).__name__))
             return
         self._wait(token, future, None)
 
@@ -105,14 +128,17 @@ class RequestMux:
               batch: list[Reply] | None) -> asyncio.Future[list[Reply]]:
         loop = self._started()
         token = self._token()
-        self._nc.publish_nowait(subject, payload, self._prefix + token, headers)
+        try:
+            self._nc.publish_nowait(subject, payload, self._prefix + token, headers)
+        except Exception as exc:  # the client's own failure type
+            raise self._error(str(exc) or type(exc).__name__) from exc
         future: asyncio.Future[list[Reply]] = loop.create_future()
         self._wait(token, future, batch)
         return future
 
     def _started(self) -> asyncio.AbstractEventLoop:
         if self._loop is None or not self._prefix:
-            raise BrokerUnavailable("request inbox not subscribed")
+            raise self._error("request inbox not subscribed")
         return self._loop
 
     def _token(self) -> bytes:
@@ -152,7 +178,7 @@ class RequestMux:
         for token in expired:
             future = self._waiting.pop(token).future
             if not future.done():
-                future.set_exception(BrokerUnavailable("no reply from NATS in time"))
+                future.set_exception(self._error("no reply from NATS in time"))
         self._sweeper = loop.call_later(SWEEP_S, self._sweep) if self._waiting else None
 
     def close(self) -> None:
