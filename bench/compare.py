@@ -165,7 +165,9 @@ def recovery_figures(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     runs = [line for line in lines if line.get("type") == "run"]
     if not runs:
         return {}
-    last = [(r.get("recovered_ms") or {}).get("last") for r in runs]
+    last = [" ".join(filter(None, [r.get("mode"),
+                                   fmt((r.get("recovered_ms") or {}).get("last"))]))
+            for r in runs]
     return {"switchboard": {
         "runs": len(runs),
         "clients": runs[0].get("clients"),
@@ -258,8 +260,8 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     if results.get("recovery"):
         rows_for("reconnect storm", results["recovery"], [
             ("clients", lambda f: f["clients"], 0),
-            ("SIGKILL -> last recovered ms (per run)",
-             lambda f: ", ".join(fmt(v) for v in f["last_recovered_ms"]), 0),
+            ("gateway stopped -> last client recovered, ms (per run)",
+             lambda f: ", ".join(f["last_recovered_ms"]), 0),
             ("passed", lambda f: ", ".join(str(v) for v in f["passed"]), 0),
         ], out)
     return "\n".join(out)
