@@ -300,7 +300,8 @@ class Fanout:
         """Add a member; returns once the room's messages reach this gateway, with the room's
         last logged sequence (0 for an ephemeral namespace). Raises
         :class:`~gateway.broker.BrokerUnavailable` and leaves the member out."""
-        if self.registry.add(key, member):
+        first = self.registry.add(key, member)
+        if first:
             ready = self._ready[key] = asyncio.get_running_loop().create_future()
             self.metrics.rooms.set(len(self.registry))
             try:
@@ -324,7 +325,7 @@ class Fanout:
         if key[0] not in self._durable:
             return 0
         chains = self.feed(key[0]).chains
-        position = chains.last.get(key[1])
+        position = None if first else chains.last.get(key[1])
         if position is not None:
             # Subscribed here already: the member gets every message after the last one this
             # gateway delivered, which is where its offsets will start; no probe of the log.

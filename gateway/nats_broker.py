@@ -180,6 +180,8 @@ class NatsBroker:
             self._subs[key] = sub
             if nsp in self._log.durable:
                 self._settled[key] = await self._probe(nsp, room)
+                # For the joiner that called us, which asks at once; nobody later.
+                asyncio.get_running_loop().call_soon(self._settled.pop, key, None)
             else:
                 await self.requests.barrier()
         except (NatsError, TimeoutError, BrokerUnavailable) as exc:

@@ -234,6 +234,27 @@ async def test_join_answers_the_rooms_last_logged_sequence(gw: Gateway) -> None:
     assert await gw.join(member(), "r1", "r9") == [s2, 0]
 
 
+async def test_a_room_subscribed_here_starts_a_joiner_at_the_chain_without_the_log(
+    gw: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = member(), member()
+    await gw.join(first, "r1")
+    seq = await gw.publish("r1", "a")
+    await settle()
+    lost = gw.lose("r1", "stored, not yet delivered here")
+
+    async def no_probe(nsp: str, room: str) -> int:
+        raise AssertionError("the log was probed for a room subscribed here")
+
+    monkeypatch.setattr(gw.broker, "last_seq", no_probe)
+    assert await gw.join(second, "r1") == [seq]  # the chain's position, not the log's end
+
+    later = await gw.publish("r1", "b")
+    await settle()
+    assert texts(second) == ["stored, not yet delivered here", "b"]  # repaired, then live
+    assert [e[1]["seq"] for e in events(second)] == [lost, later]
+
+
 async def test_a_redelivered_live_message_goes_out_once(gw: Gateway) -> None:
     m = member()
     await gw.join(m, "r1")
