@@ -35,17 +35,17 @@ class MessageHandler(Protocol):
 
 
 class WebSocketProtocol(asyncio.Protocol):
-    """``open`` builds the connection's handler once the transport exists. ``close_code`` is
+    """``opened`` builds the connection's handler once the transport exists. ``close_code`` is
     the code of the close frame received (or the one a refused frame ended with), 1006 for a
     connection that dropped without one: what the connection's log line reports."""
 
     __slots__ = ("_close_timeout", "_handler", "_open", "_reader", "_timer", "close_code",
                  "closing", "transport")
 
-    def __init__(self, max_size: int, open: Callable[[WebSocketProtocol], MessageHandler],
+    def __init__(self, max_size: int, opened: Callable[[WebSocketProtocol], MessageHandler],
                  close_timeout: float = CLOSE_TIMEOUT_S) -> None:
         self._reader = FrameReader(max_size)
-        self._open = open
+        self._open: Callable[[WebSocketProtocol], MessageHandler] | None = opened
         self._handler: MessageHandler | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._close_timeout = close_timeout
@@ -55,7 +55,9 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self._handler = self._open(self)
+        opened, self._open = self._open, None  # the closure is not kept for the socket's life
+        if opened is not None:
+            self._handler = opened(self)
 
     def data_received(self, data: bytes) -> None:
         for event in self._reader.feed(data):
