@@ -4,6 +4,8 @@ python-socketio rely on, close codes, HTTP statuses, health and metrics."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -183,3 +185,50 @@ def test_health_readiness_and_metrics(gateway_pair: list[Service]) -> None:
         urllib.request.urlopen(base + "/nope", timeout=5)
     missing.value.close()
     assert missing.value.code == 404
+
+
+async def http_exchange(port: int, data: bytes) -> bytes:
+    """Raw bytes to the gateway's port; what it answers until it closes or goes quiet."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    chunks = []
+    with contextlib.suppress(TimeoutError):
+        while chunk := await asyncio.wait_for(reader.read(65536), 0.5 * UNIT):
+            chunks.append(chunk)
+    writer.close()
+    return b"".join(chunks)
+
+
+def statuses(wire: bytes) -> list[int]:
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", wire)]
+
+
+async def test_http_keep_alive_pipelining_and_preflight(gateway_pair: list[Service]) -> None:
+    wire = await http_exchange(gateway_pair[0].port,
+                               b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"
+                               b"GET /readyz HTTP/1.1\r\nHost: gw\r\n\r\n"
+                               b"OPTIONS /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n\r\n"
+                               b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
+
+    assert statuses(wire) == [200, 200, 204, 404]
+    assert wire.index(b"ok\n") < wire.index(b"ready\n")
+    assert wire.count(b"Server: switchboard") == 4
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"NOT HTTP\r\n\r\n", 400),
+    (b"POST /socket.io/ HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n", 413),
+    (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"x" * 20_000 + b"\r\n\r\n", 431),
+    (b"GET " + PATH.encode() + b" HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n", 426),
+    (b"GET " + PATH.encode() + b" HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+     b"Sec-WebSocket-Version: 13\r\n\r\n", 400),
+])
+async def test_http_refusals_close_the_connection(gateway_pair: list[Service],
+                                                  request_bytes: bytes, status: int) -> None:
+    then = b"GET /healthz HTTP/1.1\r\n\r\n"
+
+    wire = await http_exchange(gateway_pair[0].port, request_bytes + then)
+
+    assert statuses(wire) == [status]
+    assert b"Connection: close" in wire

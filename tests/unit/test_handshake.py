@@ -178,3 +178,10 @@ def test_production_still_checks_the_token() -> None:
     assert status(decide(f"{WS}&token=garbage", headers, BEHIND_PROXY, PROXY)) == 401
     assert identity_sub(decide(f"{WS}&token={make_token('alice')}", headers, BEHIND_PROXY,
                                PROXY)) == "alice"
+
+
+@pytest.mark.parametrize("name", ["Origin", "Authorization"])
+def test_a_repeated_origin_or_authorization_is_400(name: str) -> None:
+    headers = Headers([(name, "https://app.example"), (name.upper(), "Bearer x")])
+
+    assert decide(WS, headers, ORIGINS) == Reject(400, f"repeated {name} header")
