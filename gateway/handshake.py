@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast
 from urllib.parse import parse_qs, urlsplit
 
 from shared.jwtauth import Identity, TokenVerifier
@@ -15,7 +15,6 @@ SOCKET_IO_PATH = "/socket.io/"
 SINGLE_HEADERS = ("Origin", "Authorization")  # two of them: which one would we check?
 
 
-@runtime_checkable
 class MultiValued(Protocol):
     """Headers that keep repeated fields (``gateway.http.Headers``, websockets' ``Headers``)."""
 
@@ -60,9 +59,9 @@ def token_from(query: Mapping[str, list[str]], headers: Mapping[str, str]) -> st
 def decide(path: str, headers: Mapping[str, str], policy: HandshakePolicy,
            peer: str | None = None) -> Accept | Reject:
     """Map an upgrade request to Accept or Reject(400/401/403/404)."""
-    if isinstance(headers, MultiValued):
+    if hasattr(headers, "get_all"):  # not isinstance: a runtime Protocol check costs ~30 µs
         for name in SINGLE_HEADERS:
-            if len(headers.get_all(name)) > 1:
+            if len(cast(MultiValued, headers).get_all(name)) > 1:
                 return Reject(400, f"repeated {name} header")
     parts = urlsplit(path)
     if parts.path != SOCKET_IO_PATH:

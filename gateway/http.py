@@ -143,11 +143,11 @@ class Router:
         return text_response(405, "method not allowed\n", allow)
 
 
+REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
 def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return REASONS.get(status, "Unknown")
 
 
 _date_cache: tuple[int, str] = (0, "")
