@@ -13,10 +13,8 @@ import contextlib
 import json
 from dataclasses import dataclass, field
 
-from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import RePublish, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 from nats.js.errors import Error as JetStreamError
@@ -307,23 +305,20 @@ class NatsBroker:
 
     async def _direct_stream(self, stream: str, request: dict[str, object]) -> list[Stored]:
         """One batch direct get: stored messages until the ``204 EOB`` (or ``404``) status."""
-        inbox = self._nc.new_inbox()
-        sub = await self._nc.subscribe(inbox)
-        found: list[Stored] = []
         try:
-            await self._nc.publish(f"$JS.API.DIRECT.GET.{stream}",
-                                   json.dumps(request).encode(), reply=inbox)
-            while True:
-                msg: Msg = await sub.next_msg(timeout=REQUEST_TIMEOUT_S)
-                headers = msg.headers or {}
-                if "Status" in headers:
-                    return found
-                found.append(Stored(int(headers["Nats-Sequence"]), msg.data))
-        except (NatsError, NatsTimeoutError, TimeoutError, KeyError, ValueError) as exc:
-            raise BrokerUnavailable(f"log read failed: {exc or type(exc).__name__}") from exc
-        finally:
-            with contextlib.suppress(NatsError):
-                await sub.unsubscribe()
+            replies = await self.requests.batch(f"$JS.API.DIRECT.GET.{stream}",
+                                                json.dumps(request).encode())
+        except BrokerUnavailable as exc:
+            raise BrokerUnavailable(f"log read failed: {exc}") from exc
+        if replies[-1].status not in (b"204", b"404"):
+            raise BrokerUnavailable(f"log read failed: status {replies[-1].status.decode()}")
+        found: list[Stored] = []
+        for reply in replies[:-1]:
+            seq = header_int(reply.headers or b"", _SEQUENCE)
+            if seq is None:
+                raise BrokerUnavailable("log read failed: a message without its sequence")
+            found.append(Stored(seq, reply.data))
+        return found
 
     async def close(self) -> None:
         self._publisher.close()
