@@ -47,7 +47,7 @@ from gateway.pipelining import PublishPipeline
 from gateway.presence_emitter import PresenceEmitter
 from gateway.session import Session, connect_reply, too_many_connections
 from gateway.sessions import JoinFailed, Sessions
-from gateway.websocket_protocol import WebSocketProtocol
+from gateway.websocket_protocol import SENT_CLOSE, WebSocketProtocol
 from shared import envelope
 from shared.metrics import GatewayMetrics, event_label
 from shared.protocol.errors import CloseCode, ErrorCode
@@ -128,6 +128,11 @@ class Connection:
             self._timer.cancel()
         if self._busy is None:
             self._end()
+
+    def closing(self) -> None:
+        """The WebSocket layer answered a close or refused a frame: nothing more goes out."""
+        self._closing = True
+        self.outbox.transport = SENT_CLOSE
 
     def _run(self, actions: list[Action]) -> None:
         try:
@@ -242,6 +247,7 @@ class Connection:
                  reason)
         self.outbox.flush()
         self.ws.close(code, reason)
+        self.outbox.transport = SENT_CLOSE
 
     def _slow_consumer(self) -> None:
         self.close(CloseCode.SLOW_CONSUMER, "slow consumer")

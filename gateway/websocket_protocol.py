@@ -28,8 +28,28 @@ CLOSE_TIMEOUT_S = 2.0
 ABNORMAL = 1006  # RFC 6455 7.1.5: closed without a close frame
 
 
+class SentClose(asyncio.WriteTransport):
+    """What an outbox writes to once the close frame is out: nothing may follow it (RFC 6455
+    5.5.1), and a closing transport is what every writer already skips."""
+
+    def is_closing(self) -> bool:
+        return True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+
+SENT_CLOSE = SentClose()
+
+
 class MessageHandler(Protocol):
     def receive(self, message: str | bytes) -> None: ...
+
+    def closing(self) -> None:
+        """This layer sent a close frame of its own (an echo, a refused frame): stop sending."""
 
     def lost(self) -> None: ...
 
@@ -111,8 +131,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def _close_received(self, code: int) -> None:
         self.close_code = code
         if not self.closing:
-            self.closing = True
-            self._write(close_frame(code))
+            self._closed_here(close_frame(code))
         if self.transport is not None:
             self.transport.close()
 
@@ -123,11 +142,16 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.close_code is None:
             self.close_code = failure.code
         if not self.closing:
-            self.closing = True
-            self._write(close_frame(failure.code, failure.reason))
+            self._closed_here(close_frame(failure.code, failure.reason))
         if transport.can_write_eof():
             transport.write_eof()
         self._arm_timeout()
+
+    def _closed_here(self, frame: bytes) -> None:
+        self.closing = True
+        self._write(frame)
+        if self._handler is not None:
+            self._handler.closing()
 
     def _write(self, frame: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -29,6 +29,7 @@ class Echo:
     def __init__(self, ws: WebSocketProtocol) -> None:
         self.ws = ws
         self.lost_code: int | None = None
+        self.closed_by_protocol = False
 
     def receive(self, message: str | bytes) -> None:
         if message == "close please":
@@ -38,6 +39,9 @@ class Echo:
         frame = message.encode() if isinstance(message, str) else message
         self.ws.transport.write(bytes([0x81 if isinstance(message, str) else 0x82, len(frame)])
                                 + frame)
+
+    def closing(self) -> None:
+        self.closed_by_protocol = True
 
     def lost(self) -> None:
         self.lost_code = self.ws.close_code
@@ -170,7 +174,7 @@ async def test_messages_fragments_and_pings(serve: Serve) -> None:
         await ws.close(4000, "done")
     assert ws.close_code == 4000  # the server echoed the client's code
     await asyncio.sleep(0.05 * UNIT)
-    assert [echo.lost_code for echo in ECHOES] == [4000]
+    assert [(echo.lost_code, echo.closed_by_protocol) for echo in ECHOES] == [(4000, True)]
 
 
 async def test_a_server_close_waits_for_the_answer(serve: Serve) -> None:
