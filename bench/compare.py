@@ -30,7 +30,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,11 +60,29 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def run_benchmark(name: str, argv: list[str], logs: Path, bound_s: float) -> tuple[int, str]:
-    """``python <argv>`` as a child (dies with us), its output echoed, stopped after
-    ``bound_s`` (SIGTERM: the benchmark's own ``finally`` stops its children)."""
+def export_tree(rev: str, into: Path) -> tuple[str, Path]:
+    """The project as committed at ``rev`` (``git archive``) in ``into``, with the benchmarks'
+    installed ``node_modules`` linked in; returns the short hash and the folder."""
+    repo = BENCH.parent
+    short = subprocess.run(["git", "rev-parse", "--short", rev], cwd=repo, capture_output=True,
+                           text=True, check=True, timeout=30).stdout.strip()
+    archive = subprocess.run(["git", "archive", "--format=tar", short], cwd=repo,
+                             capture_output=True, check=True, timeout=120).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True, timeout=120)
+    for modules in BENCH.glob("*/node_modules"):
+        link = into / "bench" / modules.parent.name / "node_modules"
+        if link.parent.is_dir() and not link.exists():
+            link.symlink_to(modules)
+    return short, into
+
+
+def run_benchmark(name: str, argv: list[str], logs: Path, bound_s: float,
+                  source: Path) -> tuple[int, str]:
+    """``python <argv>`` in ``source`` as a child (dies with us), its output echoed, stopped
+    after ``bound_s`` (SIGTERM: the benchmark's own ``finally`` stops its children)."""
     log_path = logs / f"{name}.out"
-    child = Child(name, [sys.executable, *argv], log_path, cwd=BENCH.parent)
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    child = Child(name, [sys.executable, *argv], log_path, cwd=source, env=env)
     print(f"\n== {name}: {' '.join(argv)} (bound {bound_s / 60:.0f} min)", flush=True)
     deadline = time.monotonic() + bound_s
     seen = 0
@@ -98,11 +119,14 @@ def procs(cpu: dict[str, float | None] | None, skip: tuple[str, ...] = ()) -> st
 
 def by_target(lines: list[dict[str, Any]], kind: str,
               figures: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``figures(line)`` of each result line of ``kind``, by target; skipped targets say why."""
+    """``figures(line)`` of each result line of ``kind``, by target; skipped and failed targets
+    say why."""
     found: dict[str, dict[str, Any]] = {}
     for line in lines:
         if line.get("type") == "skipped":
             found[line["target"]] = {"skipped": line["reason"]}
+        elif line.get("type") == "error" and line.get("target"):
+            found[line["target"]] = {"failed": line["error"]}
         elif line.get("type") == kind:
             found[line["target"]] = figures(line)
     return found
@@ -200,17 +224,19 @@ Row = tuple[str, Callable[[dict[str, Any]], Any], int]
 
 def rows_for(title: str, figures: dict[str, dict[str, Any]], rows: list[Row],
              out: list[str], fallback: dict[str, dict[str, Any]] | None = None) -> None:
-    """Table rows of one scenario; a target it did not run takes ``fallback``'s figures."""
+    """Table rows of one scenario; a peer it did not run takes ``fallback``'s figures."""
     for name, get, digits in rows:
         cells = []
         values = {}
         for target in TARGETS:
-            fig = figures.get(target) or (fallback or {}).get(target)
+            fig = figures.get(target)
+            if not fig and target != "switchboard":
+                fig = (fallback or {}).get(target)
             if not fig:
                 cells.append("not run")
                 continue
-            if "skipped" in fig:
-                cells.append("skipped")
+            if "skipped" in fig or "failed" in fig:
+                cells.append("skipped" if "skipped" in fig else "failed")
                 continue
             if fig.get("held") is False:
                 cells.append("no rate held")
@@ -222,6 +248,12 @@ def rows_for(title: str, figures: dict[str, dict[str, Any]], rows: list[Row],
             cells.append((fmt(value, digits) if not isinstance(value, str) else value) + mark)
         out.append(f"| {title} {name} | " + " | ".join(cells) + " | "
                    + ratio(values.get("switchboard"), values.get("sio")) + " |")
+
+
+def other_cpu(fig: dict[str, Any]) -> str:
+    """CPU of everything outside the benchmark in the window (a busy neighbour), not a ratio."""
+    value = (fig.get("cpu") or {}).get("unattributed")
+    return "-" if value is None else f"{value:.0f}"
 
 
 def beside(fig: dict[str, Any]) -> str:
@@ -237,6 +269,7 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
         ("deliveries per serving core-s", lambda f: f["per_core_s"], 0),
         ("serving CPU %", lambda f: f["serving_cpu"], 0),
         ("CPU % per process", lambda f: procs(f["cpu"]), 0),
+        ("other processes' CPU % (the box's neighbours)", other_cpu, 0),
     ]
     if "s1" in results:
         rows_for("S1 /chat", results["s1"], s1_rows, out)
@@ -250,12 +283,14 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
             ("beside it (bytes per connection)", beside, 0),
             ("all serving processes, bytes per connection", lambda f: f["total_bytes"], 0),
             ("CPU % per process while opening", lambda f: procs(f["cpu"]), 0),
+            ("other processes' CPU % while opening", other_cpu, 0),
         ], out)
     if "s3" in results:
         rows_for("S3", results["s3"], [
             ("connects/s", lambda f: f["connects_per_s"], 0),
             ("handshake p99 ms", lambda f: f["p99_ms"], 1),
             ("CPU % per process", lambda f: procs(f["cpu"]), 0),
+            ("other processes' CPU %", other_cpu, 0),
         ], out)
     if results.get("recovery"):
         rows_for("reconnect storm", results["recovery"], [
@@ -308,6 +343,9 @@ def main(argv: list[str]) -> int:
                         help="run the /live-updates variant for the peers too")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="hard bound on the whole comparison (default 80, quick 30)")
+    parser.add_argument("--rev", default=None, metavar="REV",
+                        help="measure the project as committed at REV (exported with git "
+                        "archive to a temporary folder), not the working tree")
     args = parser.parse_args(argv)
     if args.max_minutes is None:
         args.max_minutes = 30.0 if args.quick else 80.0
@@ -316,7 +354,14 @@ def main(argv: list[str]) -> int:
     stem = path.with_suffix("")
     rec = Recorder(path)
     steps = plan(args, stem)
-    rec.write("run", args=vars(args), plan=[[s, a, b] for s, a, b in steps])
+    source = BENCH.parent
+    scratch = contextlib.ExitStack()
+    if args.rev:
+        folder = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="sb-compare-")))
+        args.rev, source = export_tree(args.rev, folder)
+        print(f"measuring {args.rev} (exported to {source})", flush=True)
+    rec.write("run", args=vars(args), plan=[[s, a, b] for s, a, b in steps],
+              source=str(source))
     print(f"results: {path}", flush=True)
     readers: dict[str, Callable[[list[dict[str, Any]]], dict[str, dict[str, Any]]]] = {
         "s1": s1_figures,
@@ -330,7 +375,7 @@ def main(argv: list[str]) -> int:
     try:
         with time_bound(args.max_minutes * 60):
             for scenario, step_argv, bound in steps:
-                code, output = run_benchmark(scenario, step_argv, logs, bound)
+                code, output = run_benchmark(scenario, step_argv, logs, bound, source)
                 if scenario == "recovery":
                     named = [line.split(None, 1)[1] for line in output.splitlines()
                              if line.startswith("results: ")]
@@ -356,6 +401,7 @@ def main(argv: list[str]) -> int:
               "rate held the confirm step: the best passing step of the sweep is shown.")
         rec.write("table", text=text)
         rec.close()
+        scratch.close()  # the exported tree, if any
         print(f"results: {path}")
     return int(status)
 
