@@ -48,10 +48,13 @@ class HttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._parser is None:
             return
-        self._queue.extend(self._parser.feed(data))
-        if self._parser.done or len(self._queue) > MAX_QUEUED:
-            self._pause()
+        parser = self._parser
+        self._queue.extend(parser.feed(data))
         self._next()
+        # Still waiting on an answer: stop reading past the bound, and after the last request
+        # the parser takes (an upgrade's frames must wait for the 101, not be dropped).
+        if self._transport is not None and (parser.done or len(self._queue) > MAX_QUEUED):
+            self._pause()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()

@@ -208,3 +208,22 @@ async def test_an_oversize_message_is_closed_with_1009(serve: Serve) -> None:
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5 * UNIT)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+async def test_an_upgrade_behind_a_slow_request_keeps_its_later_frames(serve: Serve) -> None:
+    port = await serve()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /slow HTTP/1.1\r\n\r\n"
+                 b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 b"Sec-WebSocket-Version: 13\r\n\r\n")
+    await writer.drain()
+    writer.write(bytes([0x81, 0x80 | 2]) + b"\0\0\0\0" + b"hi")  # while /slow is pending
+    received = b""
+    with contextlib.suppress(TimeoutError):
+        while not received.endswith(b"\x81\x02hi"):
+            received += await asyncio.wait_for(reader.read(65536), 5 * UNIT)
+    writer.close()
+
+    assert statuses(received) == [b"200", b"101"]
+    assert received.endswith(b"\x81\x02hi")
