@@ -31,6 +31,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,14 +62,21 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def export_tree(rev: str, into: Path) -> tuple[str, Path]:
-    """The project as committed at ``rev`` (``git archive``) in ``into``, with the benchmarks'
-    installed ``node_modules`` linked in; returns the short hash and the folder."""
+    """The project as committed at ``rev`` (``git archive``) in ``into``, with the benchmarks
+    themselves as committed at HEAD (so an old revision is measured by today's harness) and
+    their installed ``node_modules`` linked in; returns the short hash and the folder."""
     repo = BENCH.parent
+
+    def extract(tree: str, *paths: str) -> None:
+        archive = subprocess.run(["git", "archive", "--format=tar", tree, *paths], cwd=repo,
+                                 capture_output=True, check=True, timeout=120).stdout
+        subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True, timeout=120)
+
     short = subprocess.run(["git", "rev-parse", "--short", rev], cwd=repo, capture_output=True,
                            text=True, check=True, timeout=30).stdout.strip()
-    archive = subprocess.run(["git", "archive", "--format=tar", short], cwd=repo,
-                             capture_output=True, check=True, timeout=120).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True, timeout=120)
+    extract(short)
+    shutil.rmtree(into / "bench", ignore_errors=True)
+    extract("HEAD", "bench")
     for modules in BENCH.glob("*/node_modules"):
         link = into / "bench" / modules.parent.name / "node_modules"
         if link.parent.is_dir() and not link.exists():
@@ -345,7 +353,8 @@ def main(argv: list[str]) -> int:
                         help="hard bound on the whole comparison (default 80, quick 30)")
     parser.add_argument("--rev", default=None, metavar="REV",
                         help="measure the project as committed at REV (exported with git "
-                        "archive to a temporary folder), not the working tree")
+                        "archive to a temporary folder; the benchmarks as committed at HEAD), "
+                        "not the working tree")
     args = parser.parse_args(argv)
     if args.max_minutes is None:
         args.max_minutes = 30.0 if args.quick else 80.0
