@@ -284,6 +284,32 @@ def tcp_counters() -> dict[str, int]:
     return found
 
 
+def listen_queues() -> dict[int, int]:
+    """The accept-queue length of every listening TCP socket on 127.0.0.1, by port (``ss``;
+    the kernel drops a SYN that arrives while its socket's queue is full)."""
+    found: dict[int, int] = {}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        text = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True,
+                              timeout=5).stdout
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) >= 4 and fields[3].startswith("127.0.0.1:"):
+                port = int(fields[3].rsplit(":", 1)[1])
+                found[port] = found.get(port, 0) + int(fields[1])  # reuseport: summed
+    return found
+
+
+async def sample_queues(ports: dict[int, str], peaks: dict[str, int],
+                        stop: asyncio.Event) -> None:
+    """The longest accept queue seen on each of ``ports`` while the storm lasts."""
+    while not stop.is_set():
+        queues = await asyncio.to_thread(listen_queues)
+        for port, name in ports.items():
+            peaks[name] = max(peaks.get(name, 0), queues.get(port, 0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SAMPLE_S)
+
+
 def busiest_others(before: dict[int, tuple[str, int]], after: dict[int, tuple[str, int]],
                    ours: set[int], seconds: float) -> list[str]:
     """The processes outside the benchmark that used the most CPU between two readings (a
@@ -417,7 +443,7 @@ async def run_once(args: argparse.Namespace, run: int, mode: str,
             "connect_concurrency": per_proc, "connect_timeout_s": args.setup_timeout,
         }) for k, (first, count) in enumerate(shares(args.clients, args.client_procs))]
         result = await storm_once(args, run, mode, publisher, clients, nats.pid, gateways,
-                                  ports, balancers)
+                                  ports, balancers, lb_port)
         for child in balancers:
             child.stop()
         result["balancers"] = balancer_stats(balancers)
@@ -426,7 +452,8 @@ async def run_once(args: argparse.Namespace, run: int, mode: str,
 
 async def storm_once(args: argparse.Namespace, run: int, mode: str, publisher: Storm,
                      clients: list[Storm], nats_pid: int, gateways: list[Child],
-                     ports: list[int], balancers: list[Child]) -> dict[str, Any]:
+                     ports: list[int], balancers: list[Child],
+                     lb_port: int) -> dict[str, Any]:
     doomed, survivors = gateways[0], gateways[1:]
     setup_start = time.monotonic()
     readies = await expect_all(clients, "ready", within=args.setup_timeout + 30)
@@ -475,6 +502,10 @@ async def storm_once(args: argparse.Namespace, run: int, mode: str, publisher: S
     pub_task = asyncio.create_task(
         publish_rounds(publisher, 1, args.publish_interval_ms / 1000, stop_publishing))
     sampler = asyncio.create_task(sample_cpu(pids, samples, stop_sampling))
+    queue_peaks: dict[str, int] = {}
+    queue_ports = {port: gateway.name for gateway, port in zip(gateways, ports, strict=True)}
+    queue_ports[lb_port] = "balancer"
+    queues = asyncio.create_task(sample_queues(queue_ports, queue_peaks, stop_sampling))
     reconnected: dict[int, dict[str, Any]] = {}
     killed_echo: list[dict[str, Any]] = []
     deadline = time.monotonic() + args.recovery_timeout
@@ -496,6 +527,7 @@ async def storm_once(args: argparse.Namespace, run: int, mode: str, publisher: S
         stop_sampling.set()
         next_round = await pub_task
         await sampler
+        await queues
     samples.append(after)
     flushed, delivered = await publish_and_deliver(next_round, 20_000)  # everyone is back
     send_all(clients, {"cmd": "report"})
@@ -518,6 +550,7 @@ async def storm_once(args: argparse.Namespace, run: int, mode: str, publisher: S
                        survivors, doomed_rc)
     result["busiest_others"] = others
     result["tcp_counters"] = tcp
+    result["accept_queue_peaks"] = queue_peaks
     return result
 
 
@@ -724,7 +757,7 @@ def detail(r: dict[str, Any]) -> str:
         "  balancers (accepted / refused upstream connects / relayed per upstream): "
         + ", ".join(f"{s['accepted']}/{s['refused']}/{s['relayed']}" for s in lbs),
         f"  TCP counters of the box over the window (a full accept queue drops SYNs): "
-        f"{r.get('tcp_counters')}",
+        f"{r.get('tcp_counters')}; longest accept queue seen: {r.get('accept_queue_peaks')}",
         f"  busiest processes outside the benchmark in the window: "
         f"{', '.join(r.get('busiest_others', [])) or 'none'}",
         f"  storm window {r['storm_window_s']} s; CPU avg "
