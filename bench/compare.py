@@ -84,6 +84,22 @@ def export_tree(rev: str, into: Path) -> tuple[str, Path]:
     return short, into
 
 
+def wait_quiet(limit_pct: float, within_s: float) -> float:
+    """Wait (at most ``within_s``) until the box's busy time over 3 s is below ``limit_pct`` of
+    one core (nothing of ours runs between two benchmarks, so it is all neighbours); returns
+    the last figure."""
+    deadline = time.monotonic() + within_s
+    while True:
+        before = benchproc.snapshot({})
+        time.sleep(3.0)
+        busy = benchproc.cpu_percent(before, benchproc.snapshot({}))["machine"] or 0.0
+        if busy <= limit_pct or time.monotonic() > deadline:
+            return busy
+        print(f"   the box is busy ({busy:.0f}% of a core used by other processes): waiting",
+              flush=True)
+        time.sleep(10.0)
+
+
 def run_benchmark(name: str, argv: list[str], logs: Path, bound_s: float,
                   source: Path) -> tuple[int, str]:
     """``python <argv>`` in ``source`` as a child (dies with us), its output echoed, stopped
@@ -351,6 +367,11 @@ def main(argv: list[str]) -> int:
                         help="run the /live-updates variant for the peers too")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="hard bound on the whole comparison (default 80, quick 30)")
+    parser.add_argument("--quiet-wait", type=float, default=180.0, metavar="S",
+                        help="before each benchmark, wait up to S s for the box to be quiet "
+                        "(a shared machine; 0: do not wait)")
+    parser.add_argument("--quiet-limit", type=float, default=25.0, metavar="PCT",
+                        help="quiet = other processes below PCT %% of one core over 3 s (25)")
     parser.add_argument("--rev", default=None, metavar="REV",
                         help="measure the project as committed at REV (exported with git "
                         "archive to a temporary folder; the benchmarks as committed at HEAD), "
@@ -384,6 +405,7 @@ def main(argv: list[str]) -> int:
     try:
         with time_bound(args.max_minutes * 60):
             for scenario, step_argv, bound in steps:
+                idle = wait_quiet(args.quiet_limit, args.quiet_wait)
                 code, output = run_benchmark(scenario, step_argv, logs, bound, source)
                 if scenario == "recovery":
                     named = [line.split(None, 1)[1] for line in output.splitlines()
@@ -394,6 +416,7 @@ def main(argv: list[str]) -> int:
                 lines = read_lines(out_path) if out_path else []
                 results[scenario] = readers[scenario](lines)
                 rec.write("scenario", scenario=scenario, argv=step_argv, exit_code=code,
+                          busy_before_pct=idle,
                           results_file=str(out_path) if out_path else None,
                           figures=results[scenario])
                 status = status or (code != 0)
