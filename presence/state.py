@@ -29,13 +29,13 @@ an explicit stop, on TTL expiry, or at once when the user's last socket leaves t
 ephemeral and replica-local: it is neither merged nor restored.
 
 **Big rooms.** A room with more than ``big_room`` announced members gets no per-user
-``joined``/``left`` events; instead it gets at most one :class:`RoomCount` per
-``summary_interval``. The first change after a quiet interval is summarised at once, later
-changes within the interval are folded into one summary at the interval's end carrying the
-count at that time. The change that takes a room over the threshold, or back down to it, is
-also summarised (the count tells clients the list is stale; they refetch ``room:presence``);
-below the threshold per-user events resume. Membership itself (and so ``members``) is exact
-regardless; only the announcements are thinned.
+``joined``/``left`` events, nor its members' ``online``/``offline`` (their smaller rooms still
+do); instead it gets at most one :class:`RoomCount` per ``summary_interval``. The first change
+after a quiet interval is summarised at once, later changes within the interval are folded into
+one summary at the interval's end carrying the count at that time. The change that takes a room
+over the threshold, or back down to it, is also summarised (the count tells clients the list is
+stale; they refetch ``room:presence``); below the threshold per-user events resume. Membership
+itself (and so ``members``) is exact regardless; only the announcements are thinned.
 
 **Replicas.** Each record carries ``(stamp, seq)``; :meth:`PresenceState.merge` keeps the
 newest record per key (closed records are kept as tombstones for ``tombstone_ttl`` so a stale
@@ -103,7 +103,7 @@ class PresenceConfig:
 
     grace: float = 5.0
     typing_ttl: float = 5.0
-    big_room: int = 1000
+    big_room: int = 100
     summary_interval: float = 2.0
     tombstone_ttl: float = 60.0
 
@@ -289,7 +289,7 @@ class PresenceState:
             elif kind == _OFFLINE and isinstance(key, str):
                 del self._offline_due[key]
                 self._online.discard(key)
-                events.append(UserStatus(key, "offline", frozenset(self._user_rooms.get(key, ()))))
+                events.append(UserStatus(key, "offline", self._audience(key)))
             elif kind == _LEFT and isinstance(key, tuple):
                 del self._left_due[key]
                 room, user = key
@@ -381,7 +381,7 @@ class PresenceState:
         for user, had in had_rooms.items():
             rooms = self._user_rooms.get(user)
             if not had and rooms and user in self._online and user not in self._offline_due:
-                online = UserStatus(user, "online", frozenset(rooms))
+                online = UserStatus(user, "online", self._audience(user))
                 events = [e for e in events if e != online]  # one with no audience
                 events.append(online)
         return events
@@ -410,7 +410,7 @@ class PresenceState:
             if self._offline_due.pop(user, None) is not None or user in self._online:
                 return []  # came back within the grace, or another tab
             self._online.add(user)
-            return [UserStatus(user, "online", frozenset(self._user_rooms.get(user, ())))]
+            return [UserStatus(user, "online", self._audience(user))]
         if user in self._online and user not in self._offline_due:
             self._schedule_offline(user, since + self.config.grace)
         return []
@@ -427,6 +427,14 @@ class PresenceState:
         if user in self._members.get(room, ()) and key not in self._left_due:
             self._schedule_left(room, user, since + self.config.grace)
         return events
+
+    def _audience(self, user: str) -> frozenset[str]:
+        """The rooms that hear a user's online/offline: those the user was announced in,
+        except big rooms (their summaries carry the count; a per-user status there would be
+        the same storm as per-user joins)."""
+        big = self.config.big_room
+        return frozenset(room for room in self._user_rooms.get(user, ())
+                         if len(self._members.get(room, ())) <= big)
 
     def _room_change(
         self, room: str, user: str, status: Literal["joined", "left"], now: float, before: int

@@ -239,7 +239,7 @@ class PresenceSettings(ClusterSettings):
                               "socket went, s")
     typing_ttl_s: float = _setting("SB_TYPING_TTL_S", _parse_positive_float, 5.0,
                                    "typing:stop is sent after this long without typing:start, s")
-    big_room: int = _setting("SB_PRESENCE_BIG_ROOM", _parse_positive_int, 1_000,
+    big_room: int = _setting("SB_PRESENCE_BIG_ROOM", _parse_positive_int, 100,
                              "rooms with more members get count summaries, not per-user events")
     summary_interval_s: float = _setting("SB_PRESENCE_SUMMARY_S", _parse_positive_float, 2.0,
                                          "at most one count summary per big room per, s")

@@ -23,7 +23,7 @@ GRACE = 5.0
 TTL = 5.0
 
 
-def state(big_room: int = 1000, summary_interval: float = 2.0) -> PresenceState:
+def state(big_room: int = 100, summary_interval: float = 2.0) -> PresenceState:
     config = PresenceConfig(GRACE, TTL, big_room=big_room, summary_interval=summary_interval)
     return PresenceState(config)
 
@@ -188,7 +188,7 @@ def test_gateway_comes_back_with_its_first_connection() -> None:
 
 
 def test_drain_moving_every_user_produces_no_events() -> None:
-    s = state()
+    s = state(big_room=1000)  # per-user events stay on, so any that leaked would show
     for i in range(1000):
         online(s, f"u{i}", "gw1", f"c{i}", "lobby", 0.0)
     s.tick(0.0)
@@ -288,6 +288,23 @@ def test_big_room_leaves_are_summarised_and_small_rooms_resume_per_user_events()
     assert s.tick(15.0) == [RoomCount("big", 2)]  # back down to the threshold: a summary
     s.leave("gw1", "c1", "big", 20.0)
     assert s.tick(25.0) == [RoomChange("big", "u1", "left")]
+
+
+def test_a_big_room_does_not_hear_its_members_online_and_offline() -> None:
+    s = state(big_room=2)
+    for i in range(2):
+        online(s, f"u{i}", "gw1", f"c{i}", "big", 0.0)
+    s.connect("gw1", "c9", "carol", 1.0)  # online, to no room yet
+    events = s.join("gw1", "c9", "small", 1.0) + s.join("gw1", "c9", "big", 1.0)
+
+    statuses = [e for e in events if isinstance(e, UserStatus)]
+    assert statuses == [UserStatus("carol", "online")]
+    assert statuses[0].rooms == {"small"}  # not "big": three members, over the threshold
+
+    s.disconnect("gw1", "c9", 2.0)
+    gone = [e for e in s.tick(2.0 + GRACE) if isinstance(e, UserStatus)]
+    assert gone == [UserStatus("carol", "offline")]
+    assert gone[0].rooms == {"small"}
 
 
 # ---- merge and restore ---------------------------------------------------------------------
