@@ -1,17 +1,21 @@
 """Handshake rate and targeted-send rate, in one run.
 
-1. Handshakes/s against ONE gateway (JWT in ``Authorization: Bearer`` on the upgrade, per-user
-   admission compare-and-set in NATS KV; every connection has its own ``sub`` so the limit of
-   5 is never reached): ``--concurrency`` handshakes in flight for ``--seconds``, each = upgrade,
-   open packet, ``40/chat,`` -> ``40/chat,{"sid":...}``, close.
-2. The same load generator against the raw ``websockets`` server (bench/raw_ws_server.py) -> ratio.
+1. Handshakes/s against one gateway, or ``--instances`` of them alternating (JWT in
+   ``Authorization: Bearer`` on the upgrade, per-user admission compare-and-set in NATS KV;
+   every connection has its own ``sub`` so the limit of 5 is never reached; ``--presence`` runs
+   the presence service beside them): ``--concurrency`` handshakes in flight for ``--seconds``,
+   each = upgrade, open packet, ``40/chat,`` -> ``40/chat,{"sid":...}``, close.
+2. The same load generator against Socket.IO 4.8 + redis adapter (``--instances`` Node
+   processes, bench/sio/) and the raw ``websockets`` server (bench/raw_ws_server.py) -> ratios.
+   Each target of ``--targets`` is started alone and stopped before the next.
 3. Targeted sends/s through the server API: a router is started, ``--users`` sockets stay
    connected to the gateway in /chat and count ``notice`` events, then
    ``POST /api/v1/users/{user}/send`` (aiohttp) and ``Backend(nc).send`` over NATS are driven with
    ``--in-flight`` requests outstanding for ``--send-seconds`` each. Deliveries counted by the
    sockets must equal the successful sends.
 
-    .venv/bin/python bench/handshakes.py [--seconds 8] [--send-seconds 5]
+    .venv/bin/python bench/handshakes.py [--seconds 8] [--send-seconds 5] [--skip-sends]
+        [--targets switchboard,sio,raw] [--instances 2] [--presence]
 
 One JSON line per measurement in bench/results/handshakes-<time>.jsonl; a table on stdout.
 """
