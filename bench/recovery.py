@@ -188,6 +188,14 @@ def start_balancers(stack: contextlib.ExitStack, procs: int, ports: list[int], l
     return children, port
 
 
+def renice(pid: int, niceness: int) -> None:
+    """Every thread of ``pid`` (Linux nices threads, not processes); threads it starts later
+    inherit it from theirs."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, int(task.name), niceness)
+
+
 def balancer_stats(children: Sequence[Child]) -> list[dict[str, Any]]:
     """The counters each balancer printed at exit (call after stopping them)."""
     found = []
@@ -442,6 +450,9 @@ async def run_once(args: argparse.Namespace, run: int, mode: str,
             "count": count, "client_options": client_options(args),
             "connect_concurrency": per_proc, "connect_timeout_s": args.setup_timeout,
         }) for k, (first, count) in enumerate(shares(args.clients, args.client_procs))]
+        for pid in [publisher.child.pid, *(c.child.pid for c in clients),
+                    *(b.pid for b in balancers)]:
+            renice(pid, args.nice)
         result = await storm_once(args, run, mode, publisher, clients, nats.pid, gateways,
                                   ports, balancers, lb_port)
         for child in balancers:
@@ -486,6 +497,8 @@ async def storm_once(args: argparse.Namespace, run: int, mode: str, publisher: S
     pids["publisher"] = publisher.child.pid
     pids.update({b.name: b.pid for b in balancers})
     pids["runner"] = os.getpid()
+    if mode == "drain":
+        pids[doomed.name] = doomed.pid  # it works through its drain while the storm lasts
     others_before, tcp_before = all_ticks(), tcp_counters()
     before = snapshot(pids)
     samples = [before]
@@ -589,6 +602,7 @@ def summarize(args: argparse.Namespace, run: int, mode: str, t0: float,
         "clients": len(rows),
         "client_procs": args.client_procs,
         "lb_procs": args.lb_procs,
+        "nice": args.nice,
         "rooms": args.rooms,
         "gateways": args.gateways,
         "drain_window_s": args.drain_window_s,
@@ -844,6 +858,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--gateway-rev", default=None, metavar="REV",
                         help="run the gateways from gateway/ and shared/ as committed in REV "
                              "(exported with git archive) instead of the working tree")
+    parser.add_argument("--nice", type=int, default=10,
+                        help="niceness of the load: the node processes and the balancers (they "
+                             "stand for other machines; at 0 they take the survivor's CPU)")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="SB_X=VALUE",
                         help="extra environment for the gateways (repeatable)")
     parser.add_argument("--max-minutes", type=float, default=None,
