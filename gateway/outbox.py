@@ -3,7 +3,7 @@
 Writing each delivery with its own syscall costs more kernel time than all the Python work
 of a fan-out; joining what one socket is owed within a loop pass divides that by the batch
 size and adds no latency (the flush runs at the end of the same pass). Writes go straight to
-the transport, bypassing websockets' own backpressure, so the send budget is enforced here:
+the transport (the WebSocket layer keeps no queue of its own), so the send budget is enforced here:
 bytes the kernel has not taken plus bytes queued must stay under the budget, or the socket is
 a slow consumer and is closed.
 """
