@@ -72,6 +72,7 @@ ROOM_PREFIX = "room:rb-"
 CLIENTS_PER_ROOM = 100
 HIGH_CHAT_LIMIT = "1000000"  # the publisher's chat rate/burst: it is never the limit
 SAMPLE_S = 0.25  # CPU timeline resolution during the storm (clock ticks are 10 ms)
+QUEUE_SAMPLE_S = 0.5  # accept-queue sampling (one `ss` run each)
 POLL_S = 0.02  # how often the runner looks for reconnects during the storm
 TARGET_LAST_MS = 10_000  # what users must get: every client back within 10 s ...
 # drain: the last close comes at the end of SB_DRAIN_WINDOW_S, then the client's first retry
@@ -262,7 +263,8 @@ def shares(total: int, parts: int) -> list[tuple[int, int]]:
 
 
 def all_ticks() -> dict[int, tuple[str, int]]:
-    """(command name, utime + stime) of every process on the box."""
+    """(command name, utime + stime + the same of its reaped children) of every process on
+    the box: a test suite's short-lived children show up under the suite."""
     found = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -270,7 +272,7 @@ def all_ticks() -> dict[int, tuple[str, int]]:
                 raw = Path(entry.path, "stat").read_text()
                 fields = raw[raw.rindex(")") + 2:].split()
                 found[int(entry.name)] = (raw[raw.index("(") + 1:raw.rindex(")")],
-                                          int(fields[11]) + int(fields[12]))
+                                          sum(int(v) for v in fields[11:15]))
     return found
 
 
@@ -315,7 +317,7 @@ async def sample_queues(ports: dict[int, str], peaks: dict[str, int],
         for port, name in ports.items():
             peaks[name] = max(peaks.get(name, 0), queues.get(port, 0))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), SAMPLE_S)
+            await asyncio.wait_for(stop.wait(), QUEUE_SAMPLE_S)
 
 
 def busiest_others(before: dict[int, tuple[str, int]], after: dict[int, tuple[str, int]],
@@ -863,6 +865,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "stand for other machines; at 0 they take the survivor's CPU)")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="SB_X=VALUE",
                         help="extra environment for the gateways (repeatable)")
+    parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="S",
+                        help="before each run, wait up to S s for the box to be quiet (added "
+                             "to the --max-minutes bound)")
+    parser.add_argument("--quiet-limit", type=float, default=25.0, metavar="PCT",
+                        help="quiet = the box busy below PCT %% of one core over 3 s (25)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="hard bound on the whole invocation (default 2 + 1 per 2,000 "
                              "clients, per run)")
@@ -894,15 +901,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.modes = ["kill", "drain"] if args.mode == "both" else [args.mode]
     if args.max_minutes is None:
         args.max_minutes = (2 + args.clients / 2000) * args.runs * len(args.modes)
+    args.max_minutes += args.quiet_wait / 60 * args.runs * len(args.modes)
     return args
+
+
+async def until_quiet(limit_pct: float, within_s: float) -> float:
+    """Before a run (nothing of ours is running): wait up to ``within_s`` until the box's busy
+    time over 3 s is at most ``limit_pct`` of one core; returns the last reading."""
+    give_up = time.monotonic() + within_s
+    while True:
+        start = snapshot({})
+        await asyncio.sleep(3.0)
+        busy = cpu_percent(start, snapshot({}))["machine"] or 0.0
+        if busy <= limit_pct or time.monotonic() >= give_up:
+            return busy
+        print(f"  the box is busy ({busy:.0f} % of a core, not ours): waiting", flush=True)
+        await asyncio.sleep(7.0)
 
 
 async def run_all(args: argparse.Namespace, logs: Path, out: IO[bytes]) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     for run, mode in enumerate((m for _ in range(args.runs) for m in args.modes), start=1):
+        busy_before = None
+        if args.quiet_wait > 0:
+            busy_before = await until_quiet(args.quiet_limit, args.quiet_wait)
         revision = gateway_revision(args.gateway_rev)
         result = await run_once(args, run, mode, logs)
         result["revision"] = revision
+        result["box_busy_before_pct"] = busy_before
         out.write(orjson.dumps({"type": "run", "at": time.time(), **result}) + b"\n")
         out.flush()
         results.append(result)
