@@ -4,8 +4,6 @@ python-socketio rely on, close codes, HTTP statuses, health and metrics."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -16,6 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support.processes import Service
+from tests.support.rawhttp import exchange, statuses
 from tests.support.timing import UNIT
 from tests.support.tokens import make_token
 
@@ -187,28 +186,12 @@ def test_health_readiness_and_metrics(gateway_pair: list[Service]) -> None:
     assert missing.value.code == 404
 
 
-async def http_exchange(port: int, data: bytes) -> bytes:
-    """Raw bytes to the gateway's port; what it answers until it closes or goes quiet."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(data)
-    chunks = []
-    with contextlib.suppress(TimeoutError):
-        while chunk := await asyncio.wait_for(reader.read(65536), 0.5 * UNIT):
-            chunks.append(chunk)
-    writer.close()
-    return b"".join(chunks)
-
-
-def statuses(wire: bytes) -> list[int]:
-    return [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", wire)]
-
-
 async def test_http_keep_alive_pipelining_and_preflight(gateway_pair: list[Service]) -> None:
-    wire = await http_exchange(gateway_pair[0].port,
-                               b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"
-                               b"GET /readyz HTTP/1.1\r\nHost: gw\r\n\r\n"
-                               b"OPTIONS /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n\r\n"
-                               b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n")
+    wire = await exchange(gateway_pair[0].port,
+                          b"GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n"
+                          b"GET /readyz HTTP/1.1\r\nHost: gw\r\n\r\n"
+                          b"OPTIONS /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n\r\n"
+                          b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n", quiet=0.5)
 
     assert statuses(wire) == [200, 200, 204, 404]
     assert wire.index(b"ok\n") < wire.index(b"ready\n")
@@ -228,7 +211,7 @@ async def test_http_refusals_close_the_connection(gateway_pair: list[Service],
                                                   request_bytes: bytes, status: int) -> None:
     then = b"GET /healthz HTTP/1.1\r\n\r\n"
 
-    wire = await http_exchange(gateway_pair[0].port, request_bytes + then)
+    wire = await exchange(gateway_pair[0].port, request_bytes + then, quiet=0.5)
 
     assert statuses(wire) == [status]
     assert b"Connection: close" in wire

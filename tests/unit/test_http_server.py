@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -18,6 +17,7 @@ from gateway.http import Request, Response, Router, Upgrade, text_response
 from gateway.http_server import HttpProtocol
 from gateway.websocket import check_upgrade, switching_protocols
 from gateway.websocket_protocol import WebSocketProtocol
+from tests.support.rawhttp import exchange, statuses
 from tests.support.timing import UNIT
 
 Serve = Callable[..., Awaitable[int]]
@@ -96,29 +96,13 @@ async def serve() -> AsyncIterator[Serve]:
             server.close()
 
 
-async def exchange(port: int, data: bytes) -> bytes:
-    """Send ``data``, read until the server closes (or a short quiet time passes)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(data)
-    chunks = []
-    with contextlib.suppress(TimeoutError):
-        while chunk := await asyncio.wait_for(reader.read(65536), 0.3 * UNIT):
-            chunks.append(chunk)
-    writer.close()
-    return b"".join(chunks)
-
-
-def statuses(wire: bytes) -> list[bytes]:
-    return re.findall(rb"HTTP/1\.1 (\d{3}) ", wire)
-
-
 async def test_keep_alive_and_pipelined_requests_answered_in_order(serve: Serve) -> None:
     port = await serve()
 
     wire = await exchange(port, b"GET /slow HTTP/1.1\r\n\r\nGET /fast HTTP/1.1\r\n\r\n"
                                 b"POST /echo HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody")
 
-    assert statuses(wire) == [b"200", b"200", b"200"]
+    assert statuses(wire) == [200, 200, 200]
     assert wire.index(b"slow") < wire.index(b"fast") < wire.index(b"body")
     assert b"Connection: close" not in wire
 
@@ -129,16 +113,16 @@ async def test_connection_close_ends_after_the_answer(serve: Serve) -> None:
     wire = await exchange(port, b"GET /fast HTTP/1.1\r\nConnection: close\r\n\r\n"
                                 b"GET /fast HTTP/1.1\r\n\r\n")
 
-    assert statuses(wire) == [b"200"] and b"Connection: close" in wire
+    assert statuses(wire) == [200] and b"Connection: close" in wire
 
 
 @pytest.mark.parametrize(("data", "status"), [
-    (b"BROKEN\r\n\r\n", b"400"),
-    (b"POST /echo HTTP/1.1\r\nContent-Length: 101\r\n\r\n", b"413"),
-    (b"GET /fast HTTP/1.1\r\nX: " + b"x" * 20_000 + b"\r\n\r\n", b"431"),
-    (b"DELETE /fast HTTP/1.1\r\n\r\n", b"405"),
+    (b"BROKEN\r\n\r\n", 400),
+    (b"POST /echo HTTP/1.1\r\nContent-Length: 101\r\n\r\n", 413),
+    (b"GET /fast HTTP/1.1\r\nX: " + b"x" * 20_000 + b"\r\n\r\n", 431),
+    (b"DELETE /fast HTTP/1.1\r\n\r\n", 405),
 ])
-async def test_refusals(serve: Serve, data: bytes, status: bytes) -> None:
+async def test_refusals(serve: Serve, data: bytes, status: int) -> None:
     port = await serve()
 
     assert statuses(await exchange(port, data))[-1] == status
@@ -159,7 +143,7 @@ async def test_an_upgrade_refused_before_the_101_closes(serve: Serve) -> None:
     wire = await exchange(port, b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n"
                                 b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
-    assert statuses(wire) == [b"400"] and b"Connection: close" in wire
+    assert statuses(wire) == [400] and b"Connection: close" in wire
 
 
 async def test_messages_fragments_and_pings(serve: Serve) -> None:
@@ -225,5 +209,5 @@ async def test_an_upgrade_behind_a_slow_request_keeps_its_later_frames(serve: Se
             received += await asyncio.wait_for(reader.read(65536), 5 * UNIT)
     writer.close()
 
-    assert statuses(received) == [b"200", b"101"]
+    assert statuses(received) == [200, 101]
     assert received.endswith(b"\x81\x02hi")
