@@ -7,12 +7,13 @@ room's log position), so here a request is one PUB appended to the client's pend
 and one plain future, resolved right where the protocol parser hands the reply over (raw
 header block, nothing parsed); one sweeper timer fails what stayed unanswered past the timeout.
 
-A *barrier* proves that the server has processed every command this client queued before it
-(a SUB, above all): it is a message to our own inbox, queued behind them in the same pending
-buffer, and the server handles one connection's commands in order, so its echo cannot come
-back before they took effect. nats-py's ``flush`` cannot prove that with one round trip: its
-PING goes straight to the socket while a SUB still waits for the flusher task. Barriers asked
-for in one loop pass share one message.
+A *barrier* proves that the server has processed every command this client queued before it (a
+SUB, above all): it is a message to our own inbox, queued behind them in the same pending
+buffer, and the server handles one connection's commands in order, so its echo cannot come back
+before they took effect (so the client must not connect with ``no_echo``; ours do not). What it
+proves is the local server's view, as a PING/PONG would. nats-py's ``flush`` cannot prove even
+that with one round trip: its PING goes straight to the socket while a SUB still waits for the
+flusher task. Barriers asked for in one loop pass share one message.
 """
 
 from __future__ import annotations
