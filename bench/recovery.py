@@ -18,8 +18,8 @@ client must end with every acked message of its room, once and in ``seq`` order.
     python bench/recovery.py --quick          # 200 clients, kill then drain
 
 Reported per run: recovered (``socket.recovered``) vs fresh, the time from t0 to the first /
-p50 / p90 / p99 / last recovered client (node's ``performance.timeOrigin + performance.now()``
-against this process's ``time.time()``: one clock), recoveries/s (overall and the busiest
+p50 / p90 / p99 / last recovered client (node's ``process.hrtime`` against this process's
+``time.monotonic()``: one clock, CLOCK_MONOTONIC), recoveries/s (overall and the busiest
 second), messages lost, duplicated and out of order, and the CPU of every process during the
 storm (t0 to the last reconnect), with the survivor's and nats-server's CPU per recovery.
 One JSON line per run in bench/results/recovery-<time>.jsonl; the tables go to stdout.
@@ -471,7 +471,7 @@ async def storm_once(args: argparse.Namespace, run: int, mode: str, publisher: S
     setup_start = time.monotonic()
     readies = await expect_all(clients, "ready", within=args.setup_timeout + 30)
     ready = readies[0]
-    skew_ms = time.time() * 1000 - ready["clock_ms"]
+    skew_ms = time.monotonic() * 1000 - ready["clock_ms"]
     print(f"[run {run} {mode}] {sum(r['clients'] for r in readies):,} clients in "
           f"{len(clients)} node processes connected through {len(balancers)} balancer "
           f"processes to {doomed.name} and joined in {time.monotonic() - setup_start:.1f} s "
@@ -507,7 +507,7 @@ async def storm_once(args: argparse.Namespace, run: int, mode: str, publisher: S
     if mode == "drain" or args.lb_switch == "signal":
         for balancer in balancers:  # a health check that marks A down
             os.kill(balancer.pid, signal.SIGUSR1)
-    t0 = time.time() * 1000
+    t0 = time.monotonic() * 1000
     os.kill(doomed.pid, signal.SIGKILL if mode == "kill" else signal.SIGTERM)
     if mode == "kill":
         await asyncio.to_thread(doomed.proc.wait, 5)
@@ -686,7 +686,7 @@ def timeline(samples: list[CpuSnapshot], rows: list[dict[str, Any]], t0: float,
     Sample times are offsets from the snapshot taken just before t0 (monotonic), client times
     from t0 (epoch): the same instant to < 1 ms."""
     origin = samples[0].at
-    names = [*survivors, "nats-server"]
+    names = [*survivors, "nats-server", "node", "lb", "machine"]
     slots: dict[int, dict[str, Any]] = {}
 
     def slot(second: int) -> dict[str, Any]:
@@ -704,6 +704,7 @@ def timeline(samples: list[CpuSnapshot], rows: list[dict[str, Any]], t0: float,
         pairs = entry.pop("_samples")
         if pairs:
             cpu = cpu_percent(pairs[0][0], pairs[-1][1])
+            cpu["node"], cpu["lb"] = grouped(cpu, "node-"), grouped(cpu, "lb-")
             entry["cpu"] = {name: cpu.get(name) for name in names}
     return [slots[k] for k in sorted(slots)]
 
@@ -780,12 +781,14 @@ def detail(r: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in r["cpu"].items() if v is not None),
         "  CPU ms per recovery: " + ", ".join(f"{k} {v}"
                                               for k, v in r["cpu_ms_per_recovery"].items()),
-        "  timeline (second after t0: attempts started / recovered / survivor+nats CPU %): "
+        "  timeline (second after t0: attempts started / recovered / CPU % of the survivor + nats "
+        "+ node + lb, machine): "
         + ", ".join(f"{s['s']}: {s['attempts']}/{s['recovered']}/"
-                    + "+".join(str(v) for v in s["cpu"].values()) for s in r["timeline"]
+                    + "+".join(str(v) for k, v in s["cpu"].items() if k != "machine")
+                    + f" of {s['cpu'].get('machine')}" for s in r["timeline"]
                     if s["attempts"] or s["recovered"]),
-        f"  clock check: node's clock read {r['clock']['ready_skew_ms']} ms behind time.time() "
-        f"when its ready line arrived; the t0 notice reached the node processes "
+        f"  clock check: node's clock read {r['clock']['ready_skew_ms']} ms behind "
+        f"time.monotonic() when its ready line arrived; the t0 notice reached the node processes "
         f"{r['clock']['kill_notice_ms']} ms after t0",
     ])
 

@@ -26,13 +26,13 @@
 //   {"cmd":"publish","round":R}  one message:send per room, id "<tag>-<room index>-<R>"
 //   {"cmd":"flush","timeout_ms":T}  wait for every publish ack, then print
 //                      {"event":"flushed","expected":{room index: [acked ids]},...}
-// Times are epoch milliseconds from `performance.timeOrigin + performance.now()`, the same
-// clock as Python's time.time() (the ready event carries a reading so the runner can check).
+// Times are milliseconds of CLOCK_MONOTONIC (`process.hrtime`), the same clock as Python's
+// time.monotonic(), which a step of the wall clock does not move (the ready event carries a
+// reading so the runner can check).
 // Every stdout line is one JSON object; diagnostics go to stderr. The process exits by itself
 // after `max_lifetime_s` whatever happens.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
 
@@ -53,7 +53,7 @@ const DEFAULTS = {
 };
 const ROOMS_PER_PUBLISHER = 10;
 
-const now = () => performance.timeOrigin + performance.now();
+const now = () => Number(process.hrtime.bigint()) / 1e6;
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 const log = (...args) => process.stderr.write(`[storm] ${args.join(" ")}\n`);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
