@@ -354,3 +354,19 @@ def comma_list(allowed: Sequence[str]) -> Any:
         return items
 
     return parse
+
+
+def wait_quiet(limit_pct: float, within_s: float) -> float:
+    """Wait (at most ``within_s``) until the whole box's busy time over 3 s is at most
+    ``limit_pct`` of one core; call it while the benchmark's own processes are idle, so what it
+    sees is the neighbours of a shared machine. Returns the last figure."""
+    deadline = time.monotonic() + within_s
+    while True:
+        before = snapshot({})
+        time.sleep(3.0)
+        busy = cpu_percent(before, snapshot({}))["machine"] or 0.0
+        if busy <= limit_pct or time.monotonic() > deadline:
+            return busy
+        print(f"   the box is busy ({busy:.0f}% of a core used by other processes): waiting",
+              flush=True)
+        time.sleep(5.0)

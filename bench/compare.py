@@ -84,22 +84,6 @@ def export_tree(rev: str, into: Path) -> tuple[str, Path]:
     return short, into
 
 
-def wait_quiet(limit_pct: float, within_s: float) -> float:
-    """Wait (at most ``within_s``) until the box's busy time over 3 s is below ``limit_pct`` of
-    one core (nothing of ours runs between two benchmarks, so it is all neighbours); returns
-    the last figure."""
-    deadline = time.monotonic() + within_s
-    while True:
-        before = benchproc.snapshot({})
-        time.sleep(3.0)
-        busy = benchproc.cpu_percent(before, benchproc.snapshot({}))["machine"] or 0.0
-        if busy <= limit_pct or time.monotonic() > deadline:
-            return busy
-        print(f"   the box is busy ({busy:.0f}% of a core used by other processes): waiting",
-              flush=True)
-        time.sleep(10.0)
-
-
 def run_benchmark(name: str, argv: list[str], logs: Path, bound_s: float,
                   source: Path) -> tuple[int, str]:
     """``python <argv>`` in ``source`` as a child (dies with us), its output echoed, stopped
@@ -405,7 +389,7 @@ def main(argv: list[str]) -> int:
     try:
         with time_bound(args.max_minutes * 60):
             for scenario, step_argv, bound in steps:
-                idle = wait_quiet(args.quiet_limit, args.quiet_wait)
+                idle = benchproc.wait_quiet(args.quiet_limit, args.quiet_wait)
                 code, output = run_benchmark(scenario, step_argv, logs, bound, source)
                 if scenario == "recovery":
                     named = [line.split(None, 1)[1] for line in output.splitlines()
