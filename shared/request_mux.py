@@ -81,7 +81,7 @@ class RequestMux:
         self._next = 0
         self._waiting: dict[bytes, _Waiting] = {}
         self._sweeper: asyncio.TimerHandle | None = None
-        self._barrier: asyncio.Future[list[Reply]] | None = None
+        self._barrier: list[asyncio.Future[None]] = []  # this pass's callers, one each
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -106,24 +106,43 @@ class RequestMux:
         before this returns."""
         return self._send(subject, payload, None, [])
 
-    def barrier(self) -> asyncio.Future[list[Reply]]:
-        """Done once the server has processed everything queued before this pass ends."""
-        if self._barrier is None:
-            loop = self._started()
-            self._barrier = loop.create_future()
+    def barrier(self) -> asyncio.Future[None]:
+        """Done once the server has processed everything queued before this pass ends. Each
+        caller gets a future of its own (one message serves them all): a future shared by
+        coroutines run eagerly (:mod:`gateway.eager`) would be awaited while still flagged
+        as blocking by the first, which asyncio refuses."""
+        loop = self._started()
+        if not self._barrier:
             loop.call_soon(self._send_barrier)
-        return self._barrier
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._barrier.append(waiter)
+        return waiter
 
     def _send_barrier(self) -> None:
-        future, self._barrier = self._barrier, None
-        assert future is not None
+        waiters, self._barrier = self._barrier, []
+        loop = self._started()
+        echoed: asyncio.Future[list[Reply]] = loop.create_future()
+
+        def answer(done: asyncio.Future[list[Reply]]) -> None:
+            failure = None if done.cancelled() else done.exception()
+            for waiter in waiters:
+                if waiter.done():
+                    continue
+                if done.cancelled():
+                    waiter.cancel()
+                elif failure is not None:
+                    waiter.set_exception(failure)
+                else:
+                    waiter.set_result(None)
+
+        echoed.add_done_callback(answer)
         try:
             token = self._token()
             self._nc.publish_nowait((self._prefix + token).decode(), b"")
         except Exception as exc:  # the client's own failure type
-            future.set_exception(self._error(str(exc) or type(exc).__name__))
+            echoed.set_exception(self._error(str(exc) or type(exc).__name__))
             return
-        self._wait(token, future, None)
+        self._wait(token, echoed, None)
 
     def _send(self, subject: str, payload: bytes, headers: bytes | None,
               batch: list[Reply] | None) -> asyncio.Future[list[Reply]]:

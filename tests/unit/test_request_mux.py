@@ -11,6 +11,7 @@ from typing import cast
 
 import pytest
 
+from gateway import eager
 from gateway.broker import BrokerUnavailable
 from gateway.nats_broker import last_sequences
 from shared.request_mux import RawClient, Reply, RequestMux
@@ -91,7 +92,6 @@ async def test_a_batch_collects_until_the_status_reply() -> None:
 async def test_barriers_of_one_pass_share_one_message_to_our_own_inbox() -> None:
     mux, client = await started()
     first, second = mux.barrier(), mux.barrier()
-    assert first is second
     assert client.sent == []  # sent at the end of the pass, behind what it must follow
 
     await asyncio.sleep(0)
@@ -99,11 +99,48 @@ async def test_barriers_of_one_pass_share_one_message_to_our_own_inbox() -> None
     ((subject, payload, reply, _),) = client.sent
     assert subject.startswith(mux.inbox) and payload == b"" and reply == b""
     later = mux.barrier()
-    assert later is not first
     client.answer(subject, b"")
     await first
+    await second
     await asyncio.sleep(0)
     assert not later.done()
+    mux.close()
+
+
+async def test_coroutines_run_eagerly_can_wait_for_the_same_barrier() -> None:
+    """Two connections' actions, run inside one callback by :func:`gateway.eager.start`,
+    join rooms in the same pass: neither may find the other's wait in its way."""
+    mux, client = await started()
+    done: list[str] = []
+
+    async def join(name: str) -> None:
+        await mux.barrier()
+        done.append(name)
+
+    tasks = [eager.start(join("a")), eager.start(join("b"))]
+    await asyncio.sleep(0)
+    client.answer(client.sent[0][0], b"")
+    await asyncio.gather(*(t for t in tasks if t is not None))
+
+    assert sorted(done) == ["a", "b"]
+    mux.close()
+
+
+async def test_a_barrier_that_could_not_be_sent_fails_every_waiter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mux, client = await started()
+
+    def refuse(*_: object) -> None:
+        raise BrokerUnavailable("not connected to NATS")
+
+    monkeypatch.setattr(client, "publish_nowait", refuse)
+    first, second = mux.barrier(), mux.barrier()
+    await asyncio.sleep(0)
+
+    for waiter in (first, second):
+        with pytest.raises(BrokerUnavailable):
+            await waiter
     mux.close()
 
 
