@@ -59,3 +59,24 @@ async def test_room_subscription_follows_local_membership(
     await until(lambda: room_subject not in gateway_subjects(nats_server, gateway))
     await until(lambda: "sb.fan.chat.user=3Asubs-user-2" not in
                 gateway_subjects(nats_server, gateway))
+
+
+async def test_sockets_subscribing_new_rooms_in_one_burst_all_stay_connected(
+    js: JsClients, nats_server: NatsServer, gateway_pair: list[Service]
+) -> None:
+    """Subscriptions that start together (one ordering barrier serves them all) each wait for
+    it on their own: every socket is connected, every join acked and subscribed, none closed."""
+    gateway = gateway_pair[0]
+    names = [f"burst-{i}" for i in range(20)]
+    replies = await asyncio.gather(*(
+        js.connect(name, gateway.url, "/live-updates", make_token(f"burst-user-{i}"))
+        for i, name in enumerate(names)))
+    assert [r["type"] for r in replies] == ["connect"] * len(names)
+    acks = await asyncio.gather(*(js.call(name, "room:join", {"room": f"room:burst-{i}"})
+                                  for i, name in enumerate(names)))
+
+    assert [a["ok"] for a in acks] == [True] * len(names)
+    subjects = gateway_subjects(nats_server, gateway)
+    assert all(f"sb.fan.live-updates.room=3Aburst-{i}" in subjects for i in range(len(names)))
+    for name in names:
+        assert not [m for m in js.pending(name) if m["type"] != "event"]
