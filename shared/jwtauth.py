@@ -59,17 +59,21 @@ class TokenVerifier:
             moment = time.time() if now is None else now
             return known if moment < known.expires_at + self.leeway_s else None
         try:
-            header = jwt.get_unverified_header(token)
-            alg = header.get("alg")
-            if alg not in self.algorithms:
-                return None
-            key = self.secret if alg in _HMAC else self.public_key
+            algorithms = list(self.algorithms)
+            if all(a in _HMAC for a in algorithms) or not any(a in _HMAC for a in algorithms):
+                key = self.secret if algorithms[0] in _HMAC else self.public_key
+            else:  # both kinds allowed: the token's own alg picks the key (one more parse)
+                alg = jwt.get_unverified_header(token).get("alg")
+                if alg not in self.algorithms:
+                    return None
+                key = self.secret if alg in _HMAC else self.public_key
+                algorithms = [alg]
             if not key:
                 return None
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
-                algorithms=[alg],
+                algorithms=algorithms,
                 audience=self.audience or None,
                 issuer=self.issuer or None,
                 leeway=self.leeway_s,

@@ -128,6 +128,24 @@ def test_hmac_with_no_secret_configured_is_refused() -> None:
     assert verifier.verify(hs256_token(claims(), b"")) is None
 
 
+def test_a_list_of_one_key_kind_takes_any_of_its_algorithms_and_no_other() -> None:
+    verifier = TokenVerifier(("HS256", "HS512"), secret="k" * 64)
+
+    assert verifier.verify(token(claims(), secret="k" * 64, alg="HS512")) is not None
+    assert verifier.verify(token(claims(), secret="k" * 64, alg="HS384")) is None
+
+
+def test_an_hmac_token_never_verifies_against_a_public_key_only_verifier() -> None:
+    """Algorithm confusion, with no HMAC algorithm allowed at all."""
+    pem = (
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n"
+        "-----END PUBLIC KEY-----\n"
+    )
+    verifier = TokenVerifier(("ES256",), public_key=pem)
+
+    assert verifier.verify(hs256_token(claims(), pem.encode())) is None
+
+
 @pytest.mark.parametrize(
     "algorithms", [(), ("none",), ("HS256", "none"), ("HS256", "NONE"), ("None",)]
 )
