@@ -1,9 +1,9 @@
-"""The namespaces a gateway serves and their middleware chains, declared in one place.
-
-``/`` is an authenticated connection and nothing else; ``/chat`` and ``/notifications`` are
-durable; ``/live-updates`` is ephemeral. Every chain is ordered: authenticate on CONNECT;
-rate limit, known event, schema on every EVENT, then the event's handler. Schemas are JSON
-files in ``gateway/schemas/``.
+"""The namespaces a gateway serves and their middleware chains, built from the namespace
+table (:mod:`shared.namespaces`): which namespaces exist, which are durable and which
+built-in events each serves come from there; the handlers, limit classes and schemas of the
+built-in events are the gateway's own. Every chain is ordered: authenticate on CONNECT; rate
+limit, known event, schema on every EVENT, then the event's handler. Schemas are JSON files
+in ``gateway/schemas/``.
 
 Operators add their own events without Python: a schema file ``<dir>/<namespace>/<event>.json``
 in the directory named by ``SB_EVENTS_DIR`` (``<namespace>`` is ``root``, ``chat``,
@@ -22,7 +22,8 @@ from types import MappingProxyType
 from gateway import handlers
 from gateway.middleware import authenticate, known_event, rate_limit, validate_schema
 from gateway.pipeline import EventSpec, LimitClass, Namespace
-from shared.presence_wire import PRESENCE_NAMESPACES
+from shared.namespaces import NAMESPACES as TABLE
+from shared.namespaces import PRESENCE_NAMESPACES, NamespaceSpec, builtin_events
 from shared.protocol import events
 from shared.schemas import compile_schema
 from shared.subjects import namespace_token
@@ -35,12 +36,9 @@ _HISTORY = compile_schema(SCHEMAS / "room_history.json")
 CONNECT_CHAIN = (authenticate,)
 EVENT_CHAIN = (rate_limit, known_event, validate_schema)
 
-ROOM_EVENTS = {
+BUILTIN_EVENTS = {
     events.ROOM_JOIN: EventSpec(handlers.join, LimitClass.REQUEST, _ROOM),
     events.ROOM_LEAVE: EventSpec(handlers.leave, LimitClass.REQUEST, _ROOM),
-}
-CHAT_EVENTS = {
-    **ROOM_EVENTS,
     events.MESSAGE_SEND: EventSpec(handlers.send_message, LimitClass.CHAT, _MESSAGE),
     events.TYPING_START: EventSpec(handlers.typing_start, LimitClass.CHAT, _ROOM),
     events.TYPING_STOP: EventSpec(handlers.typing_stop, LimitClass.CHAT, _ROOM),
@@ -78,12 +76,13 @@ def build(events_dir: Path | None = None) -> MappingProxyType[str, Namespace]:
     return MappingProxyType(built)
 
 
-NAMESPACES: MappingProxyType[str, Namespace] = MappingProxyType({
-    "/": Namespace("/", durable=False, connect_chain=CONNECT_CHAIN, event_chain=EVENT_CHAIN),
-    "/chat": Namespace("/chat", durable=True, connect_chain=CONNECT_CHAIN,
-                       event_chain=EVENT_CHAIN, events=MappingProxyType(CHAT_EVENTS)),
-    "/notifications": Namespace("/notifications", durable=True, connect_chain=CONNECT_CHAIN,
-                                event_chain=EVENT_CHAIN),
-    "/live-updates": Namespace("/live-updates", durable=False, connect_chain=CONNECT_CHAIN,
-                               event_chain=EVENT_CHAIN, events=MappingProxyType(ROOM_EVENTS)),
-})
+def namespace_of(spec: NamespaceSpec) -> Namespace:
+    """The gateway's namespace for one table entry: its built-in events, the common chains."""
+    served = builtin_events(spec)
+    return Namespace(spec.name, durable=spec.durable, connect_chain=CONNECT_CHAIN,
+                     event_chain=EVENT_CHAIN, events=MappingProxyType(
+                         {name: s for name, s in BUILTIN_EVENTS.items() if name in served}))
+
+
+NAMESPACES: MappingProxyType[str, Namespace] = MappingProxyType(
+    {name: namespace_of(spec) for name, spec in TABLE.items()})

@@ -22,6 +22,7 @@ from nats.js.errors import Error as JetStreamError
 from gateway.broker import BrokerUnavailable, Delivery, Done, PublishResult, Sink, Stored
 from gateway.log_publisher import LogPublisher
 from gateway.nats_client import FanoutClient, header_int, sequence_headers
+from shared.namespaces import DURABLE
 from shared.request_mux import Reply, RequestMux
 from shared.subjects import Subjects, namespace_token
 
@@ -59,7 +60,7 @@ def last_sequences(batches: list[list[Reply]]) -> dict[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class LogSettings:
-    durable: frozenset[str] = frozenset({"/chat", "/notifications"})
+    durable: frozenset[str] = DURABLE
     replicas: int = 1
     duplicate_window_s: float = 120.0
     max_age_s: float = 7 * 24 * 3600.0

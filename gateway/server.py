@@ -31,7 +31,6 @@ from gateway.fanout import Fanout
 from gateway.handshake import Accept, HandshakePolicy, decide
 from gateway.http import Request, Response, Router, Upgrade, text_response
 from gateway.http_server import HttpProtocol
-from gateway.namespaces import NAMESPACES
 from gateway.nats_broker import LogSettings, NatsBroker
 from gateway.nats_client import FanoutClient
 from gateway.outbox import Flusher
@@ -45,6 +44,7 @@ from gateway.websocket_protocol import CLOSE_TIMEOUT_S, WebSocketProtocol
 from shared.config import ConfigError, GatewaySettings
 from shared.jwtauth import Identity, TokenVerifier
 from shared.metrics import CONTENT_TYPE, GatewayMetrics, WriteStats, render
+from shared.namespaces import DURABLE
 from shared.natsconn import connect, when_ready
 from shared.presence_queue import ensure_queue
 from shared.protocol.errors import CloseCode
@@ -89,9 +89,6 @@ def verifier_for(settings: GatewaySettings) -> TokenVerifier:
         issuer=settings.jwt_issuer,
         leeway_s=settings.jwt_leeway_s,
     )
-
-
-DURABLE = frozenset(name for name, ns in NAMESPACES.items() if ns.durable)
 
 
 async def serve_kicks(nc: Client, subjects: Subjects, gateway_id: str,

@@ -24,6 +24,7 @@ from gateway.recovery import SessionRecord, replay_ranges, trimmed
 from gateway.session_store import SessionStore
 from shared import envelope
 from shared.metrics import GatewayMetrics
+from shared.namespaces import INBOX_NAMESPACE
 from shared.protocol.errors import ErrorCode
 from shared.protocol.offsets import Offset, parse_offset
 from shared.protocol.packets import reconstruct
@@ -31,7 +32,6 @@ from shared.subjects import encode_token, user_room
 
 log = logging.getLogger(__name__)
 
-INBOX_NAMESPACE = "/notifications"
 LEASE_BATCH = 256
 
 

@@ -12,12 +12,11 @@ from typing import Any, Protocol
 from gateway.broker import BrokerUnavailable, PublishResult
 from router.answers import Answer, bad_request, failed, ok, unavailable
 from router.requests import Kick, ListConnections, Publish, Request, RoomPresence, Send
+from shared.namespaces import INBOX_NAMESPACE
 from shared.registry import ConnectionInfo
 from shared.registry_kv import RegistryUnavailable
 
 log = logging.getLogger(__name__)
-
-INBOX_NAMESPACE = "/notifications"
 
 
 class Lookup(Protocol):

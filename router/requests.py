@@ -13,18 +13,12 @@ from dataclasses import dataclass
 import orjson
 
 from router.answers import Failure, bad_request, too_large
+from shared.namespaces import DEFAULT_PRESENCE_NAMESPACE, DURABLE
+from shared.namespaces import NAMESPACES as TABLE
 from shared.protocol.events import RESERVED
-from shared.subjects import (
-    NAMESPACE_TOKENS,
-    encode_token,
-    is_valid_room_name,
-    is_valid_sub,
-    user_room,
-)
+from shared.subjects import encode_token, is_valid_room_name, is_valid_sub, user_room
 
-NAMESPACES = frozenset(NAMESPACE_TOKENS)
-PRESENCE_NAMESPACE = "/chat"
-DURABLE = frozenset({"/chat", "/notifications"})
+NAMESPACES = frozenset(TABLE)
 EVENT_RE = re.compile(r"[A-Za-z0-9_:@-]{1,64}")
 IDEMPOTENCY_ID_RE = re.compile(r"[A-Za-z0-9_:@.-]{1,64}")
 DATA_MAX_BYTES = 64 * 1024
@@ -129,7 +123,7 @@ def _room_presence(body: dict[str, object]) -> RoomPresence | Failure:
     room = body.get("room")
     if not is_valid_room_name(room):
         return bad_request("room must be 1-128 characters of [A-Za-z0-9_:@-]")
-    namespace = body.get("namespace", PRESENCE_NAMESPACE)  # absent only: null is refused
+    namespace = body.get("namespace", DEFAULT_PRESENCE_NAMESPACE)  # absent only: null is refused
     if not is_namespace(namespace):
         return _namespace_failure()
     assert isinstance(room, str) and isinstance(namespace, str)

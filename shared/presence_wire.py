@@ -22,10 +22,8 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from shared.subjects import is_valid_room_name, is_valid_sub
-
-PRESENCE_NAMESPACES = frozenset({"/chat"})
-"""Namespaces whose sockets presence tracks (online, members, typing)."""
+from shared.namespaces import PRESENCE_NAMESPACES as PRESENCE_NAMESPACES
+from shared.protocol.names import is_valid_room_name, is_valid_sub
 
 MAX_ROOMS = 1_000
 TYPING_REFRESH_S = 2.0

@@ -1,89 +1,101 @@
-"""Every NATS subject and KV key Switchboard uses, built from validated names.
+"""Every NATS subject, stream name, KV bucket and KV key Switchboard uses, built from validated
+names.
 
-Room names from clients are checked against the contract's alphabet before anything else;
-names that may hold any character (a JWT ``sub`` inside ``user:<sub>``) go through one
-reversible token encoding, so no name can add a subject token, a wildcard or whitespace.
-The encoding keeps ``[A-Za-z0-9_-]`` as is and writes every other UTF-8 byte as ``=HH``; the
-result is a valid NATS subject token *and* a valid KV key.
+Names reach a subject only through the wire contract's name checks and reversible token
+encoding (:mod:`shared.protocol.names`, re-exported here), so no name can add a subject token,
+a wildcard or whitespace; namespaces reach one only through their token in the namespace
+table (:mod:`shared.namespaces`).
 """
 
 from __future__ import annotations
 
-import functools
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-ROOM_NAME_RE = re.compile(r"[A-Za-z0-9_:@-]{1,128}")
-ROOM_NAME_MAX = 128
-SUB_MAX = 128
-_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_TOKEN_RE = re.compile(r"(?:[A-Za-z0-9_-]|=[0-9A-F]{2})+")
-_ALL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
-USER_ROOM_PREFIX = "user:"
+from shared.namespaces import NAMESPACES, NamespaceTable
+from shared.protocol.names import ROOM_NAME_MAX as ROOM_NAME_MAX
+from shared.protocol.names import ROOM_NAME_RE as ROOM_NAME_RE
+from shared.protocol.names import SUB_MAX as SUB_MAX
+from shared.protocol.names import USER_ROOM_PREFIX as USER_ROOM_PREFIX
+from shared.protocol.names import decode_token as decode_token
+from shared.protocol.names import encode_id as encode_id
+from shared.protocol.names import encode_token as encode_token
+from shared.protocol.names import is_valid_room_name as is_valid_room_name
+from shared.protocol.names import is_valid_sub as is_valid_sub
+from shared.protocol.names import user_room as user_room
 
-NAMESPACE_TOKENS: dict[str, str] = {
-    "/": "root",
-    "/chat": "chat",
-    "/notifications": "notifications",
-    "/live-updates": "live-updates",
-}
-
-
-def is_valid_room_name(name: object) -> bool:
-    """The contract's rule for room names that come from clients."""
-    return isinstance(name, str) and ROOM_NAME_RE.fullmatch(name) is not None
-
-
-def is_valid_sub(sub: object) -> bool:
-    return isinstance(sub, str) and 0 < len(sub) <= SUB_MAX
-
-
-def encode_id(name: str) -> str:
-    """Encode any non-empty string as one subject token / KV key part / header value
-    (reversible); see :func:`encode_token` for names that repeat."""
-    if not name:
-        raise ValueError("empty names have no token")
-    if _ALL_SAFE.fullmatch(name):
-        return name
-    out: list[str] = []
-    for byte in name.encode("utf-8", "surrogatepass"):
-        out.append(chr(byte) if byte in _SAFE else f"={byte:02X}")
-    return "".join(out)
-
-
-encode_token = functools.lru_cache(maxsize=8192)(encode_id)
-""":func:`encode_id`, cached: the same user and room names are encoded on every publish."""
-
-
-def decode_token(token: str) -> str:
-    """Inverse of :func:`encode_token`; raises ``ValueError`` on a token it did not make."""
-    if not _TOKEN_RE.fullmatch(token):
-        raise ValueError("not an encoded token")
-    raw = bytearray()
-    index = 0
-    while index < len(token):
-        char = token[index]
-        if char == "=":
-            raw.append(int(token[index + 1 : index + 3], 16))
-            index += 3
-        else:
-            raw.append(ord(char))
-            index += 1
-    name = raw.decode("utf-8", "surrogatepass")
-    if encode_token(name) != token:
-        raise ValueError("not the canonical encoding of any name")
-    return name
-
-
-def user_room(sub: str) -> str:
-    return USER_ROOM_PREFIX + sub
+NAMESPACE_TOKENS: dict[str, str] = {name: spec.token for name, spec in NAMESPACES.items()}
+"""Namespace → subject token, from the namespace table."""
 
 
 def namespace_token(namespace: str) -> str:
-    try:
-        return NAMESPACE_TOKENS[namespace]
-    except KeyError:
-        raise ValueError(f"unknown namespace {namespace!r}") from None
+    return NAMESPACES.token(namespace)
+
+
+def kv_subject_prefix(bucket: str) -> str:
+    """What a KV bucket's keys are published under (``$KV.<bucket>.``)."""
+    return f"$KV.{bucket}."
+
+
+def kv_stream(bucket: str) -> str:
+    """The stream behind a KV bucket."""
+    return f"KV_{bucket}"
+
+
+def direct_get(stream: str) -> str:
+    """The batch direct get API of a stream (nats-py has no call for it)."""
+    return f"$JS.API.DIRECT.GET.{stream}"
+
+
+def _stream_name(*parts: str) -> str:
+    return "_".join(parts).upper().replace("-", "_")
+
+
+def _key(kind: str, *names: str) -> str:
+    """A KV key: its kind, then each name as a token (so no name can add a part)."""
+    return ".".join((kind, *(encode_token(name) for name in names)))
+
+
+# --- KV keys (the buckets are named by :class:`Subjects`) -------------------------------------
+
+
+def session_key(namespace: str, pid: str) -> str:
+    """A recovery session: the namespace's token, then the socket's private id."""
+    return f"{NAMESPACES.token(namespace)}.{encode_token(pid)}"
+
+
+def registry_key(user: str) -> str:
+    return _key("u", user)
+
+
+def user_of_registry_key(key: str) -> str:
+    """Inverse of :func:`registry_key`; ``ValueError`` for a key it did not make."""
+    return decode_token(key.removeprefix("u."))
+
+
+def gateway_key(gateway: str) -> str:
+    """A gateway's liveness key: just its token."""
+    return encode_token(gateway)
+
+
+def presence_record_key(gateway: str, boot: str, conn: str) -> str:
+    return _key("c", gateway, boot, conn)
+
+
+def presence_instance_key(gateway: str, boot: str) -> str:
+    """The prefix shared by every socket record of one gateway run."""
+    return _key("c", gateway, boot)
+
+
+def presence_typing_key(room: str, user: str) -> str:
+    return _key("t", room, user)
+
+
+def presence_boot_key(gateway: str) -> str:
+    return _key("g", gateway)
+
+
+def presence_replica_key(replica: str) -> str:
+    return _key("r", replica)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,35 +103,37 @@ class Subjects:
     """Subject builder for one deployment prefix."""
 
     prefix: str = "sb"
+    namespaces: NamespaceTable = field(default_factory=lambda: NAMESPACES, compare=False,
+                                       repr=False)
 
     def fanout(self, namespace: str, room: str) -> str:
         """Where a room's messages reach the gateways holding its members."""
-        return f"{self.prefix}.fan.{namespace_token(namespace)}.{encode_token(room)}"
+        return f"{self.prefix}.fan.{self.namespaces.token(namespace)}.{encode_token(room)}"
 
     def fanout_wildcard(self, namespace: str) -> str:
-        return f"{self.prefix}.fan.{namespace_token(namespace)}.*"
+        return f"{self.prefix}.fan.{self.namespaces.token(namespace)}.*"
 
     def log(self, namespace: str, room: str) -> str:
         """Where a durable namespace's room messages are published: its stream captures it."""
-        return f"{self.prefix}.log.{namespace_token(namespace)}.{encode_token(room)}"
+        return f"{self.prefix}.log.{self.namespaces.token(namespace)}.{encode_token(room)}"
 
     def log_wildcard(self, namespace: str) -> str:
-        return f"{self.prefix}.log.{namespace_token(namespace)}.*"
+        return f"{self.prefix}.log.{self.namespaces.token(namespace)}.*"
 
     def fanout_from_log(self, namespace: str) -> str:
         """The stream's RePublish destination: the room token moves to the fan-out subject."""
-        return f"{self.prefix}.fan.{namespace_token(namespace)}.{{{{wildcard(1)}}}}"
+        return f"{self.prefix}.fan.{self.namespaces.token(namespace)}.{{{{wildcard(1)}}}}"
 
     def room_from_fanout(self, subject: str) -> tuple[str, str] | None:
         """(namespace, room) of a fan-out subject, or ``None`` if it is not one."""
         parts = subject.split(".")
         if len(parts) != 4 or parts[0] != self.prefix or parts[1] != "fan":
             return None
-        namespace = next((ns for ns, tok in NAMESPACE_TOKENS.items() if tok == parts[2]), None)
-        if namespace is None:
+        spec = self.namespaces.by_token(parts[2])
+        if spec is None:
             return None
         try:
-            return namespace, decode_token(parts[3])
+            return spec.name, decode_token(parts[3])
         except ValueError:
             return None
 
@@ -148,4 +162,32 @@ class Subjects:
         return f"{self.prefix}.presence.query"
 
     def presence_stream(self) -> str:
-        return f"{self.prefix}_PRESENCE".upper().replace("-", "_")
+        return _stream_name(self.prefix, "PRESENCE")
+
+    # --- room logs (JetStream streams) -------------------------------------------------------
+
+    def log_stream(self, namespace: str) -> str:
+        """The stream holding a durable namespace's room log."""
+        return _stream_name(self.prefix, self.namespaces.token(namespace))
+
+    def inbox_stream(self) -> str:
+        """The stream holding ``/notifications`` messages for offline users."""
+        return _stream_name(self.prefix, "INBOX")
+
+    # --- KV buckets and keys ------------------------------------------------------------------
+
+    def session_bucket(self) -> str:
+        """Recovery sessions (gateway), one key per namespace socket's private id."""
+        return f"{self.prefix}-sessions"
+
+    def registry_bucket(self) -> str:
+        """The connection registry: one entry per user."""
+        return f"{self.prefix}-registry"
+
+    def gateways_bucket(self) -> str:
+        """Gateway liveness: one expiring key per live gateway."""
+        return f"{self.prefix}-gateways"
+
+    def presence_bucket(self) -> str:
+        """Presence's state: socket records, typing, gateway boots, replica liveness."""
+        return f"{self.prefix}-presence"

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared.subjects import decode_token, encode_token
+from shared.protocol.names import decode_token, encode_token
 
 MAX_OFFSET_LENGTH = 65_536  # a socket in 100 rooms with long names lags in all of them
 _DIGITS = re.compile(r"[0-9]{1,20}")

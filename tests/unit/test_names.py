@@ -1,0 +1,56 @@
+"""The wire contract's name checks and token encoding, and that the contract (everything in
+``shared/protocol``) imports nothing outside itself."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from shared.protocol.names import (
+    decode_token,
+    encode_id,
+    encode_token,
+    is_valid_room_name,
+    is_valid_sub,
+    user_room,
+)
+
+PROTOCOL = Path(__file__).parents[2] / "shared" / "protocol"
+
+
+@pytest.mark.parametrize("name", ["a", "a.b", "*", ">", "a b", "=41", "\u00e9t\u00e9", "x" * 300])
+def test_tokens_round_trip_and_stay_in_the_alphabet(name: str) -> None:
+    token = encode_token(name)
+    assert token == encode_id(name)
+    assert all(c.isalnum() or c in "_-=" for c in token)
+    assert decode_token(token) == name
+
+
+@pytest.mark.parametrize("token", ["", "a.b", "=4", "=zz", "=41"])
+def test_tokens_it_did_not_make_are_refused(token: str) -> None:
+    with pytest.raises(ValueError):
+        decode_token(token)
+
+
+def test_empty_names_have_no_token() -> None:
+    with pytest.raises(ValueError):
+        encode_id("")
+
+
+def test_name_checks() -> None:
+    assert is_valid_room_name("room:a@b_c-1") and not is_valid_room_name("a.b")
+    assert not is_valid_room_name("x" * 129) and not is_valid_room_name(1)
+    assert is_valid_sub("any thing.*") and not is_valid_sub("") and not is_valid_sub("x" * 129)
+    assert user_room("alice") == "user:alice"
+
+
+def test_the_wire_contract_imports_nothing_outside_itself() -> None:
+    for path in PROTOCOL.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                top = node.module.split(".")[0]
+                assert top not in {"gateway", "router", "presence", "client"}, path
+                if top == "shared":
+                    assert node.module.startswith("shared.protocol"), (path, node.module)
