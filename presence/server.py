@@ -7,9 +7,10 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
+from presence.config import config_of
 from presence.metrics import PresenceMetrics
-from presence.service import PresenceService, config_of
-from presence.store import PresenceStore
+from presence.nats_store import NatsPresenceStore
+from presence.service import PresenceService
 from shared import httpservice
 from shared.config import PresenceSettings
 from shared.metrics import NatsMetrics
@@ -28,7 +29,7 @@ async def run(settings: PresenceSettings, stop: asyncio.Event) -> None:
     gateways = await when_ready("opening the registry", lambda: RegistryKV.open(
         nc, settings.subject_prefix, settings.gateway_ttl_s, settings.stream_replicas))
     await gateways.watch()
-    store = await when_ready("opening the presence bucket", lambda: PresenceStore.open(
+    store = await when_ready("opening the presence bucket", lambda: NatsPresenceStore.open(
         nc, settings.subject_prefix, settings.stream_replicas, config.tombstone_ttl,
         config.typing_ttl))
     service = PresenceService(nc, settings, metrics, store, gateways)

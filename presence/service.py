@@ -218,14 +218,16 @@ class PresenceService:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             self.replica.tick(self._clock())
-            self._flush()
+            self._flush(rearm=False)
 
     # --- out: frames and clean-ups --------------------------------------------------------
 
-    def _flush(self) -> None:
-        """Queue what the replica computed and wake the timers (a change may have moved the
-        next deadline) and the sender."""
-        self._wake.set()
+    def _flush(self, rearm: bool = True) -> None:
+        """Queue what the replica computed and wake the sender; with ``rearm``, the timers
+        too (a change may have moved the next deadline; the timers' own tick must not, or
+        they would spin)."""
+        if rearm:
+            self._wake.set()
         for gateway, boot in self.replica.take_drops():
             self._spawn(self._drop_later(gateway, boot))
         outgoing = self.replica.take_outgoing()

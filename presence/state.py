@@ -56,64 +56,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
+from presence.config import PresenceConfig
+from presence.events import Event, RoomChange, RoomCount, Typing, UserStatus
+
+__all__ = [  # the events and the config are re-exported for bench/presence_fill.py
+    "Conn", "ConnKey", "Event", "PresenceConfig", "PresenceState", "RoomChange", "RoomCount",
+    "Typing", "UserStatus",
+]
+
 K = TypeVar("K")
 V = TypeVar("V")
 
 ConnKey = tuple[str, str]
 """``(gateway, connection id)``."""
-
-
-@dataclass(frozen=True, slots=True)
-class UserStatus:
-    """``rooms`` is the audience: the rooms the user was announced in at that moment (a
-    departure's ``left`` events may follow in the same tick and empty them)."""
-
-    user: str
-    status: Literal["online", "offline"]
-    rooms: frozenset[str] = field(default=frozenset(), compare=False)
-
-
-@dataclass(frozen=True, slots=True)
-class RoomChange:
-    room: str
-    user: str
-    status: Literal["joined", "left"]
-
-
-@dataclass(frozen=True, slots=True)
-class RoomCount:
-    room: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Typing:
-    room: str
-    user: str
-    started: bool
-
-
-Event = UserStatus | RoomChange | RoomCount | Typing
-
-
-@dataclass(frozen=True, slots=True)
-class PresenceConfig:
-    """Timings in seconds. ``tombstone_ttl`` must cover the grace (restore relies on it) and
-    the replication lag between replicas (merge relies on it)."""
-
-    grace: float = 5.0
-    typing_ttl: float = 5.0
-    big_room: int = 100
-    summary_interval: float = 2.0
-    tombstone_ttl: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.grace < 0 or self.typing_ttl <= 0 or self.summary_interval <= 0:
-            raise ValueError("grace must be >= 0, typing_ttl and summary_interval > 0")
-        if self.big_room < 1:
-            raise ValueError("big_room must be >= 1")
-        if self.tombstone_ttl < self.grace:
-            raise ValueError("tombstone_ttl must be >= grace")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,165 +1,90 @@
-"""Presence state in NATS KV: what survives a replica restart and what every replica follows.
+"""The presence store: what one replica writes and what every replica follows.
 
-One bucket, ``<prefix>-presence`` (history 1, per-key TTLs):
+The interface states what every implementation guarantees (as centrifuge's ``presence.go``
+does for its managers), because the service's correctness rests on exactly these properties:
+records commute (newest wins by sequence, whatever the order of writers), every follower sees
+the changes in one order (so replicas folding them agree on every event's owner), and keys
+with a TTL disappear on their own (a dead replica or gateway needs nobody to clean up after
+it). :class:`presence.nats_store.NatsPresenceStore` is the cluster's store (one NATS KV
+bucket), :class:`presence.memory_store.MemoryPresenceStore` the in-process one for tests; one
+contract suite (``tests/unit/test_presence_store_contract.py``) holds both to this page.
 
-- ``c.<gateway>.<boot>.<conn>``: a socket's latest record. Written by compare-and-set and only
-  when newer (by the gateway's per-socket sequence), so two replicas storing records of one
-  socket concurrently cannot put an older one back. A closed socket's record is a tombstone
-  that expires after ``tombstone_ttl``.
-- ``t.<room>.<user>``: the latest typing notice, expiring soon after the typing TTL.
-- ``g.<gateway>``: the gateway's latest boot notice; a newer boot closes the old boot's sockets.
-- ``r.<replica>``: a replica's liveness, expiring ``replica_ttl`` after its last refresh.
+Keys, as :class:`Change` names them (``kind``, ``parts``):
 
-A TTL is only ever put on keys of this history-1 bucket, so an expiry never brings an older
-revision back (``nats-notes.md``), and the marker TTL is the 1 s floor so no TTL is raised.
+- ``c`` (gateway, boot, conn): a socket's latest :class:`~shared.presence_wire.SocketRecord`;
+- ``t`` (room key, user): the latest :class:`~shared.presence_wire.TypingNotice`;
+- ``g`` (gateway,): the gateway's latest :class:`~shared.presence_wire.GatewayBoot`;
+- ``r`` (replica,): a replica's liveness, ``b"1"`` while it beats, ``b"bye"`` as it leaves.
+
+Values are the notices encoded by :func:`shared.presence_wire.encode`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
-from nats.aio.client import Client
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import APIError, KeyDeletedError, KeyNotFoundError, NoKeysError
-from nats.js.kv import KeyValue
+from shared.presence_wire import GatewayBoot, SocketRecord, TypingNotice
 
-from shared.natsconn import key_value
-from shared.presence_wire import GatewayBoot, SocketRecord, TypingNotice, decode, encode
-from shared.subjects import decode_token, encode_token
-
-CAS_ATTEMPTS = 20
-EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
+ALIVE = b"1"
+BYE = b"bye"
+LEAVE_TTL_S = 1.0
+"""How long a replica's ``bye`` stays before it expires like any liveness key."""
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One bucket change as a replica sees it; ``value`` is ``None`` for a delete/expiry."""
+    """One store change as a replica sees it; ``value`` is ``None`` for a delete/expiry."""
 
     kind: str
     parts: tuple[str, ...]
     value: bytes | None
 
 
-class PresenceStore:
-    def __init__(self, nc: Client, kv: KeyValue, bucket: str, tombstone_ttl: float,
-                 typing_ttl: float) -> None:
-        self._js = nc.jetstream(timeout=5.0)
-        self._kv = kv
-        self._prefix = f"$KV.{bucket}."
-        self.tombstone_ttl = tombstone_ttl
-        self.typing_ttl = typing_ttl
+def ttl_seconds(seconds: float) -> float:
+    """The TTL a store applies for ``seconds``: whole seconds, at least one (JetStream's
+    per-message TTL granularity; the memory store applies the same so tests see the same)."""
+    return float(max(1, round(seconds)))
 
-    @classmethod
-    async def open(cls, nc: Client, prefix: str, replicas: int, tombstone_ttl: float,
-                   typing_ttl: float) -> PresenceStore:
-        bucket = f"{prefix}-presence"
-        kv = await key_value(nc.jetstream(timeout=5.0), KeyValueConfig(
-            bucket=bucket, history=1, replicas=replicas, storage=StorageType.FILE,
-            limit_marker_ttl=1.0))
-        return cls(nc, kv, bucket, tombstone_ttl, typing_ttl)
 
-    # --- writes ---------------------------------------------------------------------------
+class PresenceStore(Protocol):
+    """What a presence store guarantees. Every method may raise when the store cannot be
+    reached; nothing is half-written then except as stated."""
 
     async def store_record(self, record: SocketRecord) -> bool:
-        """Store ``record`` unless a newer one of the same socket is there. ``False`` when
-        it was stale."""
-        key = record_key(record.gateway, record.boot, record.conn)
-        ttl = None if record.alive else _ttl(self.tombstone_ttl)
-        for attempt in range(CAS_ATTEMPTS):
-            stored, revision = await self._read(key)
-            if stored is not None and stored.seq >= record.seq:
-                return False
-            try:
-                await self._js.publish(self._prefix + key, encode(record),
-                                       headers={EXPECTED_LAST: str(revision)}, msg_ttl=ttl)
-                return True
-            except APIError as exc:
-                if "wrong last sequence" not in str(exc.description):
-                    raise
-            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-        return False
+        """Store ``record`` unless one of the same socket with an equal or higher ``seq`` is
+        there; ``False`` when it was stale. Holds under concurrent writers: whatever the
+        interleaving, the stored record ends as the highest ``seq`` written. A closed record
+        (``alive=False``, a tombstone) expires after the store's tombstone TTL; a live one
+        never expires."""
+        ...
 
     async def store_typing(self, notice: TypingNotice) -> None:
-        key = f"t.{encode_token(notice.room)}.{encode_token(notice.user)}"
-        await self._js.publish(self._prefix + key, encode(notice),
-                               msg_ttl=_ttl(2 * self.typing_ttl))
+        """Last write wins per (room, user); expires after twice the typing TTL."""
+        ...
 
     async def store_boot(self, boot: GatewayBoot) -> None:
-        await self._kv.put(f"g.{encode_token(boot.gateway)}", encode(boot))
+        """Last write wins per gateway; never expires."""
+        ...
 
     async def beat(self, replica: str, ttl: float) -> None:
-        await self._js.publish(f"{self._prefix}r.{encode_token(replica)}", b"1",
-                               msg_ttl=_ttl(ttl))
+        """Put ``b"1"`` under the replica's key, expiring :func:`ttl_seconds` of ``ttl`` after
+        this write unless beaten again. Followers see every beat."""
+        ...
 
     async def leave(self, replica: str) -> None:
-        """A clean exit: ``bye`` tells the others nothing needs announcing again."""
-        await self._js.publish(f"{self._prefix}r.{encode_token(replica)}", b"bye",
-                               msg_ttl=_ttl(1.0))
+        """Put ``b"bye"`` under the replica's key (a clean exit, not a death); it expires
+        after :data:`LEAVE_TTL_S`."""
+        ...
 
     async def drop_instance(self, gateway: str, boot: str) -> int:
-        """Delete the records of one dead gateway run; returns how many."""
-        prefix = f"c.{encode_token(gateway)}.{encode_token(boot)}"
-        try:
-            keys = await self._kv.keys(filters=[prefix + ".*"])
-        except NoKeysError:
-            return 0
-        for key in keys:
-            with contextlib.suppress(KeyNotFoundError):
-                await self._kv.purge(key)
-        return len(keys)
+        """Delete every record of one gateway run (followers see each as a delete) and
+        return how many there were; other runs' records stay."""
+        ...
 
-    async def _read(self, key: str) -> tuple[SocketRecord | None, int]:
-        try:
-            entry = await self._kv.get(key)
-        except KeyDeletedError as exc:
-            return None, exc.entry.revision if exc.entry is not None else 0
-        except KeyNotFoundError:
-            return None, 0
-        if entry.value is None:  # an expiry marker (nats-py returns it as an entry)
-            return None, entry.revision or 0
-        found = decode(entry.value)
-        return (found if isinstance(found, SocketRecord) else None), entry.revision or 0
-
-    # --- following ------------------------------------------------------------------------
-
-    async def follow(self) -> AsyncIterator[Change | None]:
-        """Every key's current value, then ``None`` (caught up), then every change."""
-        watcher = await self._kv.watchall()
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    yield None
-                    continue
-                change = parse_key(entry.key)
-                if change is None:
-                    continue
-                deleted = entry.operation in ("DEL", "PURGE") or not entry.value
-                yield Change(change[0], change[1], None if deleted else entry.value)
-        finally:
-            with contextlib.suppress(Exception):
-                await watcher.stop()  # type: ignore[no-untyped-call]
-
-
-def record_key(gateway: str, boot: str, conn: str) -> str:
-    return f"c.{encode_token(gateway)}.{encode_token(boot)}.{encode_token(conn)}"
-
-
-def parse_key(key: str) -> tuple[str, tuple[str, ...]] | None:
-    """``(kind, decoded parts)`` of a bucket key, ``None`` for a key that is not ours."""
-    kind, _, rest = key.partition(".")
-    arity = {"c": 3, "t": 2, "g": 1, "r": 1}.get(kind)
-    tokens = rest.split(".") if rest else []
-    if arity is None or len(tokens) != arity:
-        return None
-    try:
-        return kind, tuple(decode_token(token) for token in tokens)
-    except ValueError:
-        return None
-
-
-def _ttl(seconds: float) -> float:
-    return float(max(1, round(seconds)))
+    def follow(self) -> AsyncIterator[Change | None]:
+        """Every key's current value (keys already deleted or expired may also appear, with
+        ``None``), then ``None`` (caught up), then every later change — writes, deletes,
+        expiries — in the store's one order, the same for every follower."""
+        ...

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.presence_emitter import PendingPresence, packed
-from presence.store import parse_key, record_key
+from presence.nats_store import parse_key, record_key
 from shared.presence_wire import (
     GatewayBoot,
     SocketRecord,

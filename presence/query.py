@@ -1,0 +1,41 @@
+"""``room:presence``: a request for a room's members, answered from the replica's own state.
+
+Every replica holds the whole view, so any one of the queue group answers; one that has not
+restored the bucket yet says ``unavailable`` rather than an empty room.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from presence.state import PresenceState
+from shared.presence_wire import PRESENCE_NAMESPACES, room_key
+from shared.subjects import is_valid_room_name
+
+
+def members_answer(raw: bytes, state: PresenceState, ready: bool, limit: int) -> dict[str, Any]:
+    """``{"namespace", "room"}`` → ``{ok, room, users, count, truncated}`` (at most ``limit``
+    users, sorted; ``count`` is exact)."""
+    try:
+        request = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        request = None
+    if not isinstance(request, dict):
+        return error("bad_request", "expected a JSON object {namespace, room}")
+    nsp, room = request.get("namespace", "/chat"), request.get("room")
+    if not isinstance(nsp, str) or nsp not in PRESENCE_NAMESPACES:
+        return error("bad_request", "presence is kept for namespace /chat only")
+    if not is_valid_room_name(room):
+        return error("bad_request", "room must be 1-128 characters of [A-Za-z0-9_:@-]")
+    assert isinstance(room, str)
+    if not ready:
+        return error("unavailable", "presence is starting; try again")
+    members = sorted(state.members(room_key(nsp, room)))
+    return {"ok": True, "room": room, "users": members[:limit], "count": len(members),
+            "truncated": len(members) > limit}
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
