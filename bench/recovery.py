@@ -756,7 +756,8 @@ def detail(r: dict[str, Any]) -> str:
         + (f" (overridden: {r['client_options_overridden']})"
            if r["client_options_overridden"] else " (socket.io-client defaults)"),
         f"  disconnect noticed (ms after t0): first {ms(d['first'])}, p50 {ms(d['p50'])}, "
-        f"last {ms(d['last'])}; reasons {r['disconnect_reasons']}",
+        f"last {ms(d['last'])}; reasons {r['disconnect_reasons']}; gateway A exited with "
+        f"{r['doomed_exit']}",
         "  client backoff wait (disconnect → the attempt that connected, ms): "
         f"first {ms(b['first'])}, p50 {ms(b['p50'])}, last {ms(b['last'])}",
         f"  that attempt → connect (TCP via the balancer, WebSocket, CONNECT, recovery, "
