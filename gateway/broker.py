@@ -1,4 +1,7 @@
-"""The broker boundary between a gateway and the rest of the cluster.
+"""The broker boundary between a gateway and the rest of the cluster, split by what each side
+needs: the room log and the inbox (:class:`shared.room_log.RoomLog`, :class:`Inbox`, which
+the router uses too) and the fan-out subscription (:class:`Subscriptions`, the gateway's
+alone). :class:`Broker` is all three, as the gateway holds them.
 
 Gateways know rooms, never subjects. A broker subscribes a room while the gateway has local
 members and hands every message of the subscribed rooms to one *sink*, synchronously and in
@@ -15,9 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from shared.room_log import Done as Done
+from shared.room_log import Inbox, RoomLog
+from shared.room_log import LogUnavailable as BrokerUnavailable
+from shared.room_log import PublishResult as PublishResult
+from shared.room_log import Stored as Stored
 
-class BrokerUnavailable(Exception):
-    """The broker could not take or confirm the operation; the client may retry."""
+__all__ = ["Broker", "BrokerUnavailable", "Delivery", "Done", "PublishResult", "Sink",
+           "Stored", "Subscriptions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,25 +37,12 @@ class Delivery:
     prev: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    seq: int | None = None
-    duplicate: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """One message read back from a room's log."""
-
-    seq: int
-    body: bytes
-
-
 Sink = Callable[[Delivery], None]
-Done = Callable[[PublishResult | None], None]
 
 
-class Broker(Protocol):
+class Subscriptions(Protocol):
+    """The fan-out side: a gateway's rooms with local members."""
+
     def attach(self, sink: Sink) -> None:
         """Where deliveries go: called once, before any subscribe."""
 
@@ -58,44 +53,9 @@ class Broker(Protocol):
     async def unsubscribe(self, nsp: str, room: str) -> None:
         """Stop deliveries for the room (a no-op for a room not subscribed)."""
 
-    async def publish(
-        self, nsp: str, room: str, body: bytes, msg_id: str | None = None, logged: bool = False
-    ) -> PublishResult:
-        """Publish to every subscriber of the room. ``logged`` appends to the namespace's log
-        first (idempotent by ``msg_id`` within the duplicate window). Raises
-        :class:`BrokerUnavailable`."""
-
-    def begin_publish(
-        self, nsp: str, room: str, body: bytes, msg_id: str | None, logged: bool, done: Done
-    ) -> None:
-        """Send a publish now, without awaiting: one client can have several publishes in
-        flight, stored in the order they were begun. ``done`` gets the result exactly once
-        (``None`` when it could not be confirmed), possibly before this returns. Raises
-        :class:`BrokerUnavailable` (and never calls ``done``) if nothing could be sent."""
-
-    async def last_seq(self, nsp: str, room: str) -> int:
-        """The sequence of the room's last logged message, 0 if none."""
-
-    async def read(self, nsp: str, room: str, after: int, upto: int, limit: int) -> list[Stored]:
-        """The room's logged messages with ``after < seq <= upto``, oldest first, at most
-        ``limit``."""
-
-    async def prev_of(self, nsp: str, room: str, seq: int) -> int:
-        """The sequence of the room's last logged message before ``seq``, 0 if none."""
-
-    async def first_seq(self, nsp: str) -> int:
-        """The oldest sequence the namespace's log still holds (1 for a fresh log)."""
-
-    async def store_inbox(self, user: str, body: bytes, msg_id: str | None = None) -> None:
-        """Keep a message for an offline user (bounded by count and age); ``msg_id``
-        de-duplicates retries within the duplicate window."""
-
-    async def take_inbox(self, user: str) -> list[Stored]:
-        """The user's kept messages, oldest first; :meth:`clear_inbox` once delivered."""
-
-    async def clear_inbox(self, user: str, upto: int) -> None:
-        """Forget the user's kept messages up to sequence ``upto``."""
-
     async def close(self) -> None:
         """Drop every subscription."""
 
+
+class Broker(Subscriptions, RoomLog, Inbox, Protocol):
+    """Everything a gateway asks of the bus."""

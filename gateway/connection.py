@@ -53,7 +53,7 @@ from shared.metrics import GatewayMetrics, event_label
 from shared.protocol.errors import CloseCode, ErrorCode
 from shared.protocol.events import TYPING_START, TYPING_STOP
 from shared.protocol.frames import BINARY, ws_frame
-from shared.subjects import encode_id, encode_token
+from shared.room_log import client_message_id
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ class Connection:
         body = envelope.pack(action.args, action.attachments)
         msg_id = None
         if action.message_id is not None:
-            msg_id = f"{encode_token(action.socket.identity.sub)}.{encode_id(action.message_id)}"
+            msg_id = client_message_id(action.socket.identity.sub, action.message_id)
         done = pipeline.begin(action)
         try:
             self._broker.begin_publish(action.socket.nsp, action.room, body, msg_id,

@@ -31,7 +31,7 @@ from gateway.fanout import Fanout
 from gateway.handshake import Accept, HandshakePolicy, decide
 from gateway.http import Request, Response, Router, Upgrade, text_response
 from gateway.http_server import HttpProtocol
-from gateway.nats_broker import LogSettings, NatsBroker
+from gateway.nats_broker import NatsBroker
 from gateway.nats_client import FanoutClient
 from gateway.outbox import Flusher
 from gateway.pipeline import Limits
@@ -49,6 +49,8 @@ from shared.natsconn import connect, when_ready
 from shared.presence_queue import ensure_queue
 from shared.protocol.errors import CloseCode
 from shared.registry_kv import RegistryKV
+from shared.room_log.nats_log import REQUEST_TIMEOUT_S
+from shared.room_log.streams import LogSettings, ensure_streams
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -312,10 +314,10 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     subjects = Subjects(settings.subject_prefix)
     broker = NatsBroker(client, subjects, log_settings(settings))
     await broker.start()
-    await when_ready("creating the room logs", broker.ensure_streams)
-    await when_ready("creating the inbox stream", broker.ensure_inbox)
+    await when_ready("creating the room logs and the inbox", lambda: ensure_streams(
+        client.jetstream(timeout=REQUEST_TIMEOUT_S), subjects, log_settings(settings)))
     store = await when_ready("opening the session bucket", lambda: SessionStore.open(
-        client, f"{settings.subject_prefix}-sessions",
+        client, subjects.session_bucket(),
         settings.recovery_window_s + lease_seconds(settings), settings.stream_replicas))
     registry = await when_ready("opening the registry", lambda: RegistryKV.open(
         client, settings.subject_prefix, settings.gateway_ttl_s, settings.stream_replicas))

@@ -22,12 +22,12 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from gateway.broker import BrokerUnavailable
-from gateway.log_publisher import parse_ack
-from gateway.nats_client import FanoutClient
 from gateway.recovery import SessionRecord
+from shared.light_client import LightClient
 from shared.natsconn import key_value
 from shared.request_mux import RequestMux
-from shared.subjects import encode_token, namespace_token
+from shared.room_log.publisher import parse_ack
+from shared.subjects import kv_subject_prefix, session_key
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +35,16 @@ REQUEST_TIMEOUT_S = 2.0
 
 
 class SessionStore:
-    def __init__(self, kv: KeyValue, nc: FanoutClient, requests: RequestMux,
+    def __init__(self, kv: KeyValue, nc: LightClient, requests: RequestMux,
                  bucket: str) -> None:
         self._kv = kv
         self._nc = nc
         self._requests = requests
-        self._subject_prefix = f"$KV.{bucket}."
+        self._subject_prefix = kv_subject_prefix(bucket)
         self._later: dict[str, bytes] = {}
 
     @classmethod
-    async def open(cls, nc: FanoutClient, bucket: str, ttl_s: float,
+    async def open(cls, nc: LightClient, bucket: str, ttl_s: float,
                    replicas: int) -> SessionStore:
         config = KeyValueConfig(bucket=bucket, history=1, ttl=ttl_s, replicas=replicas,
                                 storage=StorageType.FILE)
@@ -53,9 +53,7 @@ class SessionStore:
         await requests.start()
         return cls(kv, nc, requests, bucket)
 
-    @staticmethod
-    def key(nsp: str, pid: str) -> str:
-        return f"{namespace_token(nsp)}.{encode_token(pid)}"
+    key = staticmethod(session_key)
 
     async def put(self, pid: str, record: SessionRecord) -> None:
         subject = self._subject_prefix + self.key(record.nsp, pid)

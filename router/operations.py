@@ -9,12 +9,12 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-from gateway.broker import BrokerUnavailable, PublishResult
 from router.answers import Answer, bad_request, failed, ok, unavailable
 from router.requests import Kick, ListConnections, Publish, Request, RoomPresence, Send
 from shared.namespaces import INBOX_NAMESPACE
 from shared.registry import ConnectionInfo
 from shared.registry_kv import RegistryUnavailable
+from shared.room_log import LogUnavailable, PublishResult
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +28,11 @@ class Publisher(Protocol):
     async def publish(
         self, nsp: str, room: str, body: bytes, msg_id: str | None = None, logged: bool = False
     ) -> PublishResult:
-        """Publish to the room's members on every gateway. Raises ``BrokerUnavailable``."""
+        """Publish to the room's members on every gateway. Raises ``LogUnavailable``."""
 
     async def store_inbox(self, user: str, body: bytes, msg_id: str | None = None) -> None:
         """Keep a ``/notifications`` message for an offline user; the gateway delivers it on
-        the user's next connect. Raises ``BrokerUnavailable``."""
+        the user's next connect. Raises ``LogUnavailable``."""
 
 
 class Kicker(Protocol):
@@ -118,7 +118,7 @@ class Operations:
                 reply = await self._presence(request.namespace, request.room)
                 return presence_answer(request, reply)
             return await self._kick(request)
-        except (BrokerUnavailable, RegistryUnavailable) as exc:
+        except (LogUnavailable, RegistryUnavailable) as exc:
             return failed(unavailable(f"NATS could not take the request now: {exc}"))
         except PresenceUnavailable as exc:
             return failed(unavailable(f"presence is unavailable: {exc}"))

@@ -16,7 +16,8 @@ from router.answers import Failure, bad_request, too_large
 from shared.namespaces import DEFAULT_PRESENCE_NAMESPACE, DURABLE
 from shared.namespaces import NAMESPACES as TABLE
 from shared.protocol.events import RESERVED
-from shared.subjects import encode_token, is_valid_room_name, is_valid_sub, user_room
+from shared.room_log import api_message_id
+from shared.subjects import is_valid_room_name, is_valid_sub, user_room
 
 NAMESPACES = frozenset(TABLE)
 EVENT_RE = re.compile(r"[A-Za-z0-9_:@-]{1,64}")
@@ -151,5 +152,5 @@ def _publish(body: dict[str, object], room: str) -> Publish | Failure:
     key = body.get("id")
     if key is not None and (not isinstance(key, str) or not IDEMPOTENCY_ID_RE.fullmatch(key)):
         return bad_request("id must be 1-64 characters of [A-Za-z0-9_:@.-]")
-    msg_id = None if key is None else f"api:{encode_token(room)}:{key}"
+    msg_id = None if key is None else api_message_id(room, key)
     return Publish(namespace, room, b'["%s",%s]' % (event.encode(), encoded), msg_id)

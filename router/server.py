@@ -1,4 +1,4 @@
-"""``python -m router``: wiring of the registry, the broker and both API front doors.
+"""``python -m router``: wiring of the registry, the room log and both API front doors.
 
 Start order: NATS, the registry (its liveness watch, so lookups see only live gateways, and
 the reaper on it), the namespace logs, the NATS endpoints, then HTTP. ``/readyz`` answers
@@ -8,16 +8,12 @@ the reaper on it), the namespace logs, the NATS endpoints, then HTTP. ``/readyz`
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 
 from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
-from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 
-from gateway.nats_broker import REQUEST_TIMEOUT_S, LogSettings, NatsBroker
-from gateway.nats_client import FanoutClient
 from router.api import Api
 from router.http_api import add_routes
 from router.kicks import gateway_kicker
@@ -28,38 +24,26 @@ from router.presence_query import presence_asker
 from router.reaper import Reaper
 from router.settings import RouterApiSettings
 from shared import httpservice
+from shared.light_client import LightClient
 from shared.metrics import NatsMetrics
 from shared.natsconn import connect, when_ready
 from shared.ratelimit import TokenBucket
 from shared.registry import ConnectionInfo
 from shared.registry_kv import RegistryKV
+from shared.room_log.nats_log import REQUEST_TIMEOUT_S, NatsRoomLog
+from shared.room_log.streams import LogSettings, ensure_streams
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
 
-async def ensure_missing_streams(nc: FanoutClient, subjects: Subjects,
+async def ensure_missing_streams(nc: LightClient, subjects: Subjects,
                                  settings: LogSettings) -> None:
     """Create the durable namespaces' logs and the offline inbox if they do not exist yet,
     so the API works before the first gateway starts. Existing streams are left alone: the
     gateways own their configuration (replicas, retention) and update it on start."""
-    probe = NatsBroker(nc, subjects, settings)
-    js = nc.jetstream(timeout=REQUEST_TIMEOUT_S)
-
-    async def exists(stream: str) -> bool:
-        try:
-            await js.stream_info(stream)
-        except NotFoundError:
-            return False
-        return True
-
     try:
-        missing = {nsp for nsp in settings.durable if not await exists(probe.stream_name(nsp))}
-        creator = NatsBroker(nc, subjects,
-                             dataclasses.replace(settings, durable=frozenset(missing)))
-        if missing:
-            await creator.ensure_streams()
-        if not await exists(probe.inbox_stream):
-            await creator.ensure_inbox()
+        await ensure_streams(nc.jetstream(timeout=REQUEST_TIMEOUT_S), subjects, settings,
+                             update=False)
     except (NatsError, JetStreamError, TimeoutError) as exc:  # a gateway may win the race
         log.warning("could not create a missing stream now (%s); gateways create them", exc)
 
@@ -69,8 +53,8 @@ async def run(settings: RouterApiSettings, stop: asyncio.Event) -> None:
     registry = CollectorRegistry()
     metrics = RouterMetrics(registry)
     nc = await connect(settings.nats_url, f"router-{settings.instance_id}",
-                       NatsMetrics(registry, "router"), client=FanoutClient())
-    assert isinstance(nc, FanoutClient)
+                       NatsMetrics(registry, "router"), client=LightClient())
+    assert isinstance(nc, LightClient)
     subjects = Subjects(settings.subject_prefix)
     reg = await when_ready("opening the registry", lambda: RegistryKV.open(
         nc, settings.subject_prefix, settings.gateway_ttl_s, settings.stream_replicas))
@@ -83,8 +67,8 @@ async def run(settings: RouterApiSettings, stop: asyncio.Event) -> None:
 
     log_settings = LogSettings(replicas=settings.stream_replicas)
     await ensure_missing_streams(nc, subjects, log_settings)
-    broker = NatsBroker(nc, subjects, log_settings)
-    api = Api(Operations(lookup, broker, gateway_kicker(nc, subjects),
+    room_log = NatsRoomLog(nc, subjects, log_settings)
+    api = Api(Operations(lookup, room_log, gateway_kicker(nc, subjects),
                          presence_asker(nc.request, subjects)),
               TokenBucket.full(settings.api_rate, settings.api_burst, loop.time()), metrics)
     nats_api = NatsApi(nc, subjects, api, loop.time)

@@ -19,8 +19,9 @@ import pytest
 
 from devcluster.natsserver import NatsServer
 from gateway.broker import Broker
-from gateway.nats_broker import LogSettings, NatsBroker
+from gateway.nats_broker import NatsBroker
 from gateway.nats_client import FanoutClient
+from shared.room_log.streams import LogSettings, ensure_streams
 from shared.subjects import Subjects
 from tests.support.timing import UNIT
 from tests.unit.test_broker_contract import CHAT, BrokerContract, BrokerFactory
@@ -46,7 +47,7 @@ async def _nats_factory(url: str) -> AsyncIterator[BrokerFactory]:
         broker = NatsBroker(client, subjects, settings)
         brokers.append(broker)
         await broker.start()
-        await broker.ensure_streams()
+        await ensure_streams(client.jetstream(), subjects, settings)
         return broker
 
     factory = BrokerFactory("nats", make)
@@ -58,7 +59,9 @@ async def _nats_factory(url: str) -> AsyncIterator[BrokerFactory]:
             js = clients[0].jetstream()
             for nsp in sorted(settings.durable):
                 with contextlib.suppress(Exception):
-                    await js.delete_stream(brokers[0].stream_name(nsp))
+                    await js.delete_stream(subjects.log_stream(nsp))
+            with contextlib.suppress(Exception):
+                await js.delete_stream(subjects.inbox_stream())
         for client in clients:
             await client.close()
 
@@ -139,13 +142,13 @@ async def test_subscribe_returns_only_after_the_server_has_the_sub(
     proxy = RecordingProxy("127.0.0.1", nats_server.port)
     subjects = Subjects(f"t{uuid4().hex[:8]}")
     client = await _connect(await proxy.start())
-    broker = NatsBroker(client, subjects,
-                        LogSettings(durable=frozenset({CHAT} if durable else ())))
+    settings = LogSettings(durable=frozenset({CHAT} if durable else ()))
+    broker = NatsBroker(client, subjects, settings)
     broker.attach(lambda delivery: None)
     try:
         await broker.start()
         if durable:
-            await broker.ensure_streams()
+            await ensure_streams(client.jetstream(), subjects, settings)
         await broker.subscribe(CHAT, "room:a")
         sub = f"SUB {subjects.fanout(CHAT, 'room:a')} ".encode()
         await proxy.until_sent(sub)
@@ -153,7 +156,7 @@ async def test_subscribe_returns_only_after_the_server_has_the_sub(
         # The reply subscribe waited for answers a command queued behind the SUB on the same
         # connection: the log probe in a durable namespace, else a message to our own inbox.
         if durable:
-            proof = f"PUB $JS.API.DIRECT.GET.{broker.stream_name(CHAT)} ".encode()
+            proof = f"PUB $JS.API.DIRECT.GET.{subjects.log_stream(CHAT)} ".encode()
         else:
             proof = f"PUB {broker.requests.inbox}".encode()
         at = proxy.sent.index(sub)
@@ -161,7 +164,8 @@ async def test_subscribe_returns_only_after_the_server_has_the_sub(
         assert proof not in proxy.sent[:at]
     finally:
         if durable:
-            await client.jetstream().delete_stream(broker.stream_name(CHAT))
+            await client.jetstream().delete_stream(subjects.log_stream(CHAT))
+            await client.jetstream().delete_stream(subjects.inbox_stream())
         await broker.close()
         await client.close()
         await proxy.close()

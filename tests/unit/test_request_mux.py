@@ -13,8 +13,8 @@ import pytest
 
 from gateway import eager
 from gateway.broker import BrokerUnavailable
-from gateway.nats_broker import last_sequences
 from shared.request_mux import RawClient, Reply, RequestMux
+from shared.room_log.nats_log import last_sequences
 
 EOB = b"NATS/1.0 204 EOB\r\n\r\n"
 

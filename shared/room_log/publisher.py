@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import orjson
 
-from gateway.broker import BrokerUnavailable, PublishResult
-from gateway.nats_client import FanoutClient
+from shared.light_client import LightClient
+from shared.room_log import Done, LogUnavailable, PublishResult
 
 log = logging.getLogger(__name__)
-
-Done = Callable[[PublishResult | None], None]
 
 MAX_IN_FLIGHT = 20_000
 SWEEP_S = 0.25
@@ -56,7 +53,7 @@ class LogPublisher:
     """Logged publishes in flight for one gateway, answered through ``done`` exactly once:
     with the stream's sequence, or ``None`` (error, timeout, lost connection)."""
 
-    def __init__(self, nc: FanoutClient, timeout_s: float,
+    def __init__(self, nc: LightClient, timeout_s: float,
                  max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._nc = nc
         self._timeout_s = timeout_s
@@ -79,11 +76,11 @@ class LogPublisher:
         return len(self._waiting)
 
     def publish(self, subject: str, body: bytes, msg_id: str | None, done: Done) -> None:
-        """Send now; raises :class:`BrokerUnavailable` when nothing could be sent."""
+        """Send now; raises :class:`LogUnavailable` when nothing could be sent."""
         if not self._prefix or not self._nc.is_connected:
-            raise BrokerUnavailable("not connected to NATS")
+            raise LogUnavailable("not connected to NATS")
         if len(self._waiting) >= self._max:
-            raise BrokerUnavailable("too many publishes in flight")
+            raise LogUnavailable("too many publishes in flight")
         self._next += 1
         token = b"%x" % self._next
         self._nc.publish_nowait(subject, body, self._prefix + token, publish_headers(msg_id))

@@ -3,8 +3,8 @@ contract suite against a real nats-server)."""
 
 from __future__ import annotations
 
-from gateway.broker import PublishResult
-from gateway.log_publisher import parse_ack, publish_headers
+from shared.room_log import PublishResult
+from shared.room_log.publisher import parse_ack, publish_headers
 
 
 def test_a_stored_message_answers_its_sequence() -> None:
