@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import APIError, KeyDeletedError, KeyNotFoundError, NoKeysError
+from nats.js.errors import APIError, KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from presence.store import ALIVE, BYE, LEAVE_TTL_S, Change, ttl_seconds
@@ -94,15 +94,26 @@ class NatsPresenceStore:
 
     async def drop_instance(self, gateway: str, boot: str) -> int:
         """Delete the records of one dead gateway run; returns how many."""
-        prefix = f"c.{encode_token(gateway)}.{encode_token(boot)}"
-        try:
-            keys = await self._kv.keys(filters=[prefix + ".*"])
-        except NoKeysError:
-            return 0
+        keys = await self._keys(f"c.{encode_token(gateway)}.{encode_token(boot)}.*")
         for key in keys:
             with contextlib.suppress(KeyNotFoundError):
                 await self._kv.purge(key)
         return len(keys)
+
+    async def _keys(self, pattern: str) -> list[str]:
+        """The present keys matching the subject ``pattern`` (nats-py's ``keys(filters=)``
+        matches its filters as substrings, so a wildcard filter never matched anything)."""
+        watcher = await self._kv.watch(pattern, ignore_deletes=True, meta_only=True)
+        keys: list[str] = []
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    break
+                keys.append(entry.key)
+        finally:
+            with contextlib.suppress(Exception):
+                await watcher.stop()  # type: ignore[no-untyped-call]
+        return keys
 
     async def _read(self, key: str) -> tuple[SocketRecord | None, int]:
         try:
