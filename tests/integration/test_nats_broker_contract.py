@@ -21,10 +21,19 @@ from devcluster.natsserver import NatsServer
 from gateway.broker import Broker
 from gateway.nats_broker import NatsBroker
 from gateway.nats_client import FanoutClient
-from shared.room_log.streams import LogSettings, ensure_streams
+from shared.light_client import LightClient
+from shared.room_log.nats_log import NatsRoomLog
+from shared.room_log.streams import LogSettings, ensure_streams, stream_configs
 from shared.subjects import Subjects
 from tests.support.timing import UNIT
-from tests.unit.test_broker_contract import CHAT, BrokerContract, BrokerFactory
+from tests.unit.test_broker_contract import (
+    CHAT,
+    BrokerContract,
+    BrokerFactory,
+    InboxContract,
+    LogFactory,
+    RoomLogContract,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -74,10 +83,38 @@ class TestNatsBroker(BrokerContract):
         async for factory in _nats_factory(nats_server.url):
             yield factory
 
-    async def test_prev_of_a_seq_past_the_end_of_the_log(
-        self, broker_factory: BrokerFactory
-    ) -> None:
-        await super().test_prev_of_a_seq_past_the_end_of_the_log(broker_factory)
+    async def test_prev_of_a_seq_past_the_end_of_the_log(self, log_factory: LogFactory) -> None:
+        await super().test_prev_of_a_seq_past_the_end_of_the_log(log_factory)
+
+
+class TestNatsRoomLog(RoomLogContract, InboxContract):
+    """The log alone, on the light client the router uses (no fan-out client, no sink)."""
+
+    @pytest.fixture
+    async def log_factory(self, nats_server: NatsServer) -> AsyncIterator[LogFactory]:
+        subjects = Subjects(f"t{uuid4().hex[:8]}")
+        settings = LogSettings()
+        made: list[tuple[LightClient, NatsRoomLog]] = []
+
+        async def make() -> NatsRoomLog:
+            client = LightClient()
+            await client.connect(servers=[nats_server.url], connect_timeout=2 * UNIT,
+                                 max_reconnect_attempts=0)
+            log = NatsRoomLog(client, subjects, settings)
+            made.append((client, log))
+            await log.start()
+            await ensure_streams(client.jetstream(), subjects, settings, update=False)
+            return log
+
+        try:
+            yield make
+        finally:
+            for client, log in made:
+                await log.close()
+                for config in stream_configs(subjects, settings):
+                    with contextlib.suppress(Exception):
+                        await client.jetstream().delete_stream(config.name)
+                await client.close()
 
 
 # --- what the contract cannot see from outside --------------------------------------------

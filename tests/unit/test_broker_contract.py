@@ -7,9 +7,13 @@ messages under test, on the same path (logged or not) and from the same publishe
 messages from one publisher arrive in order, and a durable namespace's logged messages arrive
 in log order, so whatever did not arrive before the barrier never will.
 
-To run the suite against another broker, subclass :class:`BrokerContract` in a module of its
-own and give it a ``broker_factory`` fixture that yields a :class:`BrokerFactory` (the NATS
-one lives in ``tests/integration/test_nats_broker_contract.py``).
+The suite is split as the interfaces are: :class:`SubscriptionContract` (the gateway's
+fan-out side), :class:`RoomLogContract` and :class:`InboxContract` (what the router uses too,
+through a ``log_factory``), and :class:`BrokerContract`, all three. To run it against another
+broker, subclass :class:`BrokerContract` in a module of its own and give it a
+``broker_factory`` fixture that yields a :class:`BrokerFactory`; for a log alone, subclass the
+log and inbox parts and give them a ``log_factory`` (the NATS ones live in
+``tests/integration/test_nats_broker_contract.py``).
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import pytest
 
 from gateway.broker import Broker, Delivery, PublishResult, Stored
 from gateway.memory_broker import MemoryBroker, MemoryBus
+from shared.room_log import Inbox, RoomLog
 from tests.support.timing import UNIT
 
 CHAT = "/chat"
@@ -85,14 +91,23 @@ async def subscribed(factory: BrokerFactory, nsp: str, *rooms: str) -> tuple[Bro
     return broker, sink
 
 
+class LogAndInbox(RoomLog, Inbox, Protocol):
+    async def close(self) -> None: ...
+
+
+LogFactory = Callable[[], Awaitable[LogAndInbox]]
+"""Makes room logs on one shared bus (a broker is one); the fixture closes them."""
+
+
 def bodies(deliveries: list[Delivery]) -> list[bytes]:
     return [delivery.body for delivery in deliveries]
 
 
-class BrokerContract:
-    """What every broker guarantees (see :class:`gateway.broker.Broker`)."""
+class SubscriptionContract:
+    """Fan-out subscriptions, and the log's order and sequences as deliveries carry them
+    (see :class:`gateway.broker.Subscriptions`)."""
 
-    # --- delivery -------------------------------------------------------------------------
+
 
     @pytest.mark.parametrize(("nsp", "logged"), PATHS)
     async def test_subscriber_gets_each_message_once_in_publish_order(
@@ -236,7 +251,6 @@ class BrokerContract:
         assert logged.duplicate is False
         assert ephemeral == PublishResult(None, False)
 
-    # --- ephemeral publishes --------------------------------------------------------------
 
     @pytest.mark.parametrize(("nsp", "logged"), [(CHAT, False), (LIVE, False), (LIVE, True)],
                              ids=["durable-unlogged", "ephemeral", "ephemeral-logged-flag"])
@@ -254,20 +268,6 @@ class BrokerContract:
         if nsp == CHAT:
             assert await publisher.last_seq(CHAT, "room:a") == 0
 
-    # --- the log --------------------------------------------------------------------------
-
-    async def test_logged_publish_answers_increasing_sequences(
-        self, broker_factory: BrokerFactory
-    ) -> None:
-        broker = await broker_factory()
-
-        results = [await broker.publish(CHAT, room, f"m{n}".encode(), logged=True)
-                   for n, room in enumerate(["room:a", "room:b", "room:a", "room:c"])]
-
-        seqs = [result.seq for result in results]
-        assert all(isinstance(seq, int) and seq > 0 for seq in seqs)
-        assert seqs == sorted(set(seqs))  # type: ignore[type-var]
-        assert not any(result.duplicate for result in results)
 
     async def test_deliveries_carry_seq_and_the_rooms_previous_seq_in_log_order(
         self, broker_factory: BrokerFactory
@@ -339,10 +339,28 @@ class BrokerContract:
         assert bodies(await sink.until("room:a")) == [b"begun"]
         assert len(answers) == 1 and answers[0] is not None
 
-    async def test_publishes_without_msg_id_are_never_deduplicated(
-        self, broker_factory: BrokerFactory
+
+class RoomLogContract:
+    """What every room log guarantees (:class:`shared.room_log.RoomLog`): the gateway's
+    broker, and the log alone as the router uses it."""
+
+    async def test_logged_publish_answers_increasing_sequences(
+        self, log_factory: LogFactory
     ) -> None:
-        broker = await broker_factory()
+        broker = await log_factory()
+
+        results = [await broker.publish(CHAT, room, f"m{n}".encode(), logged=True)
+                   for n, room in enumerate(["room:a", "room:b", "room:a", "room:c"])]
+
+        seqs = [result.seq for result in results]
+        assert all(isinstance(seq, int) and seq > 0 for seq in seqs)
+        assert seqs == sorted(set(seqs))  # type: ignore[type-var]
+        assert not any(result.duplicate for result in results)
+
+    async def test_publishes_without_msg_id_are_never_deduplicated(
+        self, log_factory: LogFactory
+    ) -> None:
+        broker = await log_factory()
 
         first = await broker.publish(CHAT, "room:a", b"same", logged=True)
         second = await broker.publish(CHAT, "room:a", b"same", logged=True)
@@ -350,8 +368,8 @@ class BrokerContract:
         assert (first.duplicate, second.duplicate) == (False, False)
         assert first.seq != second.seq
 
-    async def test_last_seq(self, broker_factory: BrokerFactory) -> None:
-        broker = await broker_factory()
+    async def test_last_seq(self, log_factory: LogFactory) -> None:
+        broker = await log_factory()
         assert await broker.last_seq(CHAT, "room:a") == 0
 
         a1 = await broker.publish(CHAT, "room:a", b"a1", logged=True)
@@ -363,8 +381,8 @@ class BrokerContract:
         assert await broker.last_seq(CHAT, "room:never") == 0
         assert await broker.last_seq(NOTIFICATIONS, "room:a") == 0
 
-    async def test_read_bounds_limit_order_and_room(self, broker_factory: BrokerFactory) -> None:
-        broker = await broker_factory()
+    async def test_read_bounds_limit_order_and_room(self, log_factory: LogFactory) -> None:
+        broker = await log_factory()
         a: list[int] = []
         for n in range(6):
             result = await broker.publish(CHAT, "room:a", f"a{n}".encode(), logged=True)
@@ -384,8 +402,8 @@ class BrokerContract:
         assert await broker.read(CHAT, "room:never", 0, 10**9, 100) == []
         assert await broker.read(NOTIFICATIONS, "room:a", 0, 10**9, 100) == []
 
-    async def test_read_pages_through_long_rooms(self, broker_factory: BrokerFactory) -> None:
-        broker = await broker_factory()
+    async def test_read_pages_through_long_rooms(self, log_factory: LogFactory) -> None:
+        broker = await log_factory()
         seqs = []
         for n in range(300):
             result = await broker.publish(CHAT, "room:long", b"%d" % n, logged=True)
@@ -397,8 +415,8 @@ class BrokerContract:
         assert [m.body for m in found] == [b"%d" % n for n in range(300)]
         assert len(await broker.read(CHAT, "room:long", 0, 10**9, 270)) == 270
 
-    async def test_prev_of(self, broker_factory: BrokerFactory) -> None:
-        broker = await broker_factory()
+    async def test_prev_of(self, log_factory: LogFactory) -> None:
+        broker = await log_factory()
         a1 = (await broker.publish(CHAT, "room:a", b"a1", logged=True)).seq
         b1 = (await broker.publish(CHAT, "room:b", b"b1", logged=True)).seq
         a2 = (await broker.publish(CHAT, "room:a", b"a2", logged=True)).seq
@@ -414,9 +432,9 @@ class BrokerContract:
         assert await broker.prev_of(CHAT, "room:a", 1) == 0
 
     async def test_prev_of_a_seq_past_the_end_of_the_log(
-        self, broker_factory: BrokerFactory
+        self, log_factory: LogFactory
     ) -> None:
-        broker = await broker_factory()
+        broker = await log_factory()
         a1 = (await broker.publish(CHAT, "room:a", b"a1", logged=True)).seq
         b1 = (await broker.publish(CHAT, "room:b", b"b1", logged=True)).seq
         assert a1 is not None and b1 is not None
@@ -425,9 +443,9 @@ class BrokerContract:
         assert await broker.prev_of(CHAT, "room:b", b1 + 100) == b1
 
     async def test_first_seq_of_a_log_that_was_never_trimmed(
-        self, broker_factory: BrokerFactory
+        self, log_factory: LogFactory
     ) -> None:
-        broker = await broker_factory()
+        broker = await log_factory()
         assert await broker.first_seq(CHAT) == 1
 
         await broker.publish(CHAT, "room:a", b"a1", logged=True)
@@ -436,8 +454,8 @@ class BrokerContract:
         assert await broker.first_seq(CHAT) == 1
         assert await broker.first_seq(NOTIFICATIONS) == 1
 
-    async def test_namespaces_have_separate_logs(self, broker_factory: BrokerFactory) -> None:
-        broker = await broker_factory()
+    async def test_namespaces_have_separate_logs(self, log_factory: LogFactory) -> None:
+        broker = await log_factory()
 
         chat = await broker.publish(CHAT, "room:a", b"chat", msg_id="same", logged=True)
         note = await broker.publish(NOTIFICATIONS, "room:a", b"note", msg_id="same",
@@ -448,6 +466,42 @@ class BrokerContract:
         assert await broker.read(NOTIFICATIONS, "room:a", 0, 10**9, 10) == [
             Stored(note.seq or 0, b"note")]
         assert await broker.last_seq(NOTIFICATIONS, "room:a") == note.seq
+
+
+class InboxContract:
+    """What every inbox guarantees (:class:`shared.room_log.Inbox`)."""
+
+    async def test_kept_messages_come_back_in_order_per_user(
+        self, log_factory: LogFactory
+    ) -> None:
+        log = await log_factory()
+        await log.store_inbox("alice", b"a1")
+        await log.store_inbox("bob", b"b1")
+        await log.store_inbox("alice", b"a2")
+
+        alice = await log.take_inbox("alice")
+        assert [m.body for m in alice] == [b"a1", b"a2"]
+        assert alice[0].seq < alice[1].seq
+        assert [m.body for m in await log.take_inbox("bob")] == [b"b1"]
+        assert await log.take_inbox("carol") == []
+
+    async def test_clear_forgets_up_to_a_sequence(self, log_factory: LogFactory) -> None:
+        log = await log_factory()
+        for body in (b"1", b"2", b"3"):
+            await log.store_inbox("a.b c", body)
+        kept = await log.take_inbox("a.b c")
+
+        await log.clear_inbox("a.b c", kept[1].seq)
+
+        assert await log.take_inbox("a.b c") == kept[2:]
+
+
+class BrokerContract(SubscriptionContract, RoomLogContract, InboxContract):
+    """What every broker guarantees (see :class:`gateway.broker.Broker`): all three parts."""
+
+    @pytest.fixture
+    def log_factory(self, broker_factory: BrokerFactory) -> LogFactory:
+        return broker_factory
 
 
 async def _memory_factory() -> AsyncIterator[BrokerFactory]:
