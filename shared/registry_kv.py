@@ -35,6 +35,7 @@ from nats.js.errors import Error as JetStreamError
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
+from shared.light_client import header_int
 from shared.natsconn import key_value
 from shared.registry import (
     Admitted,
@@ -46,7 +47,16 @@ from shared.registry import (
     release,
 )
 from shared.request_mux import RawClient, RequestMux
-from shared.subjects import decode_token, encode_token
+from shared.subjects import (
+    Subjects,
+    decode_token,
+    direct_get,
+    gateway_key,
+    kv_stream,
+    kv_subject_prefix,
+    registry_key,
+    user_of_registry_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +97,8 @@ class RegistryKV:
         self._request = request
         self._mux: RequestMux | None = None
         self._js = js
-        self._stream = f"KV_{bucket}"
-        self._subject_prefix = f"$KV.{bucket}."
+        self._stream = kv_stream(bucket)
+        self._subject_prefix = kv_subject_prefix(bucket)
         self._gateways = gateways
         self.gateway_ttl_s = gateway_ttl_s
         self.live: set[str] = set()
@@ -102,12 +112,13 @@ class RegistryKV:
         """Reads (direct) and writes of user entries go through ``request``, or through a
         light request mux of the client's own when it supports one (the gateway's)."""
         js = nc.jetstream(timeout=2.0)
-        bucket = f"{prefix}-registry"
+        subjects = Subjects(prefix)
+        bucket = subjects.registry_bucket()
         registry = await key_value(js, KeyValueConfig(
             bucket=bucket, history=1, replicas=replicas, storage=StorageType.FILE, direct=True))
-        await allow_direct(js, f"KV_{bucket}")
+        await allow_direct(js, kv_stream(bucket))
         gateways = await key_value(js, KeyValueConfig(
-            bucket=f"{prefix}-gateways", history=1, ttl=gateway_ttl_s,
+            bucket=subjects.gateways_bucket(), history=1, ttl=gateway_ttl_s,
             limit_marker_ttl=max(1.0, gateway_ttl_s), replicas=replicas,
             storage=StorageType.MEMORY))
         mux = None
@@ -130,7 +141,7 @@ class RegistryKV:
     async def refresh(self, gateway: str) -> None:
         """Put ``gateway``'s liveness key (again): the beat does, and a gateway whose key
         lapsed while it lived does at once."""
-        await self._gateways.put(encode_token(gateway), b"1")
+        await self._gateways.put(gateway_key(gateway), b"1")
 
     async def _beat(self, gateway: str) -> None:
         while True:
@@ -193,19 +204,19 @@ class RegistryKV:
         found = []
         for key in keys:
             with contextlib.suppress(ValueError):
-                found.append(decode_token(key.removeprefix("u.")))
+                found.append(user_of_registry_key(key))
         return found
 
     async def _read(self, user: str, leader: bool = False) -> tuple[UserEntry, int | None]:
         """The user's entry and its revision: a direct get (any replica), or from the stream
         leader when a refusal is to rest on it."""
-        subject = f"{self._subject_prefix}u.{encode_token(user)}"
+        subject = self._subject_prefix + registry_key(user)
         if self._request is not None and not leader:
-            reply = await self._raw(f"$JS.API.DIRECT.GET.{self._stream}.{subject}", b"", None)
+            reply = await self._raw(direct_get(self._stream, subject), b"", None)
             if reply.status == b"404":
                 return UserEntry(), None
             headers = reply.headers or b""
-            revision = _header_int(headers, _SEQUENCE)
+            revision = header_int(headers, _SEQUENCE)
             if reply.status or revision is None:
                 raise RegistryUnavailable(f"registry read failed ({reply.status.decode()})")
             if any(marker in headers for marker in _GONE):
@@ -256,7 +267,7 @@ class RegistryKV:
         """Apply ``change`` by compare-and-set. It starts from the entry this process last
         wrote, else (``guess``) from an empty one, i.e. a create; else from a read. A refusal
         is re-decided on the leader's copy unless that is what it was decided on."""
-        key = f"u.{encode_token(user)}"
+        key = registry_key(user)
         based: tuple[UserEntry, int | None] | None = self._known.get(user)
         if based is None and not guess:
             based = await self._read(user)
@@ -320,15 +331,6 @@ def _written(reply: RawReply) -> int | None:
     if not isinstance(seq, int):
         raise RegistryUnavailable("registry write: acknowledgement without a sequence")
     return seq
-
-
-def _header_int(headers: bytes, name: bytes) -> int | None:
-    """The integer after ``name`` (``b"\\r\\nName: "``) in a raw header block."""
-    at = headers.find(name)
-    if at < 0:
-        return None
-    value, _, _ = headers[at + len(name):].partition(b"\r\n")
-    return int(value) if value.isdigit() else None
 
 
 def _conflict(exc: Exception) -> bool:

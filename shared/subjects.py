@@ -41,9 +41,11 @@ def kv_stream(bucket: str) -> str:
     return f"KV_{bucket}"
 
 
-def direct_get(stream: str) -> str:
-    """The batch direct get API of a stream (nats-py has no call for it)."""
-    return f"$JS.API.DIRECT.GET.{stream}"
+def direct_get(stream: str, subject: str | None = None) -> str:
+    """The direct get API of a stream: batch requests (nats-py has no call for them), or the
+    last message of one ``subject``."""
+    api = f"$JS.API.DIRECT.GET.{stream}"
+    return api if subject is None else f"{api}.{subject}"
 
 
 def _stream_name(*parts: str) -> str:
