@@ -47,7 +47,7 @@ from shared.metrics import CONTENT_TYPE, GatewayMetrics, WriteStats, render
 from shared.namespaces import DURABLE
 from shared.natsconn import connect, when_ready
 from shared.presence_queue import ensure_queue
-from shared.protocol.errors import CloseCode
+from shared.protocol.errors import CloseCode, ErrorCode, error_ack
 from shared.registry_kv import RegistryKV
 from shared.room_log.nats_log import REQUEST_TIMEOUT_S
 from shared.room_log.streams import LogSettings, ensure_streams
@@ -102,7 +102,8 @@ async def serve_kicks(nc: Client, subjects: Subjects, gateway_id: str,
             request = orjson.loads(msg.data)
             user, reason = str(request["user"]), str(request.get("reason") or "kicked")
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            await msg.respond(orjson.dumps({"ok": False, "error": "bad request"}))
+            await msg.respond(orjson.dumps(error_ack(ErrorCode.BAD_REQUEST,
+                                                     "expected {user, reason?}")))
             return
         kicked = await admission.kick(user, reason)
         await msg.respond(orjson.dumps({"ok": True, "kicked": kicked}))

@@ -25,7 +25,7 @@ from gateway.session_store import SessionStore
 from shared import envelope
 from shared.metrics import GatewayMetrics
 from shared.namespaces import INBOX_NAMESPACE
-from shared.protocol.errors import ErrorCode
+from shared.protocol.errors import ErrorCode, error_ack
 from shared.protocol.offsets import Offset, parse_offset
 from shared.protocol.packets import reconstruct
 from shared.subjects import encode_token, user_room
@@ -209,8 +209,7 @@ class Sessions:
             stored = await broker.read(nsp, room, after, end, limit)
             complete = after + 1 >= first
             if not complete and not stored and after < end:
-                return {"ok": False, "error": {"code": ErrorCode.NOT_RECOVERABLE.value,
-                                               "message": "the log no longer reaches back there"}}
+                return error_ack(ErrorCode.NOT_RECOVERABLE, "the log no longer reaches back there")
         prev = await broker.prev_of(nsp, room, stored[0].seq) if stored else 0
         messages = []
         for message in stored:

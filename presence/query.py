@@ -11,7 +11,9 @@ from typing import Any
 import orjson
 
 from presence.state import PresenceState
+from shared.namespaces import DEFAULT_PRESENCE_NAMESPACE
 from shared.presence_wire import PRESENCE_NAMESPACES, room_key
+from shared.protocol.errors import ErrorCode, error_ack
 from shared.subjects import is_valid_room_name
 
 
@@ -23,19 +25,16 @@ def members_answer(raw: bytes, state: PresenceState, ready: bool, limit: int) ->
     except orjson.JSONDecodeError:
         request = None
     if not isinstance(request, dict):
-        return error("bad_request", "expected a JSON object {namespace, room}")
-    nsp, room = request.get("namespace", "/chat"), request.get("room")
+        return error_ack(ErrorCode.BAD_REQUEST, "expected a JSON object {namespace, room}")
+    nsp, room = request.get("namespace", DEFAULT_PRESENCE_NAMESPACE), request.get("room")
     if not isinstance(nsp, str) or nsp not in PRESENCE_NAMESPACES:
-        return error("bad_request", "presence is kept for namespace /chat only")
+        return error_ack(ErrorCode.BAD_REQUEST, "presence is kept for namespace /chat only")
     if not is_valid_room_name(room):
-        return error("bad_request", "room must be 1-128 characters of [A-Za-z0-9_:@-]")
+        return error_ack(ErrorCode.BAD_REQUEST, "room must be 1-128 characters of [A-Za-z0-9_:@-]")
     assert isinstance(room, str)
     if not ready:
-        return error("unavailable", "presence is starting; try again")
+        return error_ack(ErrorCode.UNAVAILABLE, "presence is starting; try again")
     members = sorted(state.members(room_key(nsp, room)))
     return {"ok": True, "room": room, "users": members[:limit], "count": len(members),
             "truncated": len(members) > limit}
 
-
-def error(code: str, message: str) -> dict[str, Any]:
-    return {"ok": False, "error": {"code": code, "message": message}}

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.protocol.errors import error_ack
+
 STATUS_CODES: dict[int, str] = {
     400: "bad_request",
     401: "unauthorized",
@@ -30,10 +32,7 @@ class Failure:
     retry_after_ms: int | None = None
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.retry_after_ms is not None:
-            error["retry_after_ms"] = self.retry_after_ms
-        return {"ok": False, "error": error}
+        return error_ack(self.code, self.message, self.retry_after_ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,13 +36,18 @@ class CloseCode(IntEnum):
     SLOW_CONSUMER = 4008  # send budget exceeded
 
 
-def error_body(code: ErrorCode, message: str, retry_after_ms: int | None = None) -> dict[str, Any]:
-    """The ``error`` object of a failed ack (also the body of ``request:error``)."""
-    body: dict[str, Any] = {"code": code.value, "message": message}
+def error_body(code: ErrorCode | str, message: str,
+               retry_after_ms: int | None = None) -> dict[str, Any]:
+    """The ``error`` object of every failed answer (also the body of ``request:error``).
+    ``code`` is one of ours, or a string (an application's code, passed on unchanged)."""
+    body: dict[str, Any] = {"code": str(code), "message": message}
     if retry_after_ms is not None:
         body["retry_after_ms"] = retry_after_ms
     return body
 
 
-def error_ack(code: ErrorCode, message: str, retry_after_ms: int | None = None) -> dict[str, Any]:
+def error_ack(code: ErrorCode | str, message: str,
+              retry_after_ms: int | None = None) -> dict[str, Any]:
+    """``{ok: false, error: {code, message, retry_after_ms?}}``: a failed ack, and the same
+    body every service answers a failed request with (the router's API, presence queries)."""
     return {"ok": False, "error": error_body(code, message, retry_after_ms)}
