@@ -153,42 +153,17 @@ class PresenceState:
             state._schedule_left(room, user, deadline)
         return state
 
-    def snapshot(self) -> dict[ConnKey, Conn]:
-        """Every record, tombstones included: what a replica persists and merges."""
-        return dict(self._conns)
-
-    # ---- local mutations ---------------------------------------------------------------
-
-    def connect(self, gateway: str, conn_id: str, user: str, now: float) -> list[Event]:
-        old = self._conns.get((gateway, conn_id))
-        if old is not None and old.alive and old.user == user:
-            return []
-        return self._local(gateway, conn_id, now, user=user, rooms=frozenset(), alive=True)
-
-    def disconnect(self, gateway: str, conn_id: str, now: float) -> list[Event]:
-        old = self._conns.get((gateway, conn_id))
-        if old is None or not old.alive:
-            return []
-        return self._local(gateway, conn_id, now, alive=False)
-
-    def join(self, gateway: str, conn_id: str, room: str, now: float) -> list[Event]:
-        """A socket joins a room; unknown or closed connections are ignored (late events)."""
-        old = self._conns.get((gateway, conn_id))
-        if old is None or not old.alive or room in old.rooms:
-            return []
-        return self._local(gateway, conn_id, now, rooms=old.rooms | {room})
-
-    def leave(self, gateway: str, conn_id: str, room: str, now: float) -> list[Event]:
-        old = self._conns.get((gateway, conn_id))
-        if old is None or not old.alive or room not in old.rooms:
-            return []
-        return self._local(gateway, conn_id, now, rooms=old.rooms - {room})
+    # ---- changes this replica sees first ------------------------------------------------
 
     def gateway_down(self, gateway: str, now: float) -> list[Event]:
-        """Close every live connection of ``gateway`` as if each had left at ``now``."""
+        """Close every live connection of ``gateway`` as if each had left at ``now``; each
+        close is stamped so it beats the record it replaces on every replica."""
         events: list[Event] = []
         for conn_id in sorted(self._by_gateway.get(gateway, ())):
-            events += self.disconnect(gateway, conn_id, now)
+            key = (gateway, conn_id)
+            old = self._conns[key]
+            closed = replace(old, alive=False, stamp=max(now, old.stamp), seq=old.seq + 1)
+            events += self._apply(key, closed, now, since=now)
         return events
 
     def typing_start(self, room: str, user: str, now: float) -> list[Event]:
@@ -209,10 +184,9 @@ class PresenceState:
 
     # ---- replicas ----------------------------------------------------------------------
 
-    def merge(self, other: PresenceState | Mapping[ConnKey, Conn], now: float) -> list[Event]:
-        """Take the newest record per key from ``other``; return the arrivals it implies plus
-        whatever is due at ``now`` (departures are timed from the other replica's stamp)."""
-        records = other.snapshot() if isinstance(other, PresenceState) else other
+    def merge(self, records: Mapping[ConnKey, Conn], now: float) -> list[Event]:
+        """Take the newest record per key from ``records``; return the arrivals it implies
+        plus whatever is due at ``now`` (departures are timed from the record's stamp)."""
         events: list[Event] = []
         for key, theirs in sorted(records.items(), key=lambda item: item[1].order()):
             ours = self._conns.get(key)
@@ -261,13 +235,6 @@ class PresenceState:
 
     # ---- queries -----------------------------------------------------------------------
 
-    def is_online(self, user: str) -> bool:
-        """As announced: still ``True`` during the grace after the last connection closed."""
-        return user in self._online
-
-    def online_users(self) -> set[str]:
-        return set(self._online)
-
     def online_count(self) -> int:
         return len(self._online)
 
@@ -275,45 +242,12 @@ class PresenceState:
         """Gateways with live connections."""
         return set(self._by_gateway)
 
-    def connections(self, user: str) -> int:
-        return len(self._by_user.get(user, ()))
-
     def members(self, room: str) -> dict[str, int]:
         """Announced members and their live socket counts (0 while within the grace)."""
         sockets = self._sockets.get(room, {})
         return {user: sockets.get(user, 0) for user in self._members.get(room, ())}
 
-    def rooms_of(self, user: str) -> set[str]:
-        return set(self._user_rooms.get(user, ()))
-
-    def typing_users(self, room: str) -> set[str]:
-        return {user for (r, user) in self._typing if r == room}
-
     # ---- internals ---------------------------------------------------------------------
-
-    def _local(
-        self,
-        gateway: str,
-        conn_id: str,
-        now: float,
-        *,
-        user: str | None = None,
-        rooms: frozenset[str] | None = None,
-        alive: bool | None = None,
-    ) -> list[Event]:
-        """A change seen by this replica: stamp it so it beats whatever it replaces."""
-        key = (gateway, conn_id)
-        old = self._conns.get(key)
-        base = old or Conn(user or "", stamp=now, seq=-1)
-        new = replace(
-            base,
-            user=base.user if user is None else user,
-            rooms=base.rooms if rooms is None else rooms,
-            alive=base.alive if alive is None else alive,
-            stamp=max(now, base.stamp),
-            seq=base.seq + 1,
-        )
-        return self._apply(key, new, now, since=now)
 
     def _apply(self, key: ConnKey, new: Conn, now: float, since: float) -> list[Event]:
         """Replace one record and settle every user and membership it touched. ``since`` is
