@@ -30,7 +30,16 @@ from nats.js.kv import KeyValue
 from presence.store import ALIVE, BYE, LEAVE_TTL_S, Change, ttl_seconds
 from shared.natsconn import key_value
 from shared.presence_wire import GatewayBoot, SocketRecord, TypingNotice, decode, encode
-from shared.subjects import decode_token, encode_token
+from shared.subjects import (
+    Subjects,
+    decode_token,
+    kv_subject_prefix,
+    presence_boot_key,
+    presence_instance_key,
+    presence_record_key,
+    presence_replica_key,
+    presence_typing_key,
+)
 
 CAS_ATTEMPTS = 20
 EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
@@ -41,14 +50,14 @@ class NatsPresenceStore:
                  typing_ttl: float) -> None:
         self._js = nc.jetstream(timeout=5.0)
         self._kv = kv
-        self._prefix = f"$KV.{bucket}."
+        self._prefix = kv_subject_prefix(bucket)
         self.tombstone_ttl = tombstone_ttl
         self.typing_ttl = typing_ttl
 
     @classmethod
     async def open(cls, nc: Client, prefix: str, replicas: int, tombstone_ttl: float,
                    typing_ttl: float) -> NatsPresenceStore:
-        bucket = f"{prefix}-presence"
+        bucket = Subjects(prefix).presence_bucket()
         kv = await key_value(nc.jetstream(timeout=5.0), KeyValueConfig(
             bucket=bucket, history=1, replicas=replicas, storage=StorageType.FILE,
             limit_marker_ttl=1.0))
@@ -76,25 +85,25 @@ class NatsPresenceStore:
         return False
 
     async def store_typing(self, notice: TypingNotice) -> None:
-        key = f"t.{encode_token(notice.room)}.{encode_token(notice.user)}"
+        key = presence_typing_key(notice.room, notice.user)
         await self._js.publish(self._prefix + key, encode(notice),
                                msg_ttl=ttl_seconds(2 * self.typing_ttl))
 
     async def store_boot(self, boot: GatewayBoot) -> None:
-        await self._kv.put(f"g.{encode_token(boot.gateway)}", encode(boot))
+        await self._kv.put(presence_boot_key(boot.gateway), encode(boot))
 
     async def beat(self, replica: str, ttl: float) -> None:
-        await self._js.publish(f"{self._prefix}r.{encode_token(replica)}", ALIVE,
+        await self._js.publish(self._prefix + presence_replica_key(replica), ALIVE,
                                msg_ttl=ttl_seconds(ttl))
 
     async def leave(self, replica: str) -> None:
         """A clean exit: ``bye`` tells the others nothing needs announcing again."""
-        await self._js.publish(f"{self._prefix}r.{encode_token(replica)}", BYE,
+        await self._js.publish(self._prefix + presence_replica_key(replica), BYE,
                                msg_ttl=ttl_seconds(LEAVE_TTL_S))
 
     async def drop_instance(self, gateway: str, boot: str) -> int:
         """Delete the records of one dead gateway run; returns how many."""
-        keys = await self._keys(f"c.{encode_token(gateway)}.{encode_token(boot)}.*")
+        keys = await self._keys(presence_instance_key(gateway, boot) + ".*")
         for key in keys:
             with contextlib.suppress(KeyNotFoundError):
                 await self._kv.purge(key)
@@ -147,8 +156,7 @@ class NatsPresenceStore:
                 await watcher.stop()  # type: ignore[no-untyped-call]
 
 
-def record_key(gateway: str, boot: str, conn: str) -> str:
-    return f"c.{encode_token(gateway)}.{encode_token(boot)}.{encode_token(conn)}"
+record_key = presence_record_key
 
 
 def parse_key(key: str) -> tuple[str, tuple[str, ...]] | None:

@@ -12,9 +12,21 @@ from shared.subjects import (
     NAMESPACE_TOKENS,
     Subjects,
     decode_token,
+    direct_get,
     encode_token,
+    gateway_key,
     is_valid_room_name,
     is_valid_sub,
+    kv_stream,
+    kv_subject_prefix,
+    presence_boot_key,
+    presence_instance_key,
+    presence_record_key,
+    presence_replica_key,
+    presence_typing_key,
+    registry_key,
+    session_key,
+    user_of_registry_key,
 )
 
 TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9_=-]+")
@@ -175,3 +187,30 @@ def test_control_inbox_and_api_subjects_encode_their_names() -> None:
     assert subjects.gateway_kick("gw.1 *") == "sb.gw.gw=2E1=20=2A.kick"
     assert subjects.inbox("a b.>") == "sb.inbox.a=20b=2E=3E"
     assert subjects.api("send") == "sb.api.send"
+
+
+def test_stream_and_bucket_names_come_from_the_prefix_and_the_table() -> None:
+    subjects = Subjects("my-app")
+    assert subjects.log_stream("/chat") == "MY_APP_CHAT"
+    assert subjects.log_stream("/notifications") == "MY_APP_NOTIFICATIONS"
+    assert subjects.inbox_stream() == "MY_APP_INBOX"
+    assert subjects.presence_stream() == "MY_APP_PRESENCE"
+    assert (subjects.session_bucket(), subjects.registry_bucket(), subjects.gateways_bucket(),
+            subjects.presence_bucket()) == (
+        "my-app-sessions", "my-app-registry", "my-app-gateways", "my-app-presence")
+    assert kv_subject_prefix("b") == "$KV.b." and kv_stream("b") == "KV_b"
+    assert direct_get("S") == "$JS.API.DIRECT.GET.S"
+    assert direct_get("S", "a.b") == "$JS.API.DIRECT.GET.S.a.b"
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_kv_keys_keep_every_name_in_one_token(name: str) -> None:
+    assert session_key("/chat", name).split(".") == ["chat", encode_token(name)]
+    assert registry_key(name).split(".") == ["u", encode_token(name)]
+    assert user_of_registry_key(registry_key(name)) == name
+    assert gateway_key(name) == encode_token(name)
+    assert presence_record_key(name, "b", "c").split(".") == ["c", encode_token(name), "b", "c"]
+    assert presence_record_key(name, "b", "c").startswith(presence_instance_key(name, "b") + ".")
+    assert presence_typing_key(name, name).split(".")[1:] == [encode_token(name)] * 2
+    assert presence_boot_key(name) == "g." + encode_token(name)
+    assert presence_replica_key(name) == "r." + encode_token(name)
