@@ -28,7 +28,8 @@ from shared.namespaces import INBOX_NAMESPACE
 from shared.protocol.errors import ErrorCode, error_ack
 from shared.protocol.offsets import Offset, parse_offset
 from shared.protocol.packets import reconstruct
-from shared.subjects import encode_token, user_room
+from shared.room_log import inbox_message_id
+from shared.subjects import user_room
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class Sessions:
             kept = await broker.take_inbox(user)
             for message in kept:
                 await broker.publish(INBOX_NAMESPACE, user_room(user), message.body,
-                                     f"inbox.{encode_token(user)}.{message.seq}", logged=True)
+                                     inbox_message_id(user, message.seq), logged=True)
             if kept:
                 await broker.clear_inbox(user, kept[-1].seq)
         except BrokerUnavailable:

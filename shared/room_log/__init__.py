@@ -46,6 +46,12 @@ def client_message_id(sub: str, key: str) -> str:
     return f"{encode_token(sub)}.{encode_id(key)}"
 
 
+def inbox_message_id(user: str, seq: int) -> str:
+    """The ``Nats-Msg-Id`` of a kept message moved into the user's room log: two sockets of
+    one user connecting at the same moment move it once."""
+    return f"inbox.{encode_token(user)}.{seq}"
+
+
 def api_message_id(room: str, key: str) -> str:
     """The ``Nats-Msg-Id`` of a server API publish with an idempotency key."""
     return f"api:{encode_token(room)}:{key}"

@@ -12,7 +12,13 @@ import pytest
 from shared.light_client import header_int
 from shared.namespaces import DURABLE
 from shared.request_mux import Reply
-from shared.room_log import LogUnavailable, Stored, api_message_id, client_message_id
+from shared.room_log import (
+    LogUnavailable,
+    Stored,
+    api_message_id,
+    client_message_id,
+    inbox_message_id,
+)
 from shared.room_log.nats_log import stored_messages
 from shared.room_log.streams import LogSettings, stream_configs
 from shared.subjects import Subjects
@@ -45,6 +51,7 @@ def test_message_ids_cannot_be_confused_across_users_or_rooms() -> None:
     assert client_message_id("alice", "m1") == "alice.m1"
     assert client_message_id("a.b", "c") != client_message_id("a", "b.c")
     assert api_message_id("room:a", "k") == "api:room=3Aa:k"
+    assert inbox_message_id("a.b", 7) == "inbox.a=2Eb.7"
 
 
 def test_stored_messages_until_the_end_of_batch() -> None:
