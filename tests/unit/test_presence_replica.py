@@ -21,6 +21,7 @@ from presence.replica import Replica
 from presence.store import Change, PresenceStore
 from shared.presence_wire import GatewayBoot, SocketRecord, TypingNotice, room_key
 from shared.subjects import Subjects
+from tests.support.fake_clock import FakeClock
 
 GRACE = 5.0
 TYPING_TTL = 3.0
@@ -31,13 +32,6 @@ ROOM = "room:a"
 LOBBY = room_key("/chat", ROOM)
 SYNC_ROOM = room_key("/chat", "sync")
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Node:

@@ -21,6 +21,7 @@ from presence.store import BYE, Change
 from shared.config import PresenceSettings
 from shared.presence_wire import GatewayBoot, SocketRecord, encode, pack, room_key
 from shared.subjects import Subjects
+from tests.support.fake_clock import FakeClock
 from tests.support.timing import UNIT
 
 SETTINGS = PresenceSettings(instance_id="p1", subject_prefix="t", grace_s=5.0,
@@ -105,17 +106,10 @@ class FakeRegistry:
         self.on_gateway_gone: Callable[[str], None] | None = None
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 class Harness:
     def __init__(self, store: type[MemoryPresenceStore] = MemoryPresenceStore) -> None:
-        self.clock = Clock()
+        self.clock = FakeClock()
         self.store = store(self.clock, 60.0, 5.0)
         self.nats = FakeNats()
         self.registry = FakeRegistry()

@@ -29,6 +29,7 @@ from shared.presence_wire import (
     encode,
     room_key,
 )
+from tests.support.fake_clock import FakeClock
 from tests.support.timing import UNIT
 
 TOMBSTONE_TTL = 1.0
@@ -272,13 +273,6 @@ class PresenceStoreContract:
 
         await follower.until(is_delete("t", ROOM, "alice"))
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def memory_harness() -> AsyncIterator[StoreHarness]:
