@@ -33,7 +33,7 @@ class RequestFailed(Exception):
 
 @runtime_checkable
 class RawClient(Protocol):
-    """What the mux needs of a NATS client (the gateway's ``FanoutClient`` has it): replies
+    """What the mux needs of a NATS client (:class:`shared.light_client.LightClient` has it): replies
     handed over raw by the protocol parser, and PUBs queued without a coroutine."""
 
     def new_inbox(self) -> str: ...

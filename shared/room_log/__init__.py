@@ -6,8 +6,9 @@ here, not in any service: :mod:`shared.room_log.streams` (configuration and setu
 :mod:`shared.room_log.publisher` (the logged-publish fast path),
 :mod:`shared.room_log.nats` (the NATS implementation of the interfaces below).
 
-Two interfaces, each stating what must hold (the gateway's broker adds the fan-out
-subscription on top of both; the router needs only :class:`RoomLog` and :class:`Inbox`):
+The two interfaces below state what must hold; one contract suite checks them
+(``tests/unit/test_broker_contract.py``). The gateway's broker adds the fan-out subscription
+on top of both; the router needs only these.
 """
 
 from __future__ import annotations
