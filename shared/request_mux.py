@@ -33,8 +33,9 @@ class RequestFailed(Exception):
 
 @runtime_checkable
 class RawClient(Protocol):
-    """What the mux needs of a NATS client (:class:`shared.light_client.LightClient` has it): replies
-    handed over raw by the protocol parser, and PUBs queued without a coroutine."""
+    """What the mux needs of a NATS client (:class:`shared.light_client.LightClient` has
+    it): replies handed over raw by the protocol parser, and PUBs queued without a
+    coroutine."""
 
     def new_inbox(self) -> str: ...
 
