@@ -9,8 +9,8 @@ When a replica leaves, only the keys it owned move (to the next-highest score).
 :class:`Owners` is the replica set as the bucket tells it, and the short memory of events
 computed but owned by someone else: when an owner dies without leaving, the events it owned
 since its last liveness refresh are announced again by their new owners (the one place an
-event can go out twice; clients treat presence events as idempotent state). Pure: every call
-takes ``now``.
+event can go out twice; clients treat presence events as idempotent state). Pure: time comes
+in as ``now``, liveness as the changes the caller folds in.
 """
 
 from __future__ import annotations
