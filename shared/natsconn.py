@@ -14,8 +14,9 @@ from typing import TypeVar
 
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
-from nats.js.api import KeyValueConfig
+from nats.js.api import KeyValueConfig, StreamConfig
 from nats.js.client import JetStreamContext
+from nats.js.errors import BadRequestError
 from nats.js.errors import Error as JetStreamError
 from nats.js.kv import KeyValue
 
@@ -33,6 +34,16 @@ async def key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
         return await js.create_key_value(config)
     except JetStreamError:
         return await js.key_value(config.bucket)
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig, update: bool = True) -> None:
+    """Create the stream unless it exists (idempotent, safe when processes race); ``update``
+    also brings an existing one to ``config``, else one configured otherwise is left alone."""
+    try:
+        await js.add_stream(config)
+    except BadRequestError:  # exists with another configuration
+        if update:
+            await js.update_stream(config)
 
 
 async def connect(

@@ -18,8 +18,8 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError
 
+from shared.natsconn import ensure_stream
 from shared.subjects import Subjects
 
 CONSUMER = "presence"
@@ -38,10 +38,7 @@ async def ensure_queue(js: JetStreamContext, subjects: Subjects, replicas: int) 
         num_replicas=replicas,
         max_age=MAX_AGE_S,
     )
-    try:
-        await js.add_stream(config)
-    except BadRequestError:
-        await js.update_stream(config)
+    await ensure_stream(js, config)
 
 
 def consumer_config() -> ConsumerConfig:

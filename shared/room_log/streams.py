@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from nats.js.api import RePublish, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError
 
 from shared.namespaces import DURABLE
+from shared.natsconn import ensure_stream
 from shared.subjects import Subjects
 
 WEEK_S = 7 * 24 * 3600.0
@@ -70,8 +70,4 @@ async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: Log
     it a stream that exists with another configuration is left as it is. Raises nats-py's
     errors when NATS cannot answer."""
     for config in stream_configs(subjects, settings):
-        try:
-            await js.add_stream(config)
-        except BadRequestError:  # exists with another configuration
-            if update:
-                await js.update_stream(config)
+        await ensure_stream(js, config, update)

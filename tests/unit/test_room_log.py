@@ -8,6 +8,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from nats.js.api import StreamConfig
+from nats.js.errors import BadRequestError
 
 from shared.light_client import header_int
 from shared.namespaces import DURABLE
@@ -20,7 +22,7 @@ from shared.room_log import (
     inbox_message_id,
 )
 from shared.room_log.nats_log import stored_messages
-from shared.room_log.streams import LogSettings, stream_configs
+from shared.room_log.streams import LogSettings, ensure_streams, stream_configs
 from shared.subjects import Subjects
 
 ROOT = Path(__file__).parents[2]
@@ -98,3 +100,37 @@ def test_a_light_client_that_is_not_connected_sends_nothing() -> None:
 
     with pytest.raises(LogUnavailable, match="not connected"):
         LightClient().publish_nowait("sb.x", b"body")
+
+
+class FakeJetStream:
+    """Streams by name; adding one that exists with another configuration is refused, as
+    the server does."""
+
+    def __init__(self) -> None:
+        self.streams: dict[str, object] = {}
+        self.updates: list[str] = []
+
+    async def add_stream(self, config: StreamConfig) -> None:
+        assert config.name is not None
+        if self.streams.get(config.name, config) != config:
+            raise BadRequestError()
+        self.streams[config.name] = config
+
+    async def update_stream(self, config: StreamConfig) -> None:
+        assert config.name is not None
+        self.streams[config.name] = config
+        self.updates.append(config.name)
+
+
+async def test_setup_creates_every_stream_then_updates_or_keeps_them() -> None:
+    js = FakeJetStream()
+    subjects = Subjects("sb")
+    await ensure_streams(js, subjects, LogSettings())  # type: ignore[arg-type]
+    assert sorted(js.streams) == ["SB_CHAT", "SB_INBOX", "SB_NOTIFICATIONS"]
+
+    await ensure_streams(js, subjects, LogSettings(replicas=3),  # type: ignore[arg-type]
+                         update=False)
+    assert js.updates == []  # the router leaves what gateways configured alone
+
+    await ensure_streams(js, subjects, LogSettings(replicas=3))  # type: ignore[arg-type]
+    assert sorted(js.updates) == ["SB_CHAT", "SB_INBOX", "SB_NOTIFICATIONS"]
