@@ -1,5 +1,5 @@
 """The gateway → presence notices: the wire codec (total on bad input), the gateway's pending
-set (coalescing, bounded by sockets) and the KV key scheme."""
+set (coalescing, bounded by sockets)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.presence_emitter import PendingPresence, packed
-from presence.nats_store import parse_key, record_key
 from shared.presence_wire import (
     GatewayBoot,
     SocketRecord,
@@ -186,11 +185,3 @@ def test_take_respects_its_limit() -> None:
     for n in range(10):
         pending.socket(f"s{n}", "u", [], True, 1.0)
     assert len(pending.take(4)) == 4 and len(pending) == 6
-
-
-def test_bucket_keys_round_trip_any_names() -> None:
-    key = record_key("gw.1", "b/o", "s d")
-    assert parse_key(key) == ("c", ("gw.1", "b/o", "s d"))
-    assert parse_key("c.only.two") is None
-    assert parse_key("x.y") is None
-    assert parse_key("r.=ZZ") is None
