@@ -321,18 +321,15 @@ async def test_a_client_that_never_answers_pings_is_closed_after_two_misses(
                        compression=None)
     opening = json.loads((await asyncio.wait_for(ws.recv(), 5 * UNIT))[1:])
     assert (opening["pingInterval"], opening["pingTimeout"]) == (200, 100)
-    opened = time.monotonic()
     await ws.send("40/chat,")
-    pings = []
+    frames: list[str] = []
     with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            if await asyncio.wait_for(ws.recv(), 5 * UNIT) == "2":
-                pings.append(time.monotonic() - opened)
-    elapsed = time.monotonic() - opened
+        while True:  # each wait is bounded by the configured cadence, not by a clock here
+            frames.append(await asyncio.wait_for(ws.recv(), 5 * UNIT))
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
-    assert len(pings) == 2
-    # ping at 0.2 s, miss at 0.3 s; ping at 0.4 s, second miss at 0.5 s: closed
-    assert 0.4 <= elapsed < 0.5 + 2 * UNIT, elapsed
+    # ping, miss, ping, second miss: closed right after the second ping, never a third
+    assert [frame for frame in frames if frame == "2"] == ["2", "2"]
+    assert frames[-1] == "2"
     assert 'switchboard_gateway_closes_total{code="4000"} 1.0' in metrics(gateway)
 
 
