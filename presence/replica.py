@@ -48,7 +48,7 @@ class Replica:
         self.state = PresenceState(config)
         self.owners = Owners(me, window)
         self.runs = GatewayRuns()
-        self.left = False  # our own ``bye`` came back: every replica owns our share now
+        self._left = False
         self._subjects = subjects
         self._metrics = metrics
         self._live = live
@@ -68,6 +68,13 @@ class Replica:
         every replica has closed them (after the grace)."""
         drops, self._drops = self._drops, []
         return drops
+
+    def take_left(self) -> bool:
+        """Whether our own key went (our ``bye``, or an expiry) since the last call: from
+        that point in the store's order every replica owns our share. Reported once per
+        departure, so a stop waits for its own ``bye`` and not for an older expiry."""
+        left, self._left = self._left, False
+        return left
 
     def owns_run(self, gateway: str, boot: str) -> bool:
         """Whether this replica deletes the run's records (asked when the drop is due, so a
@@ -167,7 +174,7 @@ class Replica:
 
     def _replica_gone(self, replica: str, died: bool, now: float) -> None:
         if replica == self.me:
-            self.left = True
+            self._left = True
         again = self.owners.gone(replica, died)
         self._metrics.replicas.set(len(self.owners.replicas))
         log.info("presence replica %s %s", replica, "died" if died else "left")

@@ -192,7 +192,7 @@ class PresenceService:
                 initial.append(change)
                 continue
             self.replica.apply(change, self._clock())
-            if self.replica.left:
+            if self.replica.take_left():
                 self._left.set()
             self._flush()
 
