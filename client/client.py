@@ -79,10 +79,9 @@ class SwitchboardClient:
             self._add_namespace(nsp, history_limit)
         if not self._channels:
             raise ValueError("at least one namespace is needed")
-        urls = [url] if isinstance(url, str) else list(url)
-        self._connection = Connection([engine_url(u, path) for u in urls], token, self._channels,
-                                      self._feeds, self._handlers, options, self.counters,
-                                      self._dispatcher)
+        urls = [engine_url(u, path) for u in ([url] if isinstance(url, str) else url)]
+        self._connection = Connection(urls, token, self._channels, self._feeds, self._handlers,
+                                      options, self.counters, self._dispatcher)
         if on_state is not None:
             self.on_state(on_state)
 

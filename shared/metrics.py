@@ -57,6 +57,13 @@ class GatewayMetrics:
                               ["namespace", "code"], registry=r)
         self.closes = Counter(f"{PREFIX}_gateway_closes", "transport closes by the server",
                               ["code"], registry=r)
+        self.admissions = Counter(f"{PREFIX}_gateway_admissions",
+                                  "per-user limit decisions (admitted/refused/unchecked)",
+                                  ["result"], registry=r)
+        self._delivery(r)
+
+    def _delivery(self, r: CollectorRegistry) -> None:
+        """What happens to messages: published, fanned out, repaired, replayed, recovered."""
         self.published = Counter(f"{PREFIX}_gateway_published", "messages published to NATS",
                                  ["namespace"], registry=r)
         self.fanout_in = Counter(f"{PREFIX}_gateway_fanout_messages",
@@ -75,9 +82,6 @@ class GatewayMetrics:
         self.recoveries = Counter(f"{PREFIX}_gateway_recoveries",
                                   "recovery attempts by result (recovered/fresh)",
                                   ["namespace", "result"], registry=r)
-        self.admissions = Counter(f"{PREFIX}_gateway_admissions",
-                                  "per-user limit decisions (admitted/refused/unchecked)",
-                                  ["result"], registry=r)
         self.delivery_lag = Histogram(
             f"{PREFIX}_gateway_delivery_lag_seconds",
             "from the publishing gateway accepting a message (its ts) to this gateway handing "

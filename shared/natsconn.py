@@ -20,12 +20,14 @@ from nats.js.errors import BadRequestError
 from nats.js.errors import Error as JetStreamError
 from nats.js.kv import KeyValue
 
+from shared.backoff import Backoff
 from shared.metrics import NatsMetrics
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 STARTUP_WITHIN_S = 60.0
+STARTUP_BACKOFF = Backoff(base=0.25, cap=2.0)
 
 
 async def key_value(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
@@ -46,6 +48,42 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig, update: bool
             await js.update_stream(config)
 
 
+class _ConnectionEvents:
+    """nats-py's connection callbacks: metrics first, then the caller's hooks; errors are
+    logged at most once a second (a flapping link would flood the log otherwise)."""
+
+    def __init__(self, metrics: NatsMetrics, on_disconnect: Callable[[], None] | None,
+                 on_reconnect: Callable[[], None] | None) -> None:
+        self.metrics = metrics
+        self.on_disconnect = on_disconnect
+        self.on_reconnect = on_reconnect
+        self.client: Client | None = None
+        self._last_logged = 0.0
+
+    async def error(self, exc: Exception) -> None:
+        self.metrics.errors.labels(self.metrics.service, type(exc).__name__).inc()
+        now = time.monotonic()
+        if now - self._last_logged >= 1.0:
+            self._last_logged = now
+            log.warning("nats error: %s: %s", type(exc).__name__, exc)
+
+    async def disconnected(self) -> None:
+        self.metrics.connected.set(0)
+        self.metrics.disconnects.inc()
+        nc = self.client
+        if nc is not None and not nc.is_closed and not nc.is_draining:
+            log.warning("nats disconnected")
+        if self.on_disconnect is not None:
+            self.on_disconnect()
+
+    async def reconnected(self) -> None:
+        self.metrics.connected.set(1)
+        self.metrics.reconnects.inc()
+        log.info("nats reconnected")
+        if self.on_reconnect is not None:
+            self.on_reconnect()
+
+
 async def connect(
     servers: tuple[str, ...],
     name: str,
@@ -56,32 +94,8 @@ async def connect(
 ) -> Client:
     """Connect ``client`` (a plain nats-py client by default); the callbacks run on every
     disconnect and reconnect, after the metrics are updated."""
-    last_logged = 0.0
-
-    async def on_error(exc: Exception) -> None:
-        nonlocal last_logged
-        metrics.errors.labels(metrics.service, type(exc).__name__).inc()
-        now = time.monotonic()
-        if now - last_logged >= 1.0:
-            last_logged = now
-            log.warning("nats error: %s: %s", type(exc).__name__, exc)
-
-    async def disconnected() -> None:
-        metrics.connected.set(0)
-        metrics.disconnects.inc()
-        if not nc.is_closed and not nc.is_draining:
-            log.warning("nats disconnected")
-        if on_disconnect is not None:
-            on_disconnect()
-
-    async def reconnected() -> None:
-        metrics.connected.set(1)
-        metrics.reconnects.inc()
-        log.info("nats reconnected")
-        if on_reconnect is not None:
-            on_reconnect()
-
-    nc = client if client is not None else Client()
+    events = _ConnectionEvents(metrics, on_disconnect, on_reconnect)
+    nc = events.client = client if client is not None else Client()
     await nc.connect(
         servers=list(servers),
         name=name,
@@ -89,9 +103,9 @@ async def connect(
         reconnect_time_wait=1,
         connect_timeout=2,
         allow_reconnect=True,
-        error_cb=on_error,
-        disconnected_cb=disconnected,
-        reconnected_cb=reconnected,
+        error_cb=events.error,
+        disconnected_cb=events.disconnected,
+        reconnected_cb=events.reconnected,
     )
     metrics.connected.set(1)
     return nc
@@ -104,8 +118,7 @@ async def when_ready(what: str, step: Callable[[], Awaitable[T]],
     is elected, and a service should wait for that instead of crashing and being restarted."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
-    delay = 0.25
-    while True:
+    for delay in STARTUP_BACKOFF.delays():
         try:
             return await step()
         except (NatsError, JetStreamError, TimeoutError) as exc:
@@ -114,4 +127,4 @@ async def when_ready(what: str, step: Callable[[], Awaitable[T]],
             log.warning("%s: NATS not ready (%s: %s); retrying in %.2fs", what,
                         type(exc).__name__, exc, delay)
             await asyncio.sleep(delay)
-            delay = min(2.0, delay * 2)
+    raise AssertionError("an endless schedule ended")

@@ -61,17 +61,12 @@ def parse_packet(text: str) -> Packet | InvalidPacket:
     if not text or text[0] not in "0123456":
         return InvalidPacket("unknown packet type")
     kind = PacketType(int(text[0]))
-    pos = 1
-    attachments = 0
+    pos, attachments = 1, 0
     if kind in (PacketType.BINARY_EVENT, PacketType.BINARY_ACK):
-        dash = text.find("-", pos)
-        count = text[pos:dash] if dash > 0 else ""
-        if not count or not set(count) <= _DIGITS or len(count) > 2:
-            return InvalidPacket("bad attachment count")
-        attachments = int(count)
-        if attachments > MAX_ATTACHMENTS:
-            return InvalidPacket(f"more than {MAX_ATTACHMENTS} attachments")
-        pos = dash + 1
+        counted = _attachment_count(text)
+        if isinstance(counted, InvalidPacket):
+            return counted
+        attachments, pos = counted
     nsp = "/"
     if pos < len(text) and text[pos] == "/":
         comma = text.find(",", pos)
@@ -88,18 +83,34 @@ def parse_packet(text: str) -> Packet | InvalidPacket:
         if pos - start > MAX_ACK_ID_DIGITS:
             return InvalidPacket("ack id too long", nsp)
         ack_id = int(text[start:pos])
-    data: Any = None
-    if pos < len(text):
-        try:
-            data = orjson.loads(text[pos:])
-        except orjson.JSONDecodeError:
-            return InvalidPacket("payload is not valid JSON", nsp, ack_id)
-        if _too_deep(data):
-            return InvalidPacket(f"payload nested deeper than {MAX_PAYLOAD_DEPTH}", nsp, ack_id)
+    data = _payload(text[pos:], nsp, ack_id) if pos < len(text) else None
+    if isinstance(data, InvalidPacket):
+        return data
     problem = _payload_problem(kind, data, ack_id)
     if problem:
         return InvalidPacket(problem, nsp, ack_id)
     return Packet(kind, nsp, data, ack_id, attachments)
+
+
+def _attachment_count(text: str) -> tuple[int, int] | InvalidPacket:
+    """A binary packet's ``<count>-`` header: the count and where the rest starts."""
+    dash = text.find("-", 1)
+    count = text[1:dash] if dash > 0 else ""
+    if not count or not set(count) <= _DIGITS or len(count) > 2:
+        return InvalidPacket("bad attachment count")
+    if int(count) > MAX_ATTACHMENTS:
+        return InvalidPacket(f"more than {MAX_ATTACHMENTS} attachments")
+    return int(count), dash + 1
+
+
+def _payload(text: str, nsp: str, ack_id: int | None) -> Any:
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return InvalidPacket("payload is not valid JSON", nsp, ack_id)
+    if _too_deep(data):
+        return InvalidPacket(f"payload nested deeper than {MAX_PAYLOAD_DEPTH}", nsp, ack_id)
+    return data
 
 
 def _too_deep(data: Any) -> bool:
