@@ -26,6 +26,7 @@ from gateway.chain import DUPLICATE, Gap, RoomChains
 from gateway.outbox import Outbox
 from gateway.rooms import RoomKey, RoomRegistry
 from shared import envelope
+from shared.backoff import Backoff
 from shared.metrics import GatewayMetrics
 from shared.protocol.frames import event_frames, with_position
 from shared.protocol.offsets import Offset, encode_offset
@@ -39,7 +40,8 @@ shape, and the fan-out of the others costs two clock reads and a bucket search l
 ALWAYS_TIMED = 64
 """A message for more local members than this is always timed: the clock costs nothing beside
 its fan-out, and the slow messages are the ones the fan-out-time alert is about."""
-REPAIR_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 2.0, 2.0)
+REPAIR_BACKOFF = Backoff(base=0.05, cap=2.0)
+REPAIR_ATTEMPTS = 8  # reads of a gap's range (about 7 s of pauses) before delivering on past it
 
 
 class Frames:
@@ -222,7 +224,7 @@ class Feed:
         fanout = self._fanout
         fanout.metrics.gap_repairs.labels(self.nsp).inc()
         stored = None
-        for delay in REPAIR_RETRY_DELAYS:
+        for delay in REPAIR_BACKOFF.delays(attempts=REPAIR_ATTEMPTS):
             try:
                 stored = await fanout.broker.read(self.nsp, room, after, upto, REPAIR_LIMIT)
                 break

@@ -29,6 +29,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import Error as JetStreamError
 
 from gateway.actions import NamespaceSocket
+from shared.backoff import Backoff
 from shared.presence_wire import (
     GatewayBoot,
     Notice,
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 512
 PACK_BYTES = 256 * 1024  # well under NATS's default max_payload (1 MB)
-RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+RETRY_BACKOFF = Backoff(base=0.05, cap=2.0)
 QUERY_TIMEOUT_S = 2.0
 
 
@@ -217,7 +218,7 @@ class PresenceEmitter:
                         log.error("presence notice not stored: %r", result)
                 if lost:
                     self.pending.failed(lost)
-                    delay = RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)]
+                    delay = RETRY_BACKOFF.delay(failures)
                     failures += 1
                     log.warning("%d presence notices not stored; retrying in %.2fs",
                                 len(lost), delay)

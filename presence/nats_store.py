@@ -28,6 +28,7 @@ from nats.js.errors import APIError, KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from presence.store import ALIVE, BYE, LEAVE_TTL_S, Change, ttl_seconds
+from shared.backoff import CAS_RACE
 from shared.natsconn import key_value
 from shared.presence_wire import GatewayBoot, SocketRecord, TypingNotice, decode, encode
 from shared.subjects import (
@@ -173,7 +174,6 @@ def parse_key(key: str) -> tuple[str, tuple[str, ...]] | None:
 
 
 def cas_backoff(attempt: int) -> float:
-    """How long a writer that lost a compare-and-set race waits before it reads again: a
-    short full-jitter pause growing with the attempts, so racing writers spread out. The one
-    retry pause of this store (to become ``shared/backoff.py``'s once that exists)."""
-    return random.uniform(0, 0.002 * (attempt + 1))
+    """How long a writer that lost a compare-and-set race waits before it reads again: the
+    cluster's compare-and-set pause (:data:`shared.backoff.CAS_RACE`), drawn afresh."""
+    return CAS_RACE.delay(attempt, random.random())

@@ -35,6 +35,7 @@ from nats.js.errors import Error as JetStreamError
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
+from shared.backoff import CAS_RACE
 from shared.light_client import header_int
 from shared.natsconn import key_value
 from shared.registry import (
@@ -289,7 +290,7 @@ class RegistryKV:
             if written is None:
                 self._known.pop(user, None)
                 if fresh:  # lost a race on what was read: back off before the next read
-                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+                    await asyncio.sleep(CAS_RACE.delay(attempt, random.random()))
                 based, fresh, leader = await self._read(user), True, False
                 continue
             self._remember(user, result.entry, written)
