@@ -2,9 +2,9 @@
 
 Every ``message:received`` of a durable namespace carries ``seq`` (its position in the
 namespace's log) and ``prev`` (the previous ``seq`` of the same room, 0 for the first). With
-the last ``seq`` delivered per room the tracker knows what each message is: at or below it a
-duplicate, ``prev`` equal to it the next one, ``prev`` above it proof of a gap, which the
-shell fills from ``room:history`` while later messages of that room wait. Pure: the shell
+the last ``seq`` delivered per room the tracker knows what each message is (the verdict is
+:mod:`shared.chain`'s, as the gateway's): a duplicate, the next one, or proof of a gap, which
+the shell fills from ``room:history`` while later messages of that room wait. Pure: the shell
 does the fetching and hands the pages back.
 """
 
@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from client.merge import Message, merge_messages, position_of
+from shared.chain import DUPLICATE, observe
+from shared.chain import Gap as ChainGap
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +105,8 @@ class SequenceTracker:
         pos = position_of(message)
         if pos is None:
             return Deliver((message,))
-        last = self._last.get(pos.room)
-        if last is not None and pos.seq <= last:
+        verdict = observe(self._last.get(pos.room), pos.seq, pos.prev)
+        if verdict is DUPLICATE:
             return Drop(pos.room, pos.seq)
         held = self._held.get(pos.room)
         if held is not None:
@@ -112,11 +114,11 @@ class SequenceTracker:
                 return Drop(pos.room, pos.seq)
             held.append(message)
             return Hold(pos.room, pos.seq)
-        if last is None or pos.prev <= last:
-            self._last[pos.room] = pos.seq
-            return Deliver((message,))
-        self._held[pos.room] = [message]
-        return Fetch(pos.room, last)
+        if isinstance(verdict, ChainGap):
+            self._held[pos.room] = [message]
+            return Fetch(pos.room, verdict.after)
+        self._last[pos.room] = pos.seq
+        return Deliver((message,))
 
     def fill(self, room: str, page: Iterable[Message], complete: bool) -> FillOutcome:
         """Merge one ``room:history`` page with the held messages.

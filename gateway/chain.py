@@ -1,8 +1,8 @@
 """Per-room prev chains and the delivery frontier of one durable namespace on one gateway.
 
 The stream's RePublish gives every live message its room's previous sequence (``prev``); a
-gateway that holds the last sequence it delivered for a room knows exactly what it missed:
-``prev`` above it is a gap to fetch from the log before going on, a sequence at or below it a
+gateway that holds the last sequence it delivered for a room knows exactly what it missed
+(the verdict is :mod:`shared.chain`'s): a gap to fetch from the log before going on, or a
 duplicate. Rooms are tracked only while subscribed; a re-subscribed room starts a fresh chain.
 The frontier (highest live sequence delivered) and the rooms lagging behind it while a gap is
 repaired make the recovery offset written with every event (:mod:`shared.protocol.offsets`).
@@ -12,30 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.chain import Verdict, observe
 from shared.protocol.offsets import encode_offset
-
-
-@dataclass(frozen=True, slots=True)
-class Deliver:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Duplicate:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Gap:
-    """Messages of the room after ``after`` and before ``before`` are missing."""
-
-    after: int
-    before: int
-
-
-DELIVER = Deliver()
-DUPLICATE = Duplicate()
-Verdict = Deliver | Duplicate | Gap
 
 
 @dataclass(slots=True)
@@ -50,15 +28,9 @@ class RoomChains:
     positions: dict[str, int] = field(default_factory=dict)
 
     def observe(self, room: str, seq: int, prev: int) -> Verdict:
-        """What to do with a live message before delivering it."""
-        last = self.last.get(room)
-        if last is None:
-            return DELIVER
-        if seq <= last:
-            return DUPLICATE
-        if prev > last:
-            return Gap(last, seq)
-        return DELIVER
+        """What to do with a live message before delivering it (:func:`shared.chain.observe`
+        on the room's chain; a room not subscribed has none)."""
+        return observe(self.last.get(room), seq, prev)
 
     def delivered_live(self, room: str, seq: int) -> None:
         self.last[room] = seq

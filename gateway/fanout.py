@@ -22,11 +22,12 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from gateway.broker import Broker, Delivery, Stored
-from gateway.chain import DUPLICATE, Gap, RoomChains
+from gateway.chain import RoomChains
 from gateway.outbox import Outbox
 from gateway.rooms import RoomKey, RoomRegistry
 from shared import envelope
 from shared.backoff import Backoff
+from shared.chain import DUPLICATE, Gap
 from shared.metrics import GatewayMetrics
 from shared.protocol.frames import event_frames, with_position
 from shared.protocol.offsets import Offset, encode_offset

@@ -3,14 +3,15 @@ and the delivery frontier the recovery offset is written from."""
 
 from __future__ import annotations
 
-from gateway.chain import DELIVER, DUPLICATE, Gap, RoomChains
+from gateway.chain import RoomChains
+from shared.chain import DUPLICATE, NEW, Gap
 from shared.protocol.offsets import parse_offset
 
 
 def live(chains: RoomChains, room: str, seq: int, prev: int) -> object:
     """Observe a live message and, unless told otherwise, deliver it as the feed does."""
     verdict = chains.observe(room, seq, prev)
-    if verdict is DELIVER:
+    if verdict is NEW:
         chains.delivered_live(room, seq)
     return verdict
 
@@ -18,8 +19,8 @@ def live(chains: RoomChains, room: str, seq: int, prev: int) -> object:
 def test_a_room_without_a_chain_delivers_whatever_its_prev() -> None:
     chains = RoomChains()
 
-    assert chains.observe("a", 7, 0) is DELIVER
-    assert chains.observe("a", 7, 5) is DELIVER
+    assert chains.observe("a", 7, 0) is NEW
+    assert chains.observe("a", 7, 5) is NEW
     assert chains.offset() == "0"
 
 
@@ -27,8 +28,8 @@ def test_the_next_link_delivers() -> None:
     chains = RoomChains()
     chains.start("a", 4)
 
-    assert chains.observe("a", 9, 4) is DELIVER
-    assert chains.observe("a", 9, 3) is DELIVER  # prev below last: nothing is missing
+    assert chains.observe("a", 9, 4) is NEW
+    assert chains.observe("a", 9, 3) is NEW  # prev below last: nothing is missing
 
 
 def test_a_sequence_at_or_below_the_last_delivered_is_a_duplicate() -> None:
@@ -62,8 +63,8 @@ def test_rooms_have_separate_chains() -> None:
     chains.start("b", 0)
     live(chains, "a", 1, 0)
 
-    assert chains.observe("b", 2, 0) is DELIVER
-    assert chains.observe("b", 1, 0) is DELIVER
+    assert chains.observe("b", 2, 0) is NEW
+    assert chains.observe("b", 1, 0) is NEW
 
 
 def test_the_frontier_is_the_highest_live_sequence_delivered() -> None:
@@ -163,7 +164,7 @@ def test_forget_starts_a_fresh_chain() -> None:
     chains.forget("a")
 
     assert "a" not in chains.last and "a" not in chains.positions
-    assert chains.observe("a", 9, 7) is DELIVER  # no gap: the new chain begins here
+    assert chains.observe("a", 9, 7) is NEW  # no gap: the new chain begins here
     chains.start("a", 7)
     assert chains.observe("a", 9, 8) == Gap(after=7, before=9)
 
