@@ -3,8 +3,8 @@
 After a gap the client holds the live message(s) that revealed it and fetches the missing
 range with ``room:history``. The two lists overlap and arrive in any order; the merge sorts
 by ``seq``, drops duplicates and what the client already has, and checks the per-room
-``prev`` chain so a hole that is still there is reported, never papered over (centrifuge's
-``MergePublications`` does the same with its offsets).
+``prev`` chain so a hole that is still there is reported, never papered over. The merge is
+the gateway's too (:mod:`shared.merge`); this module reads the positions off the wire.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from shared.merge import Logged, Merged, merge_room
 
 Message = Mapping[str, Any]
 
@@ -37,44 +39,14 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-@dataclass(frozen=True, slots=True)
-class Merge:
-    """``contiguous`` chains on from the known position, in order; ``rest`` starts at the
-    first hole. The merge succeeded iff nothing is left in ``rest``."""
-
-    contiguous: tuple[Message, ...]
-    rest: tuple[Message, ...]
-    end: int  # the position after the contiguous part
-
-    @property
-    def ok(self) -> bool:
-        return not self.rest
-
-    @property
-    def hole(self) -> tuple[int, int] | None:
-        """Missing messages of the room have ``after < seq <= upto``."""
-        if not self.rest:
-            return None
-        first = position_of(self.rest[0])
-        assert first is not None
-        return self.end, first.prev
+Merge = Merged[Message]
 
 
 def merge_messages(last: int, history: Iterable[Message], live: Iterable[Message]) -> Merge:
     """Sort, de-duplicate (first copy wins: history's recomputed ``prev`` is as good as
-    live's), drop ``seq <= last`` and split at the first broken ``prev`` link."""
-    by_seq: dict[int, Message] = {}
-    for message in (*history, *live):
-        pos = position_of(message)
-        if pos is not None and pos.seq > last:
-            by_seq.setdefault(pos.seq, message)
-    ordered = [by_seq[seq] for seq in sorted(by_seq)]
-    end = last
-    for index, message in enumerate(ordered):
-        pos = position_of(message)
-        assert pos is not None
-        # prev below the position held cannot hide anything; only prev above it is a hole.
-        if pos.prev > end:
-            return Merge(tuple(ordered[:index]), tuple(ordered[index:]), end)
-        end = pos.seq
-    return Merge(tuple(ordered), (), end)
+    live's), drop ``seq <= last`` and split at the first broken ``prev`` link
+    (:func:`shared.merge.merge_room`); messages without a position cannot be ordered and are
+    left out."""
+    logged = (Logged(pos.seq, pos.prev, message) for message in (*history, *live)
+              if (pos := position_of(message)) is not None)
+    return merge_room(last, logged)

@@ -14,20 +14,20 @@ copies of what the replay already carried.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from gateway.broker import Broker, Delivery, Stored
+from gateway.broker import Broker, Delivery
 from gateway.chain import RoomChains
 from gateway.outbox import Outbox
 from gateway.rooms import RoomKey, RoomRegistry
 from shared import envelope
 from shared.backoff import Backoff
 from shared.chain import DUPLICATE, Gap
+from shared.merge import Chained, Logged, log_order, merge_room
 from shared.metrics import GatewayMetrics
 from shared.protocol.frames import event_frames, with_position
 from shared.protocol.offsets import Offset, encode_offset
@@ -41,6 +41,7 @@ shape, and the fan-out of the others costs two clock reads and a bucket search l
 ALWAYS_TIMED = 64
 """A message for more local members than this is always timed: the clock costs nothing beside
 its fan-out, and the slow messages are the ones the fan-out-time alert is about."""
+Unpacked = tuple[bytes, tuple[bytes, ...]]  # a logged body's args and attachments
 REPAIR_BACKOFF = Backoff(base=0.05, cap=2.0)
 REPAIR_ATTEMPTS = 8  # reads of a gap's range (about 7 s of pauses) before delivering on past it
 
@@ -234,14 +235,12 @@ class Feed:
                 await asyncio.sleep(delay)
         if stored is None:
             return False
-        prev = after
-        for message in stored:
+        for entry in merge_room(after, (Logged(m.seq, None, m.body) for m in stored)).chain:
             if (self.nsp, room) not in fanout.registry:
                 return True
-            self.chains.delivered_repair(room, message.seq)
-            await fanout.write(self.nsp, room, message.body, message.seq, prev,
+            self.chains.delivered_repair(room, entry.seq)
+            await fanout.write(self.nsp, room, entry.item, entry.seq, entry.prev,
                                self.chains.offset())
-            prev = message.seq
         fanout.metrics.repaired.labels(self.nsp).inc(len(stored))
         return True
 
@@ -401,31 +400,16 @@ class Fanout:
         order, each with its recomputed per-room ``prev`` and an offset naming how far every
         room has been delivered. Raises :class:`TooLarge` (writing nothing) when the replay
         would not fit ``budget``; :class:`~gateway.broker.BrokerUnavailable` on log errors."""
-        per_room: dict[str, list[Stored]] = {}
-        for room, (after, upto) in ranges.items():
-            if upto > after:
-                found = await self.broker.read(nsp, room, after, upto, REPAIR_LIMIT + 1)
-                if len(found) > REPAIR_LIMIT:
-                    raise TooLarge(room)
-                if found:
-                    per_room[room] = found
-        prevs = {room: await self.broker.prev_of(nsp, room, found[0].seq)
-                 for room, found in per_room.items()}
+        per_room = await self._read_ranges(nsp, ranges)
         positions = dict(base.lagging)
         frames: list[bytes] = []
         size = 0
-        merged = heapq.merge(*([(m.seq, room, m.body) for m in found]
-                               for room, found in per_room.items()))
-        for seq, room, body in merged:
-            unpacked = envelope.unpack(body)
-            if unpacked is None:
-                continue
-            args, attachments = unpacked
-            positions[room] = seq
+        for room, entry in log_order(per_room):
+            args, attachments = entry.item
+            positions[room] = entry.seq
             offset = encode_offset(base.frontier, positions) if member.offsets else None
-            frame = event_frames(nsp, with_position(args, seq, prevs[room], offset),
+            frame = event_frames(nsp, with_position(args, entry.seq, entry.prev, offset),
                                  attachments)
-            prevs[room] = seq
             size += len(frame)
             if size > budget:
                 raise TooLarge(room)
@@ -439,6 +423,25 @@ class Fanout:
         count = len(frames)
         self.metrics.replayed.labels(nsp).inc(count)
         return Replayed(len(per_room), count)
+
+    async def _read_ranges(self, nsp: str, ranges: dict[str, tuple[int, int]]
+                           ) -> dict[str, tuple[Chained[Unpacked], ...]]:
+        """Each room's logged messages in ``(after, upto]`` with their recomputed ``prev``
+        (:func:`shared.merge.merge_room`; one that cannot be unpacked is left out of the
+        chain); rooms with nothing logged there are left out."""
+        per_room: dict[str, tuple[Chained[Unpacked], ...]] = {}
+        for room, (after, upto) in ranges.items():
+            if upto <= after:
+                continue
+            found = await self.broker.read(nsp, room, after, upto, REPAIR_LIMIT + 1)
+            if len(found) > REPAIR_LIMIT:
+                raise TooLarge(room)
+            if found:
+                first_prev = await self.broker.prev_of(nsp, room, found[0].seq)
+                logged = (Logged(m.seq, None, unpacked) for m in found
+                          if (unpacked := envelope.unpack(m.body)) is not None)
+                per_room[room] = merge_room(after, logged, first_prev).chain
+        return per_room
 
     def claim(self, member: Member, nsp: str) -> Offset:
         """What ``member`` has been delivered so far, as an offset would say it."""
