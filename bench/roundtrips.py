@@ -5,7 +5,8 @@ NATS client wrapped by a counter: every PUB that carries a reply subject (a requ
 and writes, JetStream publishes, log probes), every flush (a PING/PONG), every fire-and-forget
 PUB and every SUB/UNSUB, each under a category named by its subject. ``--lives`` connection
 lives then run against it, ``--concurrency`` at a time, each = upgrade with the token in
-``Authorization: Bearer``, open packet, ``40/chat,{"token":...}`` -> the CONNECT reply, close;
+``Authorization: Bearer``, open packet, ``40/chat,{"token":...}`` -> the CONNECT reply (with
+``--rooms N``: then ``room:join`` of one of N rooms -> its ack), close;
 the counters are read once every socket is gone and the gateway's background writes settled.
 The liveness beat and the session lease are not part of a life and are listed apart.
 
@@ -90,7 +91,7 @@ class CountingClient(FanoutClient):
         await super()._send_unsubscribe(sid, limit)
 
 
-async def life(url: str, token: str) -> None:
+async def life(url: str, token: str, room: str | None) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     async with websockets.connect(f"{url}/socket.io/?EIO=4&transport=websocket",
                                   additional_headers=headers, compression=None) as ws:
@@ -99,6 +100,13 @@ async def life(url: str, token: str) -> None:
         await ws.send(f'40/chat,{{"token":"{token}"}}')
         reply = await ws.recv()
         assert isinstance(reply, str) and reply.startswith("40/chat,{"), reply
+        if room is not None:
+            await ws.send(f'42/chat,1["room:join",{{"room":"{room}"}}]')
+            while True:  # presence frames of the room may come first
+                ack = await ws.recv()
+                if isinstance(ack, str) and ack.startswith("43/chat,1["):
+                    assert '"ok":true' in ack, ack
+                    break
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -113,7 +121,7 @@ async def main(args: argparse.Namespace) -> int:
             **os.environ, "SB_HOST": "127.0.0.1", "SB_PORT": str(port),
             "SB_NATS_URL": nats.url, "SB_JWT_SECRET": secret, "SB_LOG_LEVEL": "WARNING",
             "SB_INSTANCE_ID": f"rt-{tag}"})
-        gateway_server.FanoutClient = CountingClient  # type: ignore[misc]
+        setattr(gateway_server, "FanoutClient", CountingClient)  # noqa: B010 - a stand-in
         holder: list[Any] = []
         original = gateway_server.Gateway
 
@@ -134,12 +142,13 @@ async def main(args: argparse.Namespace) -> int:
         before = collections.Counter(CountingClient.counts)
         gate = asyncio.Semaphore(args.concurrency)
 
-        async def one(token: str) -> None:
+        async def one(n: int, token: str) -> None:
+            room = f"room:rt-{n % args.rooms}" if args.rooms else None
             async with gate:
-                await life(url, token)
+                await life(url, token, room)
 
         started = time.perf_counter()
-        await asyncio.gather(*(one(t) for t in tokens))
+        await asyncio.gather(*(one(n, t) for n, t in enumerate(tokens)))
         elapsed = time.perf_counter() - started
         while holder[0].connections:  # noqa: ASYNC110 - the gateway has no event for it
             await asyncio.sleep(0.05)
@@ -148,7 +157,8 @@ async def main(args: argparse.Namespace) -> int:
         stop.set()
         await task
     lives = args.lives
-    print(f"{lives} lives, {args.concurrency} at a time, {elapsed:.2f} s")
+    print(f"{lives} lives, {args.concurrency} at a time, {elapsed:.2f} s"
+          + (f", each joining one of {args.rooms} rooms" if args.rooms else ""))
     print("| what | per life |\n|---|---:|")
     trips = 0.0
     for name, count in sorted(delta.items()):
@@ -165,6 +175,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--lives", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--rooms", type=int, default=0,
+                        help="each life also joins one of this many rooms (S2's join), acked")
     parser.add_argument("--settle", type=float, default=1.5,
                         help="seconds to wait for background writes after the last close")
     sys.exit(uvloop.run(main(parser.parse_args())))
