@@ -7,6 +7,7 @@ shell performs them in order. Frames the core produces are already encoded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from shared.jwtauth import Identity
 
@@ -54,6 +55,24 @@ class Restore:
 
     pid: str
     offset: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    """A session the shell found and replayed: the socket takes its ids and rooms back."""
+
+    pid: str
+    sid: str
+    rooms: frozenset[str]
+
+
+class JoinFailure(Enum):
+    """Why the shell could not carry a :class:`Join` out; the core words the answer."""
+
+    UNAVAILABLE = "unavailable"
+    """The bus or the log did not answer: worth a retry."""
+    BACKLOG_TOO_LARGE = "backlog_too_large"
+    """The replay after ``since`` would not fit the send budget: page it instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,5 +164,14 @@ class Observed:
     error: str | None = None
 
 
-Action = (Observed | SendText | SendBinary | Close | Opened | Closed | Join | Leave | Publish
-          | History | TypingChange | PresenceQuery)
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A request failed once its I/O was done, for metrics (its :class:`Observed` was
+    counted when it arrived)."""
+
+    nsp: str
+    error: str
+
+
+Action = (Observed | Failed | SendText | SendBinary | Close | Opened | Closed | Join | Leave
+          | Publish | History | TypingChange | PresenceQuery)

@@ -15,18 +15,16 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
-
-import orjson
 
 from gateway.actions import (
     CONNECT_EVENT,
-    AckTo,
     Action,
     Close,
     Closed,
+    Failed,
     History,
     Join,
+    JoinFailure,
     Leave,
     NamespaceSocket,
     Observed,
@@ -42,16 +40,14 @@ from gateway.broker import Broker, BrokerUnavailable, PublishResult
 from gateway.eager import start
 from gateway.fanout import Fanout, Member
 from gateway.outbox import Flusher, Outbox
-from gateway.pipeline import Failure, ack_frames, answer_failure
 from gateway.pipelining import PublishPipeline
 from gateway.presence_emitter import PresenceEmitter
-from gateway.session import Session, connect_reply, too_many_connections
+from gateway.session import Session
 from gateway.sessions import JoinFailed, Sessions
 from gateway.websocket_protocol import SENT_CLOSE, WebSocketProtocol
 from shared import envelope
 from shared.metrics import GatewayMetrics, event_label
 from shared.protocol.errors import CloseCode, ErrorCode
-from shared.protocol.events import TYPING_START, TYPING_STOP
 from shared.protocol.frames import BINARY, ws_frame
 from shared.room_log import client_message_id
 
@@ -206,10 +202,12 @@ class Connection:
             self.close(action.code, action.reason)
         elif isinstance(action, Observed):
             self._observe(action)
+        elif isinstance(action, Failed):
+            self._metrics.errors.labels(action.nsp, action.error).inc()
 
     async def _perform(self, actions: list[Action]) -> None:
         for action in actions:
-            if isinstance(action, SendText | SendBinary | Close | Observed):
+            if isinstance(action, SendText | SendBinary | Close | Observed | Failed):
                 self._perform_now(action)
             elif isinstance(action, Join):
                 await self._join(action)
@@ -255,29 +253,27 @@ class Connection:
     async def _opened(self, action: Opened) -> None:
         socket = action.socket
         if not await self._admission.admit(self, socket.identity.sub, socket.nsp):
-            self.session.forget(socket.nsp)
-            self._perform_now(too_many_connections(socket.nsp))
+            self._perform_all_now(self.session.refused(socket))
             return
         member = self.members[socket.nsp] = Member(self.outbox, offsets=socket.pid is not None)
         self._metrics.sockets.labels(socket.nsp).inc()
+        recovered = None
         if socket.durable:
             try:
                 recovered = await self._sessions.open(socket, member, action.restore)
             except BrokerUnavailable:
                 log.warning("could not save a session; the socket is not recoverable")
-                recovered = False
-            if recovered:
-                log.info("session %s recovered", (socket.pid or "")[:6])
-            self._presence_changed(socket)
-            self._perform_now(SendText(connect_reply(socket)))
-            return
-        for room in list(socket.rooms):
-            try:
-                await self._fanout.join((socket.nsp, room), member)
-            except BrokerUnavailable:
-                log.warning("could not subscribe a user room; the socket misses direct events")
+            if recovered is not None:
+                log.info("session %s recovered", recovered.pid[:6])
+        else:
+            for room in list(socket.rooms):
+                try:
+                    await self._fanout.join((socket.nsp, room), member)
+                except BrokerUnavailable:
+                    log.warning("could not subscribe a user room; the socket misses direct events")
+        actions = self.session.opened(socket, recovered)
         self._presence_changed(socket)
-        self._perform_now(SendText(connect_reply(socket)))
+        self._perform_all_now(actions)
 
     async def kick(self, user: str, reason: str) -> bool:
         """A backend asked to end this user's sockets here (server DISCONNECT, for good)."""
@@ -304,43 +300,38 @@ class Connection:
         member = self.members.get(socket.nsp)
         if member is None:
             return
-        if action.room in socket.rooms and action.since is None:
-            self._ack(action.reply, {"ok": True, "room": action.room})
-            return
         try:
             if socket.durable:
                 await self._sessions.join(socket, member, action.room, action.since)
             else:
                 await self._fanout.join((socket.nsp, action.room), member)
-                socket.rooms.add(action.room)
         except JoinFailed as failed:
-            self._fail(action.reply, "room:join", failed.code, failed.message)
+            self._perform_all_now(self.session.join_failed(action, failed.why))
             return
         except BrokerUnavailable:
-            self._fail(action.reply, "room:join", ErrorCode.UNAVAILABLE, "try again")
+            self._perform_all_now(self.session.join_failed(action, JoinFailure.UNAVAILABLE))
             return
+        actions = self.session.joined(action)
         self._presence_changed(socket)
-        self._ack(action.reply, {"ok": True, "room": action.room})
+        self._perform_all_now(actions)
 
     async def _leave(self, action: Leave) -> None:
+        """The core took the room off the socket already; its ack follows this action."""
         socket = action.socket
         member = self.members.get(socket.nsp)
-        if action.room in socket.rooms and member is not None:
-            socket.rooms.discard(action.room)
+        if member is not None:
             self._presence_changed(socket)
             await self._fanout.leave((socket.nsp, action.room), member)
             if socket.durable:
                 await self._sessions.leave(socket, action.room)
-        self._ack(action.reply, {"ok": True})
 
     async def _history(self, action: History) -> None:
         try:
-            answer = await self._sessions.history(action.socket.nsp, action.room, action.since,
-                                                  action.before, action.limit)
+            page = await self._sessions.history(action.socket.nsp, action.room, action.since,
+                                                action.before, action.limit)
         except BrokerUnavailable:
-            self._fail(action.reply, "room:history", ErrorCode.UNAVAILABLE, "try again")
-            return
-        self._ack(action.reply, answer)
+            page = None
+        self._perform_all_now(self.session.history_page(action, page))
 
     def _presence_changed(self, socket: NamespaceSocket, alive: bool = True) -> None:
         if self._presence is not None:
@@ -350,22 +341,15 @@ class Connection:
         socket = action.socket
         if self._presence is not None and socket.nsp in self._presence.namespaces:
             self._presence.typing(socket, action.room, action.active)
-            self._ack(action.reply, {"ok": True})
+            self._perform_all_now(self.session.typing_routed(action))
             return
-        # Without a presence service (an in-memory gateway) typing goes straight to the room.
-        name = TYPING_START if action.active else TYPING_STOP
-        args = orjson.dumps([name, {"room": action.room, "user": socket.identity.sub}])
-        await self._publish(Publish(socket, action.room, args, (), None, action.reply))
+        await self._perform(self.session.typing_unrouted(action))
 
     async def _presence_query(self, action: PresenceQuery) -> None:
-        answer = None
+        members = None
         if self._presence is not None:
-            answer = await self._presence.members(action.socket.nsp, action.room)
-        if answer is None:
-            self._fail(action.reply, "room:presence", ErrorCode.UNAVAILABLE,
-                       "presence is not available; try again")
-            return
-        self._ack(action.reply, answer)
+            members = await self._presence.members(action.socket.nsp, action.room)
+        self._perform_all_now(self.session.presence_answer(action, members))
 
     async def _publish(self, action: Publish) -> None:
         pipeline = self._pipeline
@@ -384,21 +368,10 @@ class Connection:
             self._published(action, None)
 
     def _published(self, action: Publish, result: PublishResult | None) -> None:
-        if result is None:
-            self._fail(action.reply, None, ErrorCode.UNAVAILABLE, "message not sent, retry")
-            return
-        self._metrics.published.labels(action.socket.nsp).inc()
-        if action.message_id is None:
-            self._ack(action.reply, {"ok": True})
-        else:
-            self._ack(action.reply, {"ok": True, "id": action.message_id, "seq": result.seq,
-                                     "duplicate": result.duplicate})
+        if result is not None:
+            self._metrics.published.labels(action.socket.nsp).inc()
+        self._perform_all_now(self.session.published(action, result))
 
-    def _ack(self, reply: AckTo, body: dict[str, Any]) -> None:
-        if reply.id is not None:
-            for frame in ack_frames(reply, body):
-                self._perform_now(frame)
-
-    def _fail(self, reply: AckTo, event: str | None, code: ErrorCode, message: str) -> None:
-        self._metrics.errors.labels(reply.nsp, code.value).inc()
-        self._perform_now(answer_failure(reply, event, Failure(code, message, 1000)))
+    def _perform_all_now(self, actions: list[Action]) -> None:
+        for action in actions:
+            self._perform_now(action)

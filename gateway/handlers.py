@@ -7,13 +7,12 @@ sanitising and the attachment limit.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
 
 from gateway.actions import Action, History, Join, Leave, PresenceQuery, Publish, TypingChange
-from gateway.pipeline import EventContext, Failure, ack_frames
+from gateway.pipeline import EventContext, Failure, acknowledge
 from shared.protocol.errors import ErrorCode
 from shared.protocol.events import MESSAGE_RECEIVED, TYPING_START, TYPING_STOP
 from shared.protocol.packets import deconstruct
@@ -62,6 +61,8 @@ def join(ctx: EventContext) -> list[Action] | Failure:
     since = ctx.payload.get("since")
     if since is not None and not socket.durable:
         return Failure(ErrorCode.BAD_REQUEST, "since needs a durable namespace")
+    if room in socket.rooms and since is None:
+        return acknowledge(ctx.reply, {"ok": True, "room": room})  # nothing to do or replay
     return [Join(socket, room, ctx.reply, since)]
 
 
@@ -71,7 +72,10 @@ def leave(ctx: EventContext) -> list[Action] | Failure:
         return room
     if room == user_room(ctx.socket.identity.sub):
         return Failure(ErrorCode.FORBIDDEN, "a socket stays in its own user room")
-    return [Leave(ctx.socket, room, ctx.reply)]
+    if room not in ctx.socket.rooms:
+        return acknowledge(ctx.reply, {"ok": True})
+    ctx.socket.rooms.discard(room)  # the shell leaves the room's feed before the ack goes
+    return [Leave(ctx.socket, room, ctx.reply), *acknowledge(ctx.reply, {"ok": True})]
 
 
 def send_message(ctx: EventContext) -> list[Action] | Failure:
@@ -93,7 +97,7 @@ def send_message(ctx: EventContext) -> list[Action] | Failure:
         "id": payload["id"],
         "from": ctx.socket.identity.sub,
         "text": text,
-        "ts": int(time.time() * 1000),
+        "ts": int(ctx.wall_clock() * 1000),
     }
     attachments: list[bytes] = []
     if attachment is not None:
@@ -117,7 +121,7 @@ def typing(event: str) -> Any:
         if event == TYPING_START:
             last = socket.typing.get(room)
             if last is not None and ctx.now - last < ctx.limits.typing_coalesce_s:
-                return list(ack_frames(ctx.reply, {"ok": True})) if ctx.reply.id is not None else []
+                return acknowledge(ctx.reply, {"ok": True})
             socket.typing[room] = ctx.now
         else:
             socket.typing.pop(room, None)

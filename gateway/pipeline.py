@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from gateway.actions import AckTo, Action, NamespaceSocket, SendBinary, SendText
+from gateway.actions import AckTo, Action, Failed, NamespaceSocket, SendBinary, SendText
 from shared.jwtauth import Identity, TokenVerifier
 from shared.presence_wire import TYPING_REFRESH_S
 from shared.protocol.errors import ErrorCode, error_ack, error_body
@@ -73,6 +73,8 @@ class EventContext:
     now: float
     limits: Limits
     buckets: dict[LimitClass, TokenBucket]
+    wall_clock: Callable[[], float]
+    """Unix seconds, for the ``ts`` a message carries (``now`` is the monotonic clock)."""
 
     @property
     def payload(self) -> Any:
@@ -107,6 +109,11 @@ def ack_frames(reply: AckTo, body: dict[str, Any]) -> list[SendText | SendBinary
     return [SendText("4" + text), *(SendBinary(blob) for blob in attachments)]
 
 
+def acknowledge(reply: AckTo, body: dict[str, Any]) -> list[Action]:
+    """The ack frames for ``body``, or none when the client asked for no ack."""
+    return [*ack_frames(reply, body)] if reply.id is not None else []
+
+
 def _ack_text(reply: AckTo, body: dict[str, Any]) -> SendText:
     """An ACK whose body holds no binary: one text frame."""
     frame = ack_frames(reply, body)[0]
@@ -127,3 +134,27 @@ def answer_failure(reply: AckTo, event: str | None, failure: Failure) -> SendTex
     if event is not None:
         body["event"] = event
     return event_frame(reply.nsp, REQUEST_ERROR, body)
+
+
+def connect_reply(socket: NamespaceSocket) -> str:
+    """The CONNECT reply: always ``sid``; ``pid`` when the socket can recover."""
+    body = {"sid": socket.sid} if socket.pid is None else {"sid": socket.sid, "pid": socket.pid}
+    text, _ = encode_packet(Packet(PacketType.CONNECT, socket.nsp, body))
+    return "4" + text
+
+
+def too_many_connections(nsp: str) -> SendText:
+    """The per-user limit's refusal: a CONNECT_ERROR, which socket.io-client does not retry."""
+    return connect_error(nsp, {"message": "too many connections",
+                                "data": {"code": "too_many_connections"}})
+
+
+def io_failed(reply: AckTo, event: str | None, code: ErrorCode, message: str) -> list[Action]:
+    """A request whose I/O failed: counted, and answered with a retry hint."""
+    return [Failed(reply.nsp, code.value), answer_failure(reply, event, Failure(code, message,
+                                                                                 1000))]
+
+
+def connect_error(nsp: str, body: dict[str, Any]) -> SendText:
+    text, _ = encode_packet(Packet(PacketType.CONNECT_ERROR, nsp, body))
+    return SendText("4" + text)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 import ssl
+import time
 from pathlib import Path
 
 import orjson
@@ -220,7 +221,7 @@ class Gateway:
         if self._flusher is None:
             self._flusher = Flusher(loop, self.settings.write_delay_ms / 1000)
         session = Session(new_id(), identity, self.config, self.namespaces, self.verifier,
-                          new_id, loop.time())
+                          new_id, loop.time(), wall_clock=time.time)
         connection = Connection(ws, session, self.fanout, self.sessions, self.admission,
                                 self.broker, self.metrics,
                                 self._flusher, self.settings.send_budget_bytes,

@@ -13,18 +13,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from gateway.actions import (
     CONNECT_EVENT,
     AckTo,
     Action,
     Close,
     Closed,
+    History,
+    Join,
+    JoinFailure,
     NamespaceSocket,
     Observed,
     Opened,
+    PresenceQuery,
+    Publish,
+    Recovered,
     Restore,
     SendText,
+    TypingChange,
 )
+from gateway.broker import PublishResult
 from gateway.middleware import charge
 from gateway.pipeline import (
     ConnectContext,
@@ -33,13 +43,19 @@ from gateway.pipeline import (
     LimitClass,
     Limits,
     Namespace,
+    acknowledge,
     answer_failure,
+    connect_error,
+    connect_reply,
+    io_failed,
+    too_many_connections,
 )
 from shared.abuse import AbuseMeter
 from shared.heartbeat import Beat, Heartbeat
 from shared.jwtauth import Identity, TokenVerifier
 from shared.protocol.engineio import PING_FRAME, EioType, InvalidFrame, encode_open, parse_frame
 from shared.protocol.errors import CloseCode, ErrorCode
+from shared.protocol.events import ROOM_HISTORY, ROOM_JOIN, ROOM_PRESENCE, TYPING_START, TYPING_STOP
 from shared.protocol.packets import (
     BinaryAssembler,
     InvalidPacket,
@@ -77,6 +93,8 @@ class Session:
         verifier: TokenVerifier,
         new_id: Callable[[], str],
         now: float,
+        *,
+        wall_clock: Callable[[], float],
     ) -> None:
         self.eio_sid = eio_sid
         self.config = config
@@ -86,6 +104,7 @@ class Session:
         self._namespaces = namespaces
         self._verifier = verifier
         self._new_id = new_id
+        self._wall_clock = wall_clock
         self._assembler = BinaryAssembler()
         self._buckets: dict[LimitClass, TokenBucket] = {}
         self._meters: dict[LimitClass, AbuseMeter] = {}
@@ -214,17 +233,17 @@ class Session:
             return self._close(CloseCode.POLICY, "second CONNECT for a namespace")
         namespace = self._namespaces.get(packet.nsp)
         if namespace is None:
-            return [_connect_error(packet.nsp, {"message": "Invalid namespace"})]
+            return [connect_error(packet.nsp, {"message": "Invalid namespace"})]
         ctx = ConnectContext(packet.nsp, packet.data or {}, self._upgrade_identity,
                              self._verifier)
         for middleware in namespace.connect_chain:
             refusal = middleware(ctx)
             if refusal is not None:
                 return [Observed(packet.nsp, CONNECT_EVENT, refusal.code),
-                        _connect_error(packet.nsp, {"message": refusal.message,
+                        connect_error(packet.nsp, {"message": refusal.message,
                                                     "data": {"code": refusal.code}})]
         if ctx.identity is None:
-            return [_connect_error(packet.nsp, {"message": "unauthorized",
+            return [connect_error(packet.nsp, {"message": "unauthorized",
                                                  "data": {"code": "unauthorized"}})]
         recovery = namespace.durable and ctx.auth.get("recovery", True) is not False
         socket = NamespaceSocket(packet.nsp, self._new_id(), ctx.identity,
@@ -235,9 +254,67 @@ class Session:
         self._connect_deadline = None
         return [Opened(socket, _restore_request(ctx.auth) if recovery else None)]
 
-    def forget(self, nsp: str) -> None:
-        """The shell refused a CONNECT after the fact (e.g. the per-user limit)."""
-        self.sockets.pop(nsp, None)
+    # --- I/O results: what the shell did comes back here, and the answer is built here ----
+
+    def opened(self, socket: NamespaceSocket, recovered: Recovered | None = None) -> list[Action]:
+        """The socket is admitted, in its rooms and (durable) its session saved or, with
+        ``recovered``, restored: it takes the session's ids and rooms, and gets its reply."""
+        if recovered is not None:
+            socket.pid, socket.sid = recovered.pid, recovered.sid
+            socket.rooms.clear()
+            socket.rooms.update(recovered.rooms)
+        return [SendText(connect_reply(socket))]
+
+    def refused(self, socket: NamespaceSocket) -> list[Action]:
+        """The cluster-wide per-user limit refused the socket after its CONNECT."""
+        if self.sockets.get(socket.nsp) is socket:
+            del self.sockets[socket.nsp]
+        return [too_many_connections(socket.nsp)]
+
+    def joined(self, join: Join) -> list[Action]:
+        """The room's messages reach the socket now (after any replay ``since`` asked for)."""
+        join.socket.rooms.add(join.room)
+        return acknowledge(join.reply, {"ok": True, "room": join.room})
+
+    def join_failed(self, join: Join, why: JoinFailure) -> list[Action]:
+        if why is JoinFailure.BACKLOG_TOO_LARGE:
+            return io_failed(join.reply, ROOM_JOIN, ErrorCode.NOT_RECOVERABLE,
+                              "backlog too large to replay; page it with room:history")
+        return io_failed(join.reply, ROOM_JOIN, ErrorCode.UNAVAILABLE, "try again")
+
+    def published(self, publish: Publish, result: PublishResult | None) -> list[Action]:
+        """The broker's answer to a publish (``None``: it was not sent)."""
+        if result is None:
+            return io_failed(publish.reply, None, ErrorCode.UNAVAILABLE,
+                              "message not sent, retry")
+        if publish.message_id is None:
+            return acknowledge(publish.reply, {"ok": True})
+        return acknowledge(publish.reply, {"ok": True, "id": publish.message_id,
+                                           "seq": result.seq, "duplicate": result.duplicate})
+
+    def history_page(self, history: History, page: dict[str, Any] | None) -> list[Action]:
+        """The log's answer to ``room:history`` (``None``: the log did not answer)."""
+        if page is None:
+            return io_failed(history.reply, ROOM_HISTORY, ErrorCode.UNAVAILABLE, "try again")
+        return acknowledge(history.reply, page)
+
+    def presence_answer(self, query: PresenceQuery,
+                        members: dict[str, Any] | None) -> list[Action]:
+        """The presence service's answer to ``room:presence`` (``None``: none came)."""
+        if members is None:
+            return io_failed(query.reply, ROOM_PRESENCE, ErrorCode.UNAVAILABLE,
+                              "presence is not available; try again")
+        return acknowledge(query.reply, members)
+
+    def typing_routed(self, change: TypingChange) -> list[Action]:
+        """The presence service took the typing notice (and sends the stop on silence)."""
+        return acknowledge(change.reply, {"ok": True})
+
+    def typing_unrouted(self, change: TypingChange) -> list[Action]:
+        """No presence service (an in-memory gateway): the notice goes straight to the room."""
+        name = TYPING_START if change.active else TYPING_STOP
+        args = orjson.dumps([name, {"room": change.room, "user": change.socket.identity.sub}])
+        return [Publish(change.socket, change.room, args, (), None, change.reply)]
 
     def kick(self, user: str, reason: str) -> list[Action]:
         """End, for good, this connection's sockets of ``user`` (and the transport if none
@@ -254,7 +331,8 @@ class Session:
         event = name if isinstance(name, str) else str(name)
         spec = namespace.events.get(event)
         reply = AckTo(socket.nsp, packet.id)
-        ctx = EventContext(socket, event, data[1:], reply, now, self.config.limits, self._buckets)
+        ctx = EventContext(socket, event, data[1:], reply, now, self.config.limits, self._buckets,
+                           self._wall_clock)
         for middleware in namespace.event_chain:
             failure = middleware(ctx, spec)
             if failure is not None:
@@ -299,19 +377,6 @@ class Session:
         return [SendText("4" + text), Closed(socket, frozenset(socket.rooms), final=True)]
 
 
-def connect_reply(socket: NamespaceSocket) -> str:
-    """The CONNECT reply: always ``sid``; ``pid`` when the socket can recover."""
-    body = {"sid": socket.sid} if socket.pid is None else {"sid": socket.sid, "pid": socket.pid}
-    text, _ = encode_packet(Packet(PacketType.CONNECT, socket.nsp, body))
-    return "4" + text
-
-
-def too_many_connections(nsp: str) -> SendText:
-    """The per-user limit's refusal: a CONNECT_ERROR, which socket.io-client does not retry."""
-    return _connect_error(nsp, {"message": "too many connections",
-                                "data": {"code": "too_many_connections"}})
-
-
 def _restore_request(auth: dict[str, Any]) -> Restore | None:
     """A recovery attempt needs a string ``pid`` (socket.io-client sends ``offset`` too once
     it got an event; without one the session's join positions serve)."""
@@ -319,8 +384,3 @@ def _restore_request(auth: dict[str, Any]) -> Restore | None:
     if not isinstance(pid, str) or not 0 < len(pid) <= MAX_PID_LENGTH:
         return None
     return Restore(pid, offset if isinstance(offset, str) else None)
-
-
-def _connect_error(nsp: str, body: dict[str, Any]) -> SendText:
-    text, _ = encode_packet(Packet(PacketType.CONNECT_ERROR, nsp, body))
-    return SendText("4" + text)

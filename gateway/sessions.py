@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from gateway.actions import NamespaceSocket, Restore
+from gateway.actions import JoinFailure, NamespaceSocket, Recovered, Restore
 from gateway.broker import BrokerUnavailable
 from gateway.fanout import Fanout, Member, TooLarge
 from gateway.recovery import SessionRecord, replay_ranges, trimmed
@@ -37,10 +37,11 @@ LEASE_BATCH = 256
 
 
 class JoinFailed(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    """A join the log could not carry out; the session core words the answer."""
+
+    def __init__(self, why: JoinFailure) -> None:
+        super().__init__(why.value)
+        self.why = why
 
 
 class Sessions:
@@ -58,21 +59,22 @@ class Sessions:
     # --- open / recover -------------------------------------------------------------------
 
     async def open(self, socket: NamespaceSocket, member: Member,
-                   restore: Restore | None) -> bool:
-        """Join the socket's initial rooms and save (or recover) its session. Returns whether
-        the session was recovered; the caller then sends the CONNECT reply."""
+                   restore: Restore | None) -> Recovered | None:
+        """Join the socket's initial rooms and save (or recover) its session. Returns the
+        recovered session, for the core to give the socket, which then sends the reply."""
         if restore is not None and socket.pid is not None:
-            if await self._recover(socket, member, restore):
+            recovered = await self._recover(socket, member, restore)
+            if recovered is not None:
                 self._metrics.recoveries.labels(socket.nsp, "recovered").inc()
-                return True
+                return recovered
             self._metrics.recoveries.labels(socket.nsp, "fresh").inc()
         record = SessionRecord(socket.identity.sub, socket.nsp, socket.sid)
         for room in list(socket.rooms):
             record.rooms[room] = await self._fanout.join((socket.nsp, room), member)
-        await self._save(socket, record)
+        await self._save(socket, socket.pid, record)
         if socket.nsp == INBOX_NAMESPACE:
             await self._deliver_inbox(socket.identity.sub)
-        return False
+        return None
 
     async def _deliver_inbox(self, user: str) -> None:
         """What was sent while the user was offline moves into the user's room log, in order,
@@ -89,21 +91,22 @@ class Sessions:
         except BrokerUnavailable:
             log.warning("offline inbox not delivered now; it stays for the next connect")
 
-    async def _recover(self, socket: NamespaceSocket, member: Member, restore: Restore) -> bool:
+    async def _recover(self, socket: NamespaceSocket, member: Member,
+                       restore: Restore) -> Recovered | None:
         store = self._store
         if store is None:
-            return False
+            return None
         offset = parse_offset(restore.offset) if restore.offset is not None else None
         if restore.offset is not None and offset is None:
-            return False
+            return None
         try:
             record = await store.get(socket.nsp, restore.pid)
         except BrokerUnavailable:
-            return False  # a fresh session then, not a socket without one
+            return None  # a fresh session then, not a socket without one
         if record is None or record.user != socket.identity.sub:
-            return False
+            return None
         if not record.recoverable(time.time()):
-            return False
+            return None
         member.hold = []
         joined: list[str] = []
         try:
@@ -122,19 +125,17 @@ class Sessions:
                 await self._fanout.leave((socket.nsp, room), member)
             member.hold, member.base, member.ahead = None, 0, {}
             member.floors.clear()
-            return False
-        socket.pid, socket.sid = restore.pid, record.sid
-        socket.rooms.clear()
-        socket.rooms.update(record.rooms)
+            return None
         member.release()
-        await self._save(socket, record)
-        return True
+        await self._save(socket, restore.pid, record)
+        return Recovered(restore.pid, record.sid, frozenset(record.rooms))
 
     # --- rooms ------------------------------------------------------------------------------
 
     async def join(self, socket: NamespaceSocket, member: Member, room: str,
                    since: int | None) -> None:
-        """Join; with ``since``, replay the room after it first. Raises :class:`JoinFailed`."""
+        """Join; with ``since``, replay the room after it first. Raises :class:`JoinFailed`.
+        The core adds the room to the socket once this returns."""
         key = (socket.nsp, room)
         if since is not None:
             member.hold = member.hold if member.hold is not None else []
@@ -142,23 +143,20 @@ class Sessions:
             end = await self._fanout.join(key, member)
         except BrokerUnavailable as exc:
             member.release()
-            raise JoinFailed(ErrorCode.UNAVAILABLE, "try again") from exc
+            raise JoinFailed(JoinFailure.UNAVAILABLE) from exc
         start = end if since is None else min(since, end)
         try:
             if since is not None and end > since:
                 claim = self._fanout.claim(member, socket.nsp)
                 await self._fanout.replay(member, socket.nsp, {room: (since, end)}, claim,
                                           self._budget - member.outbox.queued)
-            socket.rooms.add(room)
             await self._update(socket, room, start)
         except (TooLarge, BrokerUnavailable) as exc:
-            socket.rooms.discard(room)
             await self._fanout.leave(key, member)
             member.release()
             if isinstance(exc, TooLarge):
-                raise JoinFailed(ErrorCode.NOT_RECOVERABLE,
-                                 "backlog too large to replay; page it with room:history") from exc
-            raise JoinFailed(ErrorCode.UNAVAILABLE, "try again") from exc
+                raise JoinFailed(JoinFailure.BACKLOG_TOO_LARGE) from exc
+            raise JoinFailed(JoinFailure.UNAVAILABLE) from exc
         member.release()
 
     async def leave(self, socket: NamespaceSocket, room: str) -> None:
@@ -166,7 +164,7 @@ class Sessions:
         if entry is not None:
             entry[1].rooms.pop(room, None)
             with contextlib.suppress(BrokerUnavailable):
-                await self._put(socket, entry[1])
+                await self._put(socket.pid, entry[1])
 
     async def closed(self, socket: NamespaceSocket, final: bool) -> None:
         """The socket is gone. A transport close keeps the session for the recovery window;
@@ -226,21 +224,23 @@ class Sessions:
         entry = self._live.get(socket.pid or "")
         if entry is not None:
             entry[1].rooms.setdefault(room, joined_at)
-            await self._put(socket, entry[1])
+            await self._put(socket.pid, entry[1])
 
-    async def _save(self, socket: NamespaceSocket, record: SessionRecord) -> None:
-        if socket.pid is None:
+    async def _save(self, socket: NamespaceSocket, pid: str | None,
+                    record: SessionRecord) -> None:
+        """Keep ``record`` live under ``pid`` (the socket's own, or the one it recovers)."""
+        if pid is None:
             return
-        self._live[socket.pid] = (socket, record)
-        await self._put(socket, record)
+        self._live[pid] = (socket, record)
+        await self._put(pid, record)
         self._ensure_lease()
 
-    async def _put(self, socket: NamespaceSocket, record: SessionRecord) -> None:
+    async def _put(self, pid: str | None, record: SessionRecord) -> None:
         """Save the live record: recoverable until the next lease refresh could have failed.
         (A dropped one is recoverable for the recovery window from its close.)"""
-        if self._store is not None and socket.pid is not None:
+        if self._store is not None and pid is not None:
             record.until = time.time() + self._window_s + self._lease_s
-            await self._store.put(socket.pid, record)
+            await self._store.put(pid, record)
 
     def _ensure_lease(self) -> None:
         if self._lease_task is None and self._store is not None:
@@ -252,11 +252,11 @@ class Sessions:
         a gateway of 10,000 sessions seconds per lease)."""
         while True:
             await asyncio.sleep(self._lease_s)
-            live = list(self._live.values())
+            live = [(pid, record) for pid, (_, record) in self._live.items()]
             for start in range(0, len(live), LEASE_BATCH):
                 batch = live[start:start + LEASE_BATCH]
                 results = await asyncio.gather(
-                    *(self._put(socket, record) for socket, record in batch),
+                    *(self._put(pid, record) for pid, record in batch),
                     return_exceptions=True)
                 failed = [r for r in results if isinstance(r, BaseException)]
                 for failure in failed:

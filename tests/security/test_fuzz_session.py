@@ -58,7 +58,7 @@ from gateway.actions import (
 )
 from gateway.namespaces import NAMESPACES
 from gateway.pipeline import Limits, Namespace
-from gateway.session import Session, SessionConfig, connect_reply
+from gateway.session import Session, SessionConfig
 from shared.jwtauth import TokenVerifier
 from shared.protocol.engineio import EioPacket, EioType, parse_frame
 from shared.protocol.errors import CloseCode, ErrorCode
@@ -76,7 +76,8 @@ from tests.support.tokens import SECRET, make_token
 VERIFIER = TokenVerifier(("HS256",), secret=SECRET)
 ALICE = make_token("alice")
 ACTION_TYPES = get_args(Action)
-DEFERRED = (Join, Leave, Publish, History, TypingChange, PresenceQuery)
+DEFERRED = (Join, Publish, History, TypingChange, PresenceQuery)
+"""Actions answered once their I/O is fed back (a Leave's ack comes with it)."""
 ERROR_CODES = frozenset(code.value for code in ErrorCode)
 HIGH = Limits(chat_rate=1e6, chat_burst=10**6, request_rate=1e6, request_burst=10**6)
 TIGHT = Limits(chat_rate=1, chat_burst=2, request_rate=1, request_burst=2)
@@ -210,7 +211,7 @@ class Run:
         ids = (f"id-{n}" for n in itertools.count())
         config = SessionConfig(limits=limits or Limits())
         session = Session("eio", None, config, table, VERIFIER,
-                          lambda: next(ids), 0.0)
+                          lambda: next(ids), 0.0, wall_clock=lambda: 1_764_662_400.0)
         run = cls(session)
         opened = run.feed("40/chat," + dumps({"token": ALICE}))
         assert any(isinstance(a, Opened) for a in opened) and "/chat" in session.sockets
@@ -269,14 +270,17 @@ class Run:
         return actions
 
     def shell(self, actions: list[Action]) -> None:
-        """What the shell does that the core relies on: joined rooms become the socket's."""
+        """What the shell feeds back that the core relies on: joins done, sockets opened."""
         for action in actions:
             if isinstance(action, Join) and action.socket.nsp in self.session.sockets:
-                action.socket.rooms.add(action.room)
-            elif isinstance(action, Leave):
-                action.socket.rooms.discard(action.room)
+                answers = self.session.joined(action)
             elif isinstance(action, Opened) and action.socket.durable:
-                check_frame_out(connect_reply(action.socket))
+                answers = self.session.opened(action.socket)
+            else:
+                continue
+            for answer in answers:
+                if isinstance(answer, SendText):
+                    check_frame_out(answer.text)
 
     def tick(self, dt: float) -> None:
         self.now += dt

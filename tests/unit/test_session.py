@@ -15,31 +15,37 @@ from typing import Any
 import pytest
 
 from gateway.actions import (
+    AckTo,
     Action,
     Close,
     Closed,
+    Failed,
     History,
     Join,
+    JoinFailure,
     Leave,
     NamespaceSocket,
     Observed,
     Opened,
     PresenceQuery,
     Publish,
+    Recovered,
     Restore,
     SendText,
     TypingChange,
 )
 from gateway.namespaces import NAMESPACES
 from gateway.pipeline import Limits
-from gateway.session import Session, SessionConfig, connect_reply
+from gateway.session import Session, SessionConfig
 from shared.jwtauth import Identity, TokenVerifier
 from shared.protocol.errors import CloseCode
+from shared.room_log import PublishResult
 from tests.support.tokens import SECRET, make_token
 
 VERIFIER = TokenVerifier(("HS256",), secret=SECRET)
 ALICE = make_token("alice")
 ROOM = "room:general"
+WALL_CLOCK = 1_764_662_400.5  # unix seconds, for the ``ts`` of messages
 
 
 def identity(sub: str = "alice", **claims: Any) -> Identity:
@@ -61,8 +67,8 @@ class Client:
         for action in list(actions):
             if isinstance(action, Opened):
                 self.sockets[action.socket.nsp] = action.socket
-                # the shell replies once the user is admitted and the session saved
-                actions.append(SendText(connect_reply(action.socket)))
+                # the shell reports back once the user is admitted and the session saved
+                actions.extend(self.session.opened(action.socket))
         return actions
 
     def connect(self, nsp: str = "/chat", token: str | None = ALICE) -> list[Action]:
@@ -76,8 +82,8 @@ class Client:
         return self.send(head + ("" if ack is None else str(ack)) + body)
 
     def joined(self, room: str, nsp: str = "/chat") -> None:
-        """What the shell does once a Join is carried out."""
-        self.sockets[nsp].rooms.add(room)
+        """What the shell reports once a Join is carried out."""
+        self.session.joined(Join(self.sockets[nsp], room, AckTo(nsp, None)))
 
     def timer(self, now: float) -> list[Action]:
         self.now = now
@@ -89,7 +95,7 @@ def client(
 ) -> Client:
     ids = (f"sid-{n}" for n in itertools.count(1))
     session = Session("eio-1", upgrade, config or SessionConfig(), NAMESPACES, VERIFIER,
-                      lambda: next(ids), now)
+                      lambda: next(ids), now, wall_clock=lambda: WALL_CLOCK)
     return Client(session, now)
 
 
@@ -315,7 +321,10 @@ def test_join_someone_elses_user_room_is_forbidden() -> None:
 
 
 def test_join_own_user_room_is_allowed() -> None:
-    assert only(connected().emit("/chat", 1, "room:join", {"room": "user:alice"}), Join)
+    actions = connected().emit("/chat", 1, "room:join", {"room": "user:alice"})
+
+    assert reply(actions, "/chat", 1) == {"ok": True, "room": "user:alice"}  # joined already
+    assert not any(isinstance(action, Join) for action in actions)
 
 
 def test_rooms_claim_limits_joins() -> None:
@@ -326,7 +335,7 @@ def test_rooms_claim_limits_joins() -> None:
         "room:team-a"
     )
     assert error_code(c.emit("/chat", 2, "room:join", {"room": ROOM}), "/chat", 2) == "forbidden"
-    assert only(c.emit("/chat", 3, "room:join", {"room": "user:alice"}), Join)
+    assert reply(c.emit("/chat", 3, "room:join", {"room": "user:alice"}), "/chat", 3)["ok"]
 
 
 def test_default_patterns_allow_only_room_prefixed_names() -> None:
@@ -342,7 +351,8 @@ def test_room_count_limit() -> None:
     assert error_code(c.emit("/chat", 1, "room:join", {"room": "room:b"}), "/chat", 1) == (
         "forbidden"
     )
-    assert only(c.emit("/chat", 2, "room:join", {"room": "room:a"}), Join)  # already in
+    assert reply(c.emit("/chat", 2, "room:join", {"room": "room:a"}), "/chat", 2) == {
+        "ok": True, "room": "room:a"}  # already in
 
 
 def test_leave() -> None:
@@ -383,9 +393,9 @@ def test_send_after_joining_publishes_the_sanitised_message() -> None:
     assert list(message) == ["room", "id", "from", "text", "ts"]
     assert message == {"room": ROOM, "id": "m-1", "from": "alice", "text": "Caf\u00e9 ok\n",
                        "ts": message["ts"]}
-    assert isinstance(message["ts"], int) and message["ts"] > 1_700_000_000_000
+    assert message["ts"] == int(WALL_CLOCK * 1000)  # from the injected wall clock
     assert publish.args == json.dumps(args, separators=(",", ":"), ensure_ascii=False).encode()
-    assert texts(actions) == []  # acked by the shell once the broker took it
+    assert texts(actions) == []  # acked once the broker's answer is fed back (published)
 
 
 def test_text_of_4096_code_points_fits_and_size_rules_are_too_large() -> None:
@@ -835,3 +845,168 @@ def test_repeated_typing_starts_are_coalesced() -> None:
     assert only(c.emit("/chat", 4, "typing:start", {"room": ROOM}), TypingChange)
     c.now = 3.6
     assert only(c.emit("/chat", 5, "typing:start", {"room": ROOM}), TypingChange)
+
+
+# --- I/O results fed back: the core answers ------------------------------------------------
+
+
+def test_opened_sends_the_connect_reply_with_sid_and_pid() -> None:
+    c = client()
+    actions = c.session.receive("40/chat," + json.dumps({"token": ALICE}), 0.0)
+    socket = only(actions, Opened).socket
+
+    assert texts(c.session.opened(socket)) == [f'40/chat,{{"sid":"{socket.sid}",'
+                                               f'"pid":"{socket.pid}"}}']
+
+
+def test_recovered_socket_takes_the_sessions_ids_and_rooms() -> None:
+    c = client()
+    actions = c.session.receive("40/chat," + json.dumps({"token": ALICE, "pid": "old-pid",
+                                                         "offset": "x"}), 0.0)
+    opened = only(actions, Opened)
+    assert opened.restore == Restore("old-pid", "x")
+
+    answer = c.session.opened(opened.socket, Recovered("old-pid", "old-sid",
+                                                       frozenset({"user:alice", ROOM})))
+
+    assert texts(answer) == ['40/chat,{"sid":"old-sid","pid":"old-pid"}']
+    assert opened.socket.rooms == {"user:alice", ROOM}
+    c.sockets["/chat"] = opened.socket
+    assert only(c.emit("/chat", 1, "message:send", {"room": ROOM, "text": "hi", "id": "m"}),
+                Publish)  # a member of its recovered rooms at once
+
+
+def test_refused_socket_gets_connect_error_and_is_forgotten() -> None:
+    c = client()
+    socket = only(c.session.receive("40/chat," + json.dumps({"token": ALICE}), 0.0),
+                  Opened).socket
+
+    answer = c.session.refused(socket)
+
+    assert texts(answer) == ['44/chat,{"message":"too many connections",'
+                             '"data":{"code":"too_many_connections"}}']
+    assert "/chat" not in c.session.sockets
+    assert only(c.emit("/chat", 1, "room:join", {"room": ROOM}), Close).code == CloseCode.POLICY
+
+
+def test_joined_adds_the_room_and_acks() -> None:
+    c = connected()
+    join = only(c.emit("/chat", 1, "room:join", {"room": ROOM}), Join)
+    assert ROOM not in join.socket.rooms  # not before the shell says so
+
+    answer = c.session.joined(join)
+
+    assert reply(answer, "/chat", 1) == {"ok": True, "room": ROOM}
+    assert ROOM in join.socket.rooms
+    assert only(c.emit("/chat", 2, "message:send", {"room": ROOM, "text": "hi", "id": "m"}),
+                Publish)
+
+
+def test_join_again_without_since_is_acked_without_io() -> None:
+    c = connected()
+    c.joined(ROOM)
+
+    actions = c.emit("/chat", 2, "room:join", {"room": ROOM})
+
+    assert reply(actions, "/chat", 2) == {"ok": True, "room": ROOM}
+    assert not any(isinstance(action, Join) for action in actions)
+    assert only(c.emit("/chat", 3, "room:join", {"room": ROOM, "since": 4}), Join).since == 4
+
+
+@pytest.mark.parametrize(("why", "code"), [(JoinFailure.UNAVAILABLE, "unavailable"),
+                                           (JoinFailure.BACKLOG_TOO_LARGE, "not_recoverable")])
+def test_join_failed_answers_with_a_retry_hint_and_leaves_rooms_alone(
+        why: JoinFailure, code: str) -> None:
+    c = connected()
+    join = only(c.emit("/chat", 1, "room:join", {"room": ROOM, "since": 0}), Join)
+
+    answer = c.session.join_failed(join, why)
+
+    assert reply(answer, "/chat", 1)["error"]["code"] == code
+    assert reply(answer, "/chat", 1)["error"]["retry_after_ms"] == 1000
+    assert Failed("/chat", code) in answer
+    assert ROOM not in join.socket.rooms
+
+
+def test_join_failed_without_an_ack_id_is_a_request_error() -> None:
+    c = connected()
+    join = only(c.emit("/chat", None, "room:join", {"room": ROOM}), Join)
+
+    event = pushed(c.session.join_failed(join, JoinFailure.UNAVAILABLE), "/chat")
+
+    assert event == [["request:error", {"code": "unavailable", "message": "try again",
+                                        "retry_after_ms": 1000, "event": "room:join"}]]
+
+
+def test_leave_takes_the_room_off_before_the_ack() -> None:
+    c = connected()
+    c.joined(ROOM)
+
+    actions = c.emit("/chat", 4, "room:leave", {"room": ROOM})
+
+    assert [type(a) for a in actions if not isinstance(a, Observed)] == [Leave, SendText]
+    assert reply(actions, "/chat", 4) == {"ok": True}
+    assert ROOM not in c.sockets["/chat"].rooms
+
+
+def test_leave_of_a_room_not_joined_is_acked_without_io() -> None:
+    actions = connected().emit("/chat", 4, "room:leave", {"room": ROOM})
+
+    assert reply(actions, "/chat", 4) == {"ok": True}
+    assert not any(isinstance(action, Leave) for action in actions)
+
+
+def test_published_acks_with_the_logs_position() -> None:
+    c = connected()
+    c.joined(ROOM)
+    publish = only(c.emit("/chat", 7, "message:send", {"room": ROOM, "text": "hi", "id": "m"}),
+                   Publish)
+
+    assert reply(c.session.published(publish, PublishResult(12, False)), "/chat", 7) == {
+        "ok": True, "id": "m", "seq": 12, "duplicate": False}
+    assert reply(c.session.published(publish, PublishResult(12, True)), "/chat", 7)[
+        "duplicate"] is True
+    failed = c.session.published(publish, None)
+    assert reply(failed, "/chat", 7)["error"] == {
+        "code": "unavailable", "message": "message not sent, retry", "retry_after_ms": 1000}
+    assert Failed("/chat", "unavailable") in failed
+
+
+def test_published_without_a_message_id_acks_ok() -> None:
+    c = connected()
+    c.joined(ROOM)
+    change = only(c.emit("/chat", 2, "typing:start", {"room": ROOM}), TypingChange)
+    relay = only(c.session.typing_unrouted(change), Publish)
+
+    assert reply(c.session.published(relay, PublishResult()), "/chat", 2) == {"ok": True}
+
+
+def test_history_page_is_the_ack_and_a_silent_log_is_unavailable() -> None:
+    c = connected()
+    history = only(c.emit("/chat", 3, "room:history", {"room": ROOM}), History)
+    page = {"ok": True, "messages": [], "complete": True}
+
+    assert reply(c.session.history_page(history, page), "/chat", 3) == page
+    assert reply(c.session.history_page(history, None), "/chat", 3)["error"]["code"] == (
+        "unavailable")
+
+
+def test_presence_answer_is_the_ack_and_none_is_unavailable() -> None:
+    c = connected()
+    query = only(c.emit("/chat", 3, "room:presence", {"room": ROOM}), PresenceQuery)
+    members = {"ok": True, "users": ["alice"]}
+
+    assert reply(c.session.presence_answer(query, members), "/chat", 3) == members
+    assert reply(c.session.presence_answer(query, None), "/chat", 3)["error"]["message"] == (
+        "presence is not available; try again")
+
+
+def test_typing_is_acked_when_presence_takes_it_else_published_to_the_room() -> None:
+    c = connected()
+    c.joined(ROOM)
+    change = only(c.emit("/chat", 2, "typing:start", {"room": ROOM}), TypingChange)
+
+    assert reply(c.session.typing_routed(change), "/chat", 2) == {"ok": True}
+    publish = only(c.session.typing_unrouted(change), Publish)
+    assert (publish.room, publish.message_id, publish.reply) == (ROOM, None, change.reply)
+    assert json.loads(publish.args) == ["typing:start", {"room": ROOM, "user": "alice"}]
