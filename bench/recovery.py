@@ -58,6 +58,7 @@ from benchproc import (
     snapshot,
     versions,
     wait_http_ok,
+    wait_quiet,
 )
 
 BENCH = Path(__file__).resolve().parent
@@ -909,26 +910,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-async def until_quiet(limit_pct: float, within_s: float) -> float:
-    """Before a run (nothing of ours is running): wait up to ``within_s`` until the box's busy
-    time over 3 s is at most ``limit_pct`` of one core; returns the last reading."""
-    give_up = time.monotonic() + within_s
-    while True:
-        start = snapshot({})
-        await asyncio.sleep(3.0)
-        busy = cpu_percent(start, snapshot({}))["machine"] or 0.0
-        if busy <= limit_pct or time.monotonic() >= give_up:
-            return busy
-        print(f"  the box is busy ({busy:.0f} % of a core, not ours): waiting", flush=True)
-        await asyncio.sleep(7.0)
-
-
 async def run_all(args: argparse.Namespace, logs: Path, out: IO[bytes]) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     for run, mode in enumerate((m for _ in range(args.runs) for m in args.modes), start=1):
         busy_before = None
         if args.quiet_wait > 0:
-            busy_before = await until_quiet(args.quiet_limit, args.quiet_wait)
+            busy_before = await asyncio.to_thread(wait_quiet, args.quiet_limit, args.quiet_wait)
         revision = gateway_revision(args.gateway_rev)
         result = await run_once(args, run, mode, logs)
         result["revision"] = revision
