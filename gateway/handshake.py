@@ -57,8 +57,12 @@ def token_from(query: Mapping[str, list[str]], headers: Mapping[str, str]) -> st
 
 
 def decide(path: str, headers: Mapping[str, str], policy: HandshakePolicy,
-           peer: str | None = None) -> Accept | Reject:
-    """Map an upgrade request to Accept or Reject(400/401/403/404)."""
+           peer: str | None = None, *, draining: bool = False) -> Accept | Reject:
+    """Map an upgrade request to Accept or Reject(400/401/403/404/503). ``draining``: the
+    gateway is going away, so the client must connect elsewhere. The WebSocket handshake's
+    own header checks (RFC 6455 4.2.1) follow in ``websocket.check_upgrade``."""
+    if draining:
+        return Reject(503, "draining")
     if hasattr(headers, "get_all"):  # not isinstance: a runtime Protocol check costs ~30 µs
         for name in SINGLE_HEADERS:
             if len(cast(MultiValued, headers).get_all(name)) > 1:

@@ -200,9 +200,8 @@ class Gateway:
         """``/socket.io/`` and any other path: the upgrade decision, then the 101."""
         if request.method == "OPTIONS":
             return Response(204, headers=(("Allow", "GET, OPTIONS"),))
-        if self.draining:
-            return text_response(503, "draining\n")
-        verdict = decide(request.target, request.headers, self.policy, request.peer)
+        verdict = decide(request.target, request.headers, self.policy, request.peer,
+                         draining=self.draining)
         if not isinstance(verdict, Accept):
             self.metrics.handshakes.labels(str(verdict.status)).inc()
             if verdict.status == 401:

@@ -185,3 +185,10 @@ def test_a_repeated_origin_or_authorization_is_400(name: str) -> None:
     headers = Headers([(name, "https://app.example"), (name.upper(), "Bearer x")])
 
     assert decide(WS, headers, ORIGINS) == Reject(400, f"repeated {name} header")
+
+
+def test_a_draining_gateway_refuses_every_upgrade_with_503() -> None:
+    assert decide(f"{WS}&token={make_token('alice')}", {}, POLICY, draining=True) == Reject(
+        503, "draining")
+    assert decide("/elsewhere", {}, POLICY, draining=True) == Reject(503, "draining")
+
