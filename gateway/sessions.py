@@ -29,6 +29,7 @@ from shared.protocol.errors import ErrorCode, error_ack
 from shared.protocol.offsets import Offset, parse_offset
 from shared.protocol.packets import reconstruct
 from shared.room_log import inbox_message_id
+from shared.room_log.paging import read_page
 from shared.subjects import user_room
 
 log = logging.getLogger(__name__)
@@ -186,37 +187,14 @@ class Sessions:
         """Up to ``limit`` messages after ``since`` (oldest first) or before ``before`` (the
         newest of those, oldest first). ``complete: false`` says the log no longer reaches
         back over the whole range (messages were trimmed); ``not_recoverable`` that nothing
-        of it is left. A full page means: ask again from its last (or first) ``seq``."""
-        broker = self._fanout.broker
-        end = await broker.last_seq(nsp, room)
-        first = await broker.first_seq(nsp)
-        if before is not None:
-            seqs: list[int] = []
-            cursor = min(before, end + 1)
-            while len(seqs) < limit:
-                cursor = await broker.prev_of(nsp, room, cursor)
-                if cursor == 0:
-                    break
-                seqs.append(cursor)
-            seqs.reverse()
-            stored = []
-            if seqs:
-                stored = await broker.read(nsp, room, seqs[0] - 1, seqs[-1], limit)
-            complete = len(seqs) == limit or first <= 1
-        else:
-            after = since or 0
-            stored = await broker.read(nsp, room, after, end, limit)
-            complete = after + 1 >= first
-            if not complete and not stored and after < end:
-                return error_ack(ErrorCode.NOT_RECOVERABLE, "the log no longer reaches back there")
-        prev = await broker.prev_of(nsp, room, stored[0].seq) if stored else 0
-        messages = []
-        for message in stored:
-            payload = _payload(message.body)
-            if payload is not None:
-                messages.append({**payload, "seq": message.seq, "prev": prev})
-            prev = message.seq
-        return {"ok": True, "messages": messages, "complete": complete}
+        of it is left. A full page means: ask again from its last (or first) ``seq``. Read in
+        batches (:func:`shared.room_log.paging.read_page`)."""
+        page = await read_page(self._fanout.broker, nsp, room, since, before, limit)
+        if page is None:
+            return error_ack(ErrorCode.NOT_RECOVERABLE, "the log no longer reaches back there")
+        messages = [{**payload, "seq": seq, "prev": prev} for seq, prev, body in page.messages
+                    if (payload := _payload(body)) is not None]
+        return {"ok": True, "messages": messages, "complete": page.complete}
 
     # --- records and the lease ------------------------------------------------------------
 
