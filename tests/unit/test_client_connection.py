@@ -37,6 +37,8 @@ S = ConnectionState
 WITHIN = 5 * UNIT
 AckAnswer = Callable[[Packet], Any]  # the ack's first argument, or NO_ACK to stay silent
 NO_ACK = object()
+FAST: dict[str, Any] = {"backoff_base": 0.0, "random": lambda: 0.0, "ack_timeout": 1 * UNIT}
+"""Client options for tests: reconnect at once, wait for an ack up to one unit."""
 
 
 def ok_ack(packet: Packet) -> Any:
@@ -150,9 +152,7 @@ async def until(done: Callable[[], bool]) -> None:
 
 def build(gateway: FakeGateway, namespaces: Iterable[str] = ("/chat",),
           urls: tuple[str, ...] = ("ws://a", "ws://b"), **options: Any) -> Rig:
-    options.setdefault("backoff_base", 0.0)
-    options.setdefault("random", lambda: 0.0)
-    options.setdefault("ack_timeout", 1 * UNIT)
+    options = {**FAST, **options}
     tokens: list[str] = []
 
     def token() -> str:
