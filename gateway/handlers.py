@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from gateway.actions import Action, History, Join, Leave, PresenceQuery, Publish, TypingChange
-from gateway.pipeline import EventContext, Failure, acknowledge
+from gateway.middleware import EventContext
+from gateway.replies import Failure, acknowledge
 from shared.protocol.errors import ErrorCode
 from shared.protocol.events import MESSAGE_RECEIVED, TYPING_START, TYPING_STOP
 from shared.protocol.packets import deconstruct

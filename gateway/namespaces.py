@@ -20,8 +20,15 @@ from pathlib import Path
 from types import MappingProxyType
 
 from gateway import handlers
-from gateway.middleware import authenticate, known_event, rate_limit, validate_schema
-from gateway.pipeline import EventSpec, LimitClass, Namespace
+from gateway.limits import LimitClass
+from gateway.middleware import (
+    EventSpec,
+    Namespace,
+    authenticate,
+    known_event,
+    rate_limit,
+    validate_schema,
+)
 from shared.namespaces import NAMESPACES as TABLE
 from shared.namespaces import PRESENCE_NAMESPACES, NamespaceSpec, builtin_events
 from shared.protocol import events

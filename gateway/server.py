@@ -32,10 +32,10 @@ from gateway.fanout import Fanout
 from gateway.handshake import Accept, HandshakePolicy, decide
 from gateway.http import Request, Response, Router, Upgrade, text_response
 from gateway.http_server import HttpProtocol
+from gateway.limits import Limits
 from gateway.nats_broker import NatsBroker
 from gateway.nats_client import FanoutClient
 from gateway.outbox import Flusher
-from gateway.pipeline import Limits
 from gateway.presence_emitter import PresenceEmitter
 from gateway.session import Session, SessionConfig
 from gateway.session_store import SessionStore

@@ -35,14 +35,10 @@ from gateway.actions import (
     TypingChange,
 )
 from gateway.broker import PublishResult
-from gateway.middleware import charge
-from gateway.pipeline import (
-    ConnectContext,
-    EventContext,
+from gateway.limits import LimitClass, Limits, charge
+from gateway.middleware import ConnectContext, EventContext, Namespace
+from gateway.replies import (
     Failure,
-    LimitClass,
-    Limits,
-    Namespace,
     acknowledge,
     answer_failure,
     connect_error,

@@ -56,8 +56,9 @@ from gateway.actions import (
     SendText,
     TypingChange,
 )
+from gateway.limits import Limits
+from gateway.middleware import Namespace
 from gateway.namespaces import NAMESPACES
-from gateway.pipeline import Limits, Namespace
 from gateway.session import Session, SessionConfig
 from shared.jwtauth import TokenVerifier
 from shared.protocol.engineio import EioPacket, EioType, parse_frame

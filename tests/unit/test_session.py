@@ -34,8 +34,8 @@ from gateway.actions import (
     SendText,
     TypingChange,
 )
+from gateway.limits import Limits
 from gateway.namespaces import NAMESPACES
-from gateway.pipeline import Limits
 from gateway.session import Session, SessionConfig
 from shared.jwtauth import Identity, TokenVerifier
 from shared.protocol.errors import CloseCode

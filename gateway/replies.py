@@ -1,58 +1,19 @@
-"""The types a namespace's middleware chains are made of.
+"""Every frame the gateway answers a client with: acks, error answers, CONNECT replies and
+refusals. One encoding each, so the session core builds every answer the same way.
 
-A CONNECT runs the namespace's connect chain; an EVENT runs its event chain (rate limit,
-known event, schema) and then the event's handler. Every link is a plain function of a
-context, so chains are declared as data in :mod:`gateway.namespaces` and tested by calls.
+An error answer is an ack when the client asked for one, else a ``request:error`` event
+(not ``error``, which Socket.IO ports use for their own events).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.actions import AckTo, Action, Failed, NamespaceSocket, SendBinary, SendText
-from shared.jwtauth import Identity, TokenVerifier
-from shared.presence_wire import TYPING_REFRESH_S
 from shared.protocol.errors import ErrorCode, error_ack, error_body
 from shared.protocol.events import REQUEST_ERROR
 from shared.protocol.packets import Packet, PacketType, encode_packet
-from shared.ratelimit import TokenBucket
-
-
-class LimitClass(Enum):
-    CHAT = "chat"
-    REQUEST = "request"
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    chat_rate: float = 100.0
-    chat_burst: int = 100
-    request_rate: float = 10.0
-    request_burst: int = 20
-    attachment_max_bytes: int = 262_144
-    max_rooms: int = 100
-    abuse_factor: float = 10.0
-    typing_coalesce_s: float = TYPING_REFRESH_S
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A refused CONNECT: becomes CONNECT_ERROR ``{message, data: {code}}``."""
-
-    message: str
-    code: str
-
-
-@dataclass(slots=True)
-class ConnectContext:
-    nsp: str
-    auth: dict[str, Any]
-    upgrade_identity: Identity | None
-    verifier: TokenVerifier
-    identity: Identity | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,45 +23,6 @@ class Failure:
     code: ErrorCode
     message: str
     retry_after_ms: int | None = None
-
-
-@dataclass(slots=True)
-class EventContext:
-    socket: NamespaceSocket
-    event: str
-    args: list[Any]
-    reply: AckTo
-    now: float
-    limits: Limits
-    buckets: dict[LimitClass, TokenBucket]
-    wall_clock: Callable[[], float]
-    """Unix seconds, for the ``ts`` a message carries (``now`` is the monotonic clock)."""
-
-    @property
-    def payload(self) -> Any:
-        return self.args[0] if self.args else None
-
-
-ConnectMiddleware = Callable[[ConnectContext], Refusal | None]
-EventMiddleware = Callable[[EventContext, "EventSpec | None"], Failure | None]
-Handler = Callable[[EventContext], "list[Action] | Failure"]
-Validator = Callable[[Any], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class EventSpec:
-    handler: Handler
-    limit: LimitClass
-    validate: Validator | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Namespace:
-    name: str
-    durable: bool
-    connect_chain: tuple[ConnectMiddleware, ...]
-    event_chain: tuple[EventMiddleware, ...]
-    events: Mapping[str, EventSpec] = field(default_factory=dict)
 
 
 def ack_frames(reply: AckTo, body: dict[str, Any]) -> list[SendText | SendBinary]:
