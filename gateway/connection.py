@@ -40,8 +40,8 @@ from gateway.broker import Broker, BrokerUnavailable, PublishResult
 from gateway.eager import start
 from gateway.fanout import Fanout, Member
 from gateway.outbox import Flusher, Outbox
-from gateway.pipelining import PublishPipeline
 from gateway.presence_emitter import PresenceEmitter
+from gateway.publish_queue import PublishQueue
 from gateway.session import Session
 from gateway.sessions import JoinFailed, Sessions
 from gateway.websocket_protocol import SENT_CLOSE, WebSocketProtocol
@@ -81,7 +81,7 @@ class Connection:
         self._broker = broker
         self._presence = presence
         self.members: dict[str, Member] = {}
-        self._pipeline: PublishPipeline[Publish] = PublishPipeline(self._published)
+        self._publishes: PublishQueue[Publish] = PublishQueue(self._published)
         self._metrics = metrics
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
@@ -171,7 +171,7 @@ class Connection:
         try:
             await self._perform(self.session.transport_closed())
         finally:
-            self._pipeline.close()
+            self._publishes.close()
             try:
                 await self._admission.release(self)
             finally:
@@ -352,19 +352,19 @@ class Connection:
         self._perform_all_now(self.session.presence_answer(action, members))
 
     async def _publish(self, action: Publish) -> None:
-        pipeline = self._pipeline
-        if pipeline.full:
-            await pipeline.wait_room()
+        queue = self._publishes
+        if queue.full:
+            await queue.wait_room()
         body = envelope.pack(action.args, action.attachments)
         msg_id = None
         if action.message_id is not None:
             msg_id = client_message_id(action.socket.identity.sub, action.message_id)
-        done = pipeline.begin(action)
+        done = queue.begin(action)
         try:
             self._broker.begin_publish(action.socket.nsp, action.room, body, msg_id,
                                        action.logged, done)
         except BrokerUnavailable:
-            pipeline.cancel_last()
+            queue.cancel_last()
             self._published(action, None)
 
     def _published(self, action: Publish, result: PublishResult | None) -> None:

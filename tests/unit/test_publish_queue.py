@@ -1,19 +1,19 @@
 """Publishes in flight together are answered in the order they were begun, each once, and a
-full pipeline makes the next publish wait."""
+full queue makes the next publish wait."""
 
 from __future__ import annotations
 
 import asyncio
 
 from gateway.broker import PublishResult
-from gateway.pipelining import PublishPipeline
+from gateway.publish_queue import PublishQueue
 
 
 def test_answers_in_order_even_when_later_acks_come_first() -> None:
     answered: list[tuple[str, int | None]] = []
-    pipeline: PublishPipeline[str] = PublishPipeline(
+    queue: PublishQueue[str] = PublishQueue(
         lambda item, result: answered.append((item, None if result is None else result.seq)))
-    first, second, third = pipeline.begin("a"), pipeline.begin("b"), pipeline.begin("c")
+    first, second, third = queue.begin("a"), queue.begin("b"), queue.begin("c")
     third(PublishResult(3))
     second(PublishResult(2))
     assert answered == []
@@ -23,9 +23,9 @@ def test_answers_in_order_even_when_later_acks_come_first() -> None:
 
 def test_a_failed_publish_is_answered_with_none_in_its_place() -> None:
     answered: list[tuple[str, PublishResult | None]] = []
-    pipeline: PublishPipeline[str] = PublishPipeline(
+    queue: PublishQueue[str] = PublishQueue(
         lambda item, result: answered.append((item, result)))
-    first, second = pipeline.begin("x"), pipeline.begin("y")
+    first, second = queue.begin("x"), queue.begin("y")
     second(PublishResult(5))
     first(None)
     assert answered == [("x", None), ("y", PublishResult(5))]
@@ -33,8 +33,8 @@ def test_a_failed_publish_is_answered_with_none_in_its_place() -> None:
 
 def test_a_result_is_taken_once() -> None:
     answered: list[PublishResult | None] = []
-    pipeline: PublishPipeline[str] = PublishPipeline(lambda _, result: answered.append(result))
-    done = pipeline.begin("x")
+    queue: PublishQueue[str] = PublishQueue(lambda _, result: answered.append(result))
+    done = queue.begin("x")
     done(PublishResult(1))
     done(None)
     assert answered == [PublishResult(1)]
@@ -42,28 +42,28 @@ def test_a_result_is_taken_once() -> None:
 
 def test_a_publish_answered_while_it_is_begun_goes_out_at_once() -> None:
     answered: list[str] = []
-    pipeline: PublishPipeline[str] = PublishPipeline(lambda item, _: answered.append(item))
-    pipeline.begin("now")(PublishResult())
+    queue: PublishQueue[str] = PublishQueue(lambda item, _: answered.append(item))
+    queue.begin("now")(PublishResult())
     assert answered == ["now"]
 
 
 def test_a_publish_that_could_not_be_sent_leaves_no_slot() -> None:
     answered: list[str] = []
-    pipeline: PublishPipeline[str] = PublishPipeline(lambda item, _: answered.append(item),
+    queue: PublishQueue[str] = PublishQueue(lambda item, _: answered.append(item),
                                                      max_in_flight=1)
-    pipeline.begin("never sent")
-    pipeline.cancel_last()
-    assert not pipeline.full
-    pipeline.begin("sent")(PublishResult(1))
+    queue.begin("never sent")
+    queue.cancel_last()
+    assert not queue.full
+    queue.begin("sent")(PublishResult(1))
     assert answered == ["sent"]
 
 
 async def test_a_full_pipeline_makes_the_next_publish_wait() -> None:
-    pipeline: PublishPipeline[int] = PublishPipeline(lambda *_: None, max_in_flight=2)
-    first = pipeline.begin(0)
-    pipeline.begin(1)
-    assert pipeline.full
-    waiting = asyncio.create_task(pipeline.wait_room())
+    queue: PublishQueue[int] = PublishQueue(lambda *_: None, max_in_flight=2)
+    first = queue.begin(0)
+    queue.begin(1)
+    assert queue.full
+    waiting = asyncio.create_task(queue.wait_room())
     await asyncio.sleep(0)
     assert not waiting.done()
     first(PublishResult(1))
@@ -72,12 +72,12 @@ async def test_a_full_pipeline_makes_the_next_publish_wait() -> None:
 
 async def test_closing_drops_what_is_in_flight_and_frees_waiters() -> None:
     answered: list[int] = []
-    pipeline: PublishPipeline[int] = PublishPipeline(lambda item, _: answered.append(item),
+    queue: PublishQueue[int] = PublishQueue(lambda item, _: answered.append(item),
                                                      max_in_flight=1)
-    late = pipeline.begin(0)
-    waiting = asyncio.create_task(pipeline.wait_room())
+    late = queue.begin(0)
+    waiting = asyncio.create_task(queue.wait_room())
     await asyncio.sleep(0)
-    pipeline.close()
+    queue.close()
     await asyncio.wait_for(waiting, 1)
     late(PublishResult(1))
     assert answered == []

@@ -31,7 +31,7 @@ class _Slot(Generic[T]):
         self.done = False
 
 
-class PublishPipeline(Generic[T]):
+class PublishQueue(Generic[T]):
     def __init__(self, answer: Answer[T], max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._answer = answer
         self._max = max_in_flight
@@ -44,7 +44,7 @@ class PublishPipeline(Generic[T]):
         return len(self._queue) >= self._max
 
     async def wait_room(self) -> None:
-        """Returns once another publish may be begun (at once unless the pipeline is full)."""
+        """Returns once another publish may be begun (at once unless the queue is full)."""
         while self.full and not self._closed:
             if self._room is None:
                 self._room = asyncio.Event()
