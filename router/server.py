@@ -22,8 +22,8 @@ from router.nats_api import NatsApi
 from router.operations import Operations
 from router.presence_query import presence_asker
 from router.reaper import Reaper
-from router.settings import RouterApiSettings
 from shared import httpservice
+from shared.config import RouterSettings
 from shared.light_client import LightClient
 from shared.metrics import NatsMetrics
 from shared.natsconn import connect, when_ready
@@ -48,7 +48,7 @@ async def ensure_missing_streams(nc: LightClient, subjects: Subjects,
         log.warning("could not create a missing stream now (%s); gateways create them", exc)
 
 
-async def run(settings: RouterApiSettings, stop: asyncio.Event) -> None:
+async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     registry = CollectorRegistry()
     metrics = RouterMetrics(registry)

@@ -225,9 +225,19 @@ class GatewaySettings(ClusterSettings):
 
 @dataclass(frozen=True, slots=True)
 class RouterSettings(ClusterSettings):
-    """The router's settings."""
+    """The router's settings: the server API's key and limits."""
 
     api_key: str = _setting("SB_API_KEY", str, "", "bearer key of the server API")
+    api_rate: float = _setting("SB_API_RATE", _parse_positive_float, 1000.0,
+                               "server API requests per second, per router (HTTP and NATS)")
+    api_burst: int = _setting("SB_API_BURST", _parse_positive_int, 2000,
+                              "server API burst, requests, per router")
+
+    def __post_init__(self) -> None:
+        ServiceSettings.__post_init__(self)
+        if not self.api_key:
+            # an empty key would let an empty bearer token through
+            raise ConfigError("SB_API_KEY must be set for the router")
 
 
 @dataclass(frozen=True, slots=True)

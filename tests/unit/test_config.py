@@ -160,6 +160,21 @@ def test_router_settings_do_not_need_a_jwt_secret() -> None:
     assert load(RouterSettings, {"SB_API_KEY": "k"}).api_key == "k"
 
 
+def test_the_router_needs_an_api_key() -> None:
+    with pytest.raises(ConfigError, match="SB_API_KEY"):
+        load(RouterSettings, {})
+
+
+def test_one_router_settings_class_holds_the_api_limits() -> None:
+    settings = load(RouterSettings, {"SB_API_KEY": "k", "SB_API_RATE": "50"})
+
+    assert (settings.api_rate, settings.api_burst) == (50.0, 2000)
+    assert {"SB_API_KEY", "SB_API_RATE", "SB_API_BURST"} <= {
+        variable for variable, _, _ in describe(RouterSettings)}
+    with pytest.raises(ConfigError, match="SB_API_BURST"):
+        load(RouterSettings, {"SB_API_KEY": "k", "SB_API_BURST": "0"})
+
+
 def test_every_setting_is_documented() -> None:
     rows = describe(GatewaySettings)
 

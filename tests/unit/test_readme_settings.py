@@ -2,13 +2,12 @@
 
 from pathlib import Path
 
-from router.settings import RouterApiSettings
 from shared.config import GatewaySettings, PresenceSettings, RouterSettings, describe
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def test_every_setting_is_in_the_readme() -> None:
-    for cls in (GatewaySettings, RouterSettings, RouterApiSettings, PresenceSettings):
+    for cls in (GatewaySettings, RouterSettings, PresenceSettings):
         for variable, _, _ in describe(cls):
             assert f"`{variable}`" in README, variable
