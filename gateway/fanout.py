@@ -326,11 +326,15 @@ class Fanout:
                     raise
         if key[0] not in self._durable:
             return 0
+        return await self._position(key, member, first)
+
+    async def _position(self, key: RoomKey, member: Member, first: bool) -> int:
+        """Where a joined member's room starts. A room subscribed here already: after the
+        last message this gateway delivered, where its offsets will start, no probe of the
+        log. The first member: the log's last sequence, which starts the room's chain."""
         chains = self.feed(key[0]).chains
         position = None if first else chains.last.get(key[1])
         if position is not None:
-            # Subscribed here already: the member gets every message after the last one this
-            # gateway delivered, which is where its offsets will start; no probe of the log.
             return position
         try:
             position = await self.broker.last_seq(*key)

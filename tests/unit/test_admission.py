@@ -1,0 +1,117 @@
+"""Admission's shell over a fake registry: who is admitted, what a close releases (found by
+connection id, for every user the connection carried), kicks, and admitting without the limit
+when the registry cannot answer. The registry's own compare-and-set is in test_registry_kv.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from prometheus_client import CollectorRegistry
+
+from gateway.admission import Admission
+from shared.metrics import GatewayMetrics
+from shared.registry import Admitted, ConnectionInfo, Refused, UserEntry
+from shared.registry_kv import RegistryUnavailable
+
+
+@dataclass
+class FakeRegistry:
+    """Per user, the connection ids admitted; ``limit`` as the real registry applies it."""
+
+    held: dict[str, dict[str, ConnectionInfo]] = field(default_factory=dict)
+    released: list[tuple[str, str]] = field(default_factory=list)
+    down: bool = False
+
+    async def admit(self, user: str, conn_id: str, info: ConnectionInfo,
+                    limit: int) -> Admitted | Refused:
+        if self.down:
+            raise RegistryUnavailable("no NATS")
+        mine = self.held.setdefault(user, {})
+        if conn_id not in mine and len(mine) >= limit:
+            return Refused(len(mine))
+        mine[conn_id] = info
+        return Admitted(UserEntry(dict(mine)))
+
+    async def release(self, user: str, conn_id: str) -> None:
+        if self.down:
+            raise RegistryUnavailable("no NATS")
+        self.released.append((user, conn_id))
+        self.held.get(user, {}).pop(conn_id, None)
+
+
+@dataclass(eq=False)
+class Conn:
+    eio_sid: str
+    kicked: list[str] = field(default_factory=list)
+
+    async def kick(self, user: str, reason: str) -> bool:
+        self.kicked.append(user)
+        return True
+
+
+def admission(registry: FakeRegistry | None, limit: int = 2) -> Admission:
+    return Admission(cast(Any, registry), "gw-1", limit, GatewayMetrics(CollectorRegistry()))
+
+
+async def test_admits_up_to_the_limit_and_a_close_frees_the_slot() -> None:
+    registry = FakeRegistry()
+    gate = admission(registry)
+    a, b, c = Conn("a"), Conn("b"), Conn("c")
+
+    assert await gate.admit(a, "alice", "/chat")
+    assert await gate.admit(b, "alice", "/chat")
+    assert not await gate.admit(c, "alice", "/chat")
+    await gate.release(a)
+
+    assert await gate.admit(c, "alice", "/chat")
+    assert registry.released == [("alice", "a")]
+    assert gate.by_user["alice"] == {b, c}
+
+
+async def test_a_second_namespace_reuses_the_connections_slot() -> None:
+    registry = FakeRegistry()
+    gate = admission(registry, limit=1)
+    a = Conn("a")
+
+    assert await gate.admit(a, "alice", "/chat")
+    assert await gate.admit(a, "alice", "/notifications")
+
+    assert registry.held["alice"]["a"].namespaces == ("/chat", "/notifications")
+
+
+async def test_a_close_releases_every_user_of_that_connection_and_no_other() -> None:
+    registry = FakeRegistry()
+    gate = admission(registry)
+    shared, other = Conn("a"), Conn("b")
+    await gate.admit(shared, "alice", "/chat")
+    await gate.admit(shared, "bob", "/live-updates")
+    await gate.admit(other, "alice", "/chat")
+
+    await gate.release(shared)
+    await gate.release(shared)  # a second close finds nothing left to free
+
+    assert sorted(registry.released) == [("alice", "a"), ("bob", "a")]
+    assert gate.by_user == {"alice": {other}}
+
+
+async def test_kick_reaches_every_local_connection_of_the_user() -> None:
+    gate = admission(FakeRegistry())
+    a, b, c = Conn("a"), Conn("b"), Conn("c")
+    await gate.admit(a, "alice", "/chat")
+    await gate.admit(b, "alice", "/chat")
+    await gate.admit(c, "bob", "/chat")
+
+    assert await gate.kick("alice", "banned") == 2
+    assert a.kicked == ["alice"] and b.kicked == ["alice"] and c.kicked == []
+
+
+async def test_without_a_registry_answer_the_connection_is_admitted_unchecked() -> None:
+    registry = FakeRegistry(down=True)
+    gate = admission(registry)
+    a = Conn("a")
+
+    assert await gate.admit(a, "alice", "/chat")
+    await gate.release(a)  # the registry is still down: logged, nothing raised
+
+    assert gate.by_user == {}
