@@ -37,13 +37,13 @@ from gateway.actions import (
 )
 from gateway.admission import Admission
 from gateway.broker import Broker, BrokerUnavailable, PublishResult
+from gateway.durable import DurableSockets, JoinFailed
 from gateway.eager import start
 from gateway.fanout import Fanout, Member
 from gateway.outbox import Flusher, Outbox
 from gateway.presence_emitter import PresenceEmitter
 from gateway.publish_queue import PublishQueue
 from gateway.session import Session
-from gateway.sessions import JoinFailed, Sessions
 from gateway.websocket_protocol import SENT_CLOSE, WebSocketProtocol
 from shared import envelope
 from shared.metrics import GatewayMetrics, event_label
@@ -63,7 +63,7 @@ class Connection:
         ws: WebSocketProtocol,
         session: Session,
         fanout: Fanout,
-        sessions: Sessions,
+        durable: DurableSockets,
         admission: Admission,
         broker: Broker,
         metrics: GatewayMetrics,
@@ -75,7 +75,7 @@ class Connection:
         self.ws = ws
         self.session = session
         self._fanout = fanout
-        self._sessions = sessions
+        self._durable = durable
         self._admission = admission
         self.eio_sid = session.eio_sid
         self._broker = broker
@@ -260,7 +260,7 @@ class Connection:
         recovered = None
         if socket.durable:
             try:
-                recovered = await self._sessions.open(socket, member, action.restore)
+                recovered = await self._durable.open(socket, member, action.restore)
             except BrokerUnavailable:
                 log.warning("could not save a session; the socket is not recoverable")
             if recovered is not None:
@@ -293,7 +293,7 @@ class Connection:
                 await self._fanout.leave((socket.nsp, room), member)
         socket.rooms.clear()
         if socket.durable:
-            await self._sessions.closed(socket, action.final)
+            await self._durable.closed(socket, action.final)
 
     async def _join(self, action: Join) -> None:
         socket = action.socket
@@ -302,7 +302,7 @@ class Connection:
             return
         try:
             if socket.durable:
-                await self._sessions.join(socket, member, action.room, action.since)
+                await self._durable.join(socket, member, action.room, action.since)
             else:
                 await self._fanout.join((socket.nsp, action.room), member)
         except JoinFailed as failed:
@@ -323,11 +323,11 @@ class Connection:
             self._presence_changed(socket)
             await self._fanout.leave((socket.nsp, action.room), member)
             if socket.durable:
-                await self._sessions.leave(socket, action.room)
+                await self._durable.leave(socket, action.room)
 
     async def _history(self, action: History) -> None:
         try:
-            page = await self._sessions.history(action.socket.nsp, action.room, action.since,
+            page = await self._durable.history(action.socket.nsp, action.room, action.since,
                                                 action.before, action.limit)
         except BrokerUnavailable:
             page = None

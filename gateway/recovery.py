@@ -1,7 +1,7 @@
-"""Connection-state recovery as data: the session record kept in NATS KV and the replay a
+"""Connection-state recovery as data: the recovery record kept in NATS KV and the replay a
 reconnecting socket is owed. Pure, so every rule is a plain function call in tests.
 
-A record holds who the session belongs to and, per room, the position the socket joined at
+A record holds whose socket it was and, per room, the position the socket joined at
 (a join's ``since``, or the room's last logged sequence when it joined without one). A socket
 comes back with the last offset it received (or none, if it never got an event: the join
 positions alone then say where to start, which closes socket.io#4888); each room is replayed
@@ -20,8 +20,8 @@ VERSION = 1
 
 
 @dataclass(slots=True)
-class SessionRecord:
-    """``until`` (unix seconds) is when the session stops being recoverable: pushed forward
+class RecoveryRecord:
+    """``until`` (unix seconds) is when the record stops being recoverable: pushed forward
     by every lease refresh while the socket lives, set to close + window when it drops. The
     bucket's TTL only cleans up; this is what enforces each gateway's window."""
 
@@ -39,7 +39,7 @@ class SessionRecord:
         return now <= self.until
 
     @classmethod
-    def decode(cls, raw: bytes | None) -> SessionRecord | None:
+    def decode(cls, raw: bytes | None) -> RecoveryRecord | None:
         if not raw:
             return None
         try:
@@ -54,7 +54,7 @@ class SessionRecord:
             return None
 
 
-def replay_ranges(record: SessionRecord, offset: Offset | None,
+def replay_ranges(record: RecoveryRecord, offset: Offset | None,
                   ends: dict[str, int]) -> dict[str, tuple[int, int]]:
     """Per room, the ``(after, upto]`` range a recovering socket is owed."""
     ranges = {}

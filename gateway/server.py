@@ -28,6 +28,7 @@ from gateway import namespaces
 from gateway.admission import Admission
 from gateway.broker import Broker
 from gateway.connection import Connection
+from gateway.durable import DurableSockets
 from gateway.fanout import Fanout
 from gateway.handshake import Accept, HandshakePolicy, decide
 from gateway.http import Request, Response, Router, Upgrade, text_response
@@ -37,9 +38,8 @@ from gateway.nats_broker import NatsBroker
 from gateway.nats_client import FanoutClient
 from gateway.outbox import Flusher
 from gateway.presence_emitter import PresenceEmitter
+from gateway.recovery_store import RecoveryStore
 from gateway.session import Session, SessionConfig
-from gateway.session_store import SessionStore
-from gateway.sessions import Sessions
 from gateway.websocket import check_upgrade, switching_protocols
 from gateway.websocket_protocol import CLOSE_TIMEOUT_S, WebSocketProtocol
 from shared.config import ConfigError, GatewaySettings
@@ -121,8 +121,8 @@ def tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
 
 
 def lease_seconds(settings: GatewaySettings) -> float:
-    """Sessions are re-put four times per recovery window, so the bucket's TTL (window plus
-    one lease) keeps a live session and lets a dead gateway's sessions lapse after it."""
+    """Recovery records are re-put four times per recovery window, so the bucket's TTL
+    (window plus one lease) keeps a live record and lets a dead gateway's records lapse."""
     return max(1.0, settings.recovery_window_s / 4)
 
 
@@ -141,7 +141,7 @@ def log_settings(settings: GatewaySettings) -> LogSettings:
 class Gateway:
     def __init__(self, settings: GatewaySettings, broker: Broker, nc: Client | None,
                  metrics: GatewayMetrics | None = None,
-                 store: SessionStore | None = None,
+                 store: RecoveryStore | None = None,
                  registry: RegistryKV | None = None,
                  presence: PresenceEmitter | None = None) -> None:
         self.settings = settings
@@ -165,7 +165,7 @@ class Gateway:
         self.fanout = Fanout(broker, self.metrics, settings.fanout_batch, DURABLE)
         self.admission = Admission(registry, settings.instance_id,
                                    settings.max_user_connections, self.metrics)
-        self.sessions = Sessions(self.fanout, store, self.metrics, settings.send_budget_bytes,
+        self.durable = DurableSockets(self.fanout, store, self.metrics, settings.send_budget_bytes,
                                  lease_seconds(settings), settings.recovery_window_s)
         self.connections: set[Connection] = set()
         self.draining = False
@@ -221,7 +221,7 @@ class Gateway:
             self._flusher = Flusher(loop, self.settings.write_delay_ms / 1000)
         session = Session(new_id(), identity, self.config, self.namespaces, self.verifier,
                           new_id, loop.time(), wall_clock=time.time)
-        connection = Connection(ws, session, self.fanout, self.sessions, self.admission,
+        connection = Connection(ws, session, self.fanout, self.durable, self.admission,
                                 self.broker, self.metrics,
                                 self._flusher, self.settings.send_budget_bytes,
                                 self.presence, self._finished)
@@ -291,7 +291,7 @@ class Gateway:
                 await asyncio.wait_for(self._drained.wait(), CLOSE_TIMEOUT_S + 1.0)
         if self.presence is not None:
             await self.presence.close()
-        await self.sessions.close()
+        await self.durable.close()
         await self.broker.close()
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.drain()
@@ -317,7 +317,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     await broker.start()
     await when_ready("creating the room logs and the inbox", lambda: ensure_streams(
         client.jetstream(timeout=REQUEST_TIMEOUT_S), subjects, log_settings(settings)))
-    store = await when_ready("opening the session bucket", lambda: SessionStore.open(
+    store = await when_ready("opening the session bucket", lambda: RecoveryStore.open(
         client, subjects.session_bucket(),
         settings.recovery_window_s + lease_seconds(settings), settings.stream_replicas))
     registry = await when_ready("opening the registry", lambda: RegistryKV.open(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway.recovery import SessionRecord, replay_ranges, trimmed
+from gateway.recovery import RecoveryRecord, replay_ranges, trimmed
 from shared.protocol.offsets import Offset
 
 
-def record(**rooms: int) -> SessionRecord:
-    return SessionRecord("alice", "/chat", "sid-1", dict(rooms))
+def record(**rooms: int) -> RecoveryRecord:
+    return RecoveryRecord("alice", "/chat", "sid-1", dict(rooms))
 
 
 # --- the session record ---------------------------------------------------------------------
@@ -19,15 +19,15 @@ def record(**rooms: int) -> SessionRecord:
 @pytest.mark.parametrize("until", [0.0, 1_700_000_120.5])
 @pytest.mark.parametrize("rooms", [{}, {"room:a": 0}, {"room:a": 12, "user:b@c": 3}])
 def test_record_round_trip(rooms: dict[str, int], until: float) -> None:
-    original = SessionRecord("alice", "/chat", "sid-1", rooms, until)
+    original = RecoveryRecord("alice", "/chat", "sid-1", rooms, until)
 
-    decoded = SessionRecord.decode(original.encode())
+    decoded = RecoveryRecord.decode(original.encode())
 
     assert decoded == original
 
 
 def test_record_is_versioned_json() -> None:
-    data = orjson.loads(SessionRecord("alice", "/chat", "sid-1", {"r": 4}, 99.5).encode())
+    data = orjson.loads(RecoveryRecord("alice", "/chat", "sid-1", {"r": 4}, 99.5).encode())
 
     assert data == {"v": 1, "user": "alice", "nsp": "/chat", "sid": "sid-1", "rooms": {"r": 4},
                     "until": 99.5}
@@ -36,14 +36,14 @@ def test_record_is_versioned_json() -> None:
 def test_a_record_without_until_is_not_recoverable() -> None:
     raw = b'{"v":1,"user":"a","nsp":"/chat","sid":"s","rooms":{"r":2}}'
 
-    decoded = SessionRecord.decode(raw)
+    decoded = RecoveryRecord.decode(raw)
 
-    assert decoded == SessionRecord("a", "/chat", "s", {"r": 2}, 0.0)
+    assert decoded == RecoveryRecord("a", "/chat", "s", {"r": 2}, 0.0)
     assert not decoded.recoverable(1.0)
 
 
 def test_recoverable_until_the_deadline_inclusive() -> None:
-    session = SessionRecord("a", "/chat", "s", {}, 100.0)
+    session = RecoveryRecord("a", "/chat", "s", {}, 100.0)
 
     assert session.recoverable(99.9)
     assert session.recoverable(100.0)
@@ -68,7 +68,7 @@ def test_recoverable_until_the_deadline_inclusive() -> None:
     b"\xff\xfe",
 ])
 def test_record_decode_rejects_garbage_without_raising(raw: bytes | None) -> None:
-    assert SessionRecord.decode(raw) is None
+    assert RecoveryRecord.decode(raw) is None
 
 
 # --- replay ranges --------------------------------------------------------------------------

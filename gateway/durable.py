@@ -1,10 +1,12 @@
-"""Durable namespaces' socket lifecycle: open or recover a session, join with catch-up,
-leave, history, and the lease that keeps live sessions recoverable.
+"""Durable namespaces' socket lifecycle: open a socket or recover it from its recovery
+record, join with catch-up, leave, history, and the lease that keeps live records recoverable.
 
-Everything here is I/O against the broker's log and the session store, in the order that
+Everything here is I/O against the broker's log and the recovery store, in the order that
 makes delivery exactly-once from the client's view: a member is registered (on hold) before
-positions are read, the session record is saved before a join is acked, and a replay is
-written before anything live and before the CONNECT reply of a recovered session.
+positions are read, the recovery record is saved before a join is acked, and a replay is
+written before anything live and before the CONNECT reply of a recovered socket. (The
+connection's protocol state is :class:`gateway.session.Session`; "recovery" names what
+outlives a connection.) What the results mean for the socket, the core decides.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import orjson
 from gateway.actions import JoinFailure, NamespaceSocket, Recovered, Restore
 from gateway.broker import BrokerUnavailable
 from gateway.fanout import Fanout, Member, TooLarge
-from gateway.recovery import SessionRecord, replay_ranges, trimmed
-from gateway.session_store import SessionStore
+from gateway.recovery import RecoveryRecord, replay_ranges, trimmed
+from gateway.recovery_store import RecoveryStore
 from shared import envelope
 from shared.metrics import GatewayMetrics
 from shared.namespaces import INBOX_NAMESPACE
@@ -45,8 +47,10 @@ class JoinFailed(Exception):
         self.why = why
 
 
-class Sessions:
-    def __init__(self, fanout: Fanout, store: SessionStore | None, metrics: GatewayMetrics,
+class DurableSockets:
+    """The durable namespaces' sockets of one gateway, with their live recovery records."""
+
+    def __init__(self, fanout: Fanout, store: RecoveryStore | None, metrics: GatewayMetrics,
                  budget: int, lease_s: float, window_s: float) -> None:
         self._fanout = fanout
         self._store = store
@@ -54,22 +58,22 @@ class Sessions:
         self._budget = budget
         self._lease_s = lease_s
         self._window_s = window_s
-        self._live: dict[str, tuple[NamespaceSocket, SessionRecord]] = {}
+        self._live: dict[str, tuple[NamespaceSocket, RecoveryRecord]] = {}
         self._lease_task: asyncio.Task[None] | None = None
 
     # --- open / recover -------------------------------------------------------------------
 
     async def open(self, socket: NamespaceSocket, member: Member,
                    restore: Restore | None) -> Recovered | None:
-        """Join the socket's initial rooms and save (or recover) its session. Returns the
-        recovered session, for the core to give the socket, which then sends the reply."""
+        """Join the socket's initial rooms and save its recovery record (or recover the one
+        ``restore`` names). Returns what was recovered, for the core to give the socket."""
         if restore is not None and socket.pid is not None:
             recovered = await self._recover(socket, member, restore)
             if recovered is not None:
                 self._metrics.recoveries.labels(socket.nsp, "recovered").inc()
                 return recovered
             self._metrics.recoveries.labels(socket.nsp, "fresh").inc()
-        record = SessionRecord(socket.identity.sub, socket.nsp, socket.sid)
+        record = RecoveryRecord(socket.identity.sub, socket.nsp, socket.sid)
         for room in list(socket.rooms):
             record.rooms[room] = await self._fanout.join((socket.nsp, room), member)
         await self._save(socket, socket.pid, record)
@@ -103,7 +107,7 @@ class Sessions:
         try:
             record = await store.get(socket.nsp, restore.pid)
         except BrokerUnavailable:
-            return None  # a fresh session then, not a socket without one
+            return None  # a fresh record then, not a socket without one
         if record is None or record.user != socket.identity.sub:
             return None
         if not record.recoverable(time.time()):
@@ -205,7 +209,7 @@ class Sessions:
             await self._put(socket.pid, entry[1])
 
     async def _save(self, socket: NamespaceSocket, pid: str | None,
-                    record: SessionRecord) -> None:
+                    record: RecoveryRecord) -> None:
         """Keep ``record`` live under ``pid`` (the socket's own, or the one it recovers)."""
         if pid is None:
             return
@@ -213,7 +217,7 @@ class Sessions:
         await self._put(pid, record)
         self._ensure_lease()
 
-    async def _put(self, pid: str | None, record: SessionRecord) -> None:
+    async def _put(self, pid: str | None, record: RecoveryRecord) -> None:
         """Save the live record: recoverable until the next lease refresh could have failed.
         (A dropped one is recoverable for the recovery window from its close.)"""
         if self._store is not None and pid is not None:

@@ -1,4 +1,4 @@
-"""Recovery sessions in a NATS KV bucket, written before a join is acked and refreshed like a
+"""Recovery records in a NATS KV bucket, written before a join is acked and refreshed like a
 lease, so a SIGKILLed gateway's sessions stay recoverable on any other gateway for the
 recovery window and then expire on their own (bucket TTL, history 1: no per-key TTL quirks).
 
@@ -22,7 +22,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from gateway.broker import BrokerUnavailable
-from gateway.recovery import SessionRecord
+from gateway.recovery import RecoveryRecord
 from shared.light_client import LightClient
 from shared.natsconn import key_value
 from shared.request_mux import RequestMux
@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 2.0
 
 
-class SessionStore:
+class RecoveryStore:
+    """Recovery records by namespace and recovery id (``pid``)."""
+
     def __init__(self, kv: KeyValue, nc: LightClient, requests: RequestMux,
                  bucket: str) -> None:
         self._kv = kv
@@ -45,7 +47,7 @@ class SessionStore:
 
     @classmethod
     async def open(cls, nc: LightClient, bucket: str, ttl_s: float,
-                   replicas: int) -> SessionStore:
+                   replicas: int) -> RecoveryStore:
         config = KeyValueConfig(bucket=bucket, history=1, ttl=ttl_s, replicas=replicas,
                                 storage=StorageType.FILE)
         kv = await key_value(nc.jetstream(timeout=REQUEST_TIMEOUT_S), config)
@@ -55,7 +57,7 @@ class SessionStore:
 
     key = staticmethod(session_key)
 
-    async def put(self, pid: str, record: SessionRecord) -> None:
+    async def put(self, pid: str, record: RecoveryRecord) -> None:
         subject = self._subject_prefix + self.key(record.nsp, pid)
         self._later.pop(subject, None)  # this one is newer
         try:
@@ -65,7 +67,7 @@ class SessionStore:
         if parse_ack(reply.data, reply.headers) is None:
             raise BrokerUnavailable("session not saved: the bucket refused it")
 
-    def put_later(self, pid: str, record: SessionRecord) -> None:
+    def put_later(self, pid: str, record: RecoveryRecord) -> None:
         """Save without waiting or an acknowledgement (see the module's docstring)."""
         if not self._later:
             asyncio.get_running_loop().call_soon(self._send_later)
@@ -79,14 +81,14 @@ class SessionStore:
         except BrokerUnavailable as exc:
             log.warning("closing session records not saved (%s); the live ones stand", exc)
 
-    async def get(self, nsp: str, pid: str) -> SessionRecord | None:
+    async def get(self, nsp: str, pid: str) -> RecoveryRecord | None:
         try:
             entry = await self._kv.get(self.key(nsp, pid))
         except KeyNotFoundError:
             return None
         except (NatsError, JetStreamError, TimeoutError, ValueError) as exc:
             raise BrokerUnavailable(f"session not read: {exc or type(exc).__name__}") from exc
-        return SessionRecord.decode(entry.value)
+        return RecoveryRecord.decode(entry.value)
 
     async def delete(self, nsp: str, pid: str) -> None:
         self._later.pop(self._subject_prefix + self.key(nsp, pid), None)
