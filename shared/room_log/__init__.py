@@ -4,7 +4,8 @@ Gateways and the router both publish into it and the gateways read it back, so i
 names, configurations, message ids, errors, result types and the one setup function live
 here, not in any service: :mod:`shared.room_log.streams` (configuration and setup),
 :mod:`shared.room_log.publisher` (the logged-publish fast path),
-:mod:`shared.room_log.nats` (the NATS implementation of the interfaces below).
+:mod:`shared.room_log.nats_log` (the NATS implementation of the interfaces below),
+:mod:`shared.room_log.paging` (``room:history`` pages read in batches).
 
 The two interfaces below state what must hold; one contract suite checks them
 (``tests/unit/test_broker_contract.py``). The gateway's broker adds the fan-out subscription
