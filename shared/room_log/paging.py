@@ -45,7 +45,7 @@ class BackwardPage:
     found: list[Stored] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.span = self.span or self.limit
+        self.span = self.span or min(self.limit, self.batch)  # a dense room: one read a batch
 
     @classmethod
     def before(cls, before: int, end: int, first: int, limit: int,

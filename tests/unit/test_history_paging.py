@@ -69,6 +69,16 @@ def test_a_dense_room_is_one_read() -> None:
     assert len(log.reads) == 1
 
 
+def test_a_dense_page_larger_than_a_batch_is_one_read_a_batch() -> None:
+    log = FakeLog(list(range(1, 5001)))
+
+    result = page(log, before=4001, limit=1000)
+
+    assert result is not None
+    assert [(seq, prev) for seq, prev, _ in result.messages] == walked(log.seqs, 4001, 1000)
+    assert len(log.reads) == 4
+
+
 def test_a_sparse_room_widens_its_windows() -> None:
     log = FakeLog(list(range(7, 100_000, 997)))
 
@@ -80,7 +90,7 @@ def test_a_sparse_room_widens_its_windows() -> None:
 
 
 def test_a_window_too_dense_for_a_batch_is_halved() -> None:
-    paging = BackwardPage(top=1000, floor=0, limit=300, batch=256)
+    paging = BackwardPage(top=1000, floor=0, limit=300, batch=256, span=300)
 
     window = paging.next_window()
     assert window == Window(700, 1000, 256)
