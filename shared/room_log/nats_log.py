@@ -18,12 +18,13 @@ from nats.js.errors import Error as JetStreamError
 from shared.light_client import LightClient, header_int
 from shared.request_mux import Reply, RequestMux
 from shared.room_log import Done, LogUnavailable, PublishResult, Stored
+from shared.room_log.paging import BATCH
 from shared.room_log.publisher import LogPublisher
 from shared.room_log.streams import LogSettings
 from shared.subjects import Subjects, direct_get
 
 REQUEST_TIMEOUT_S = 2.0
-READ_BATCH = 256
+READ_BATCH = BATCH  # messages per direct get; history pages size their windows to it
 PROBE_BATCH = 256  # rooms per multi_last request
 _SUBJECT = b"\r\nNats-Subject: "
 _SEQUENCE = b"\r\nNats-Sequence: "

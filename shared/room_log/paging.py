@@ -19,7 +19,7 @@ from shared.merge import Logged, merge_room
 from shared.room_log import RoomLog, Stored
 
 BATCH = 256
-"""Messages asked for in one read: the NATS log's batch (``nats_log.READ_BATCH``)."""
+"""Messages asked for in one read: one direct-get batch of the NATS log."""
 
 
 @dataclass(frozen=True, slots=True)
