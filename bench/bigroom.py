@@ -59,7 +59,8 @@ from prometheus_client import CollectorRegistry
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from gateway.fanout import Fanout, Member  # noqa: E402
+from gateway.delivery import Member  # noqa: E402
+from gateway.fanout import Fanout  # noqa: E402
 from gateway.memory_broker import MemoryBroker, MemoryBus  # noqa: E402
 from gateway.namespaces import NAMESPACES  # noqa: E402
 from gateway.outbox import Flusher, Outbox  # noqa: E402

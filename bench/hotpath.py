@@ -25,7 +25,8 @@ from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.fanout import Fanout, Member
+from gateway.delivery import Member
+from gateway.fanout import Fanout
 from gateway.memory_broker import MemoryBroker, MemoryBus
 from gateway.outbox import Flusher, Outbox
 from shared.metrics import GatewayMetrics

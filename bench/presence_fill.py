@@ -27,7 +27,8 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gateway.fanout import Fanout, Member
+from gateway.delivery import Member
+from gateway.fanout import Fanout
 from gateway.memory_broker import MemoryBroker, MemoryBus
 from presence.state import Conn as Record
 from presence.state import PresenceConfig, PresenceState, RoomChange, RoomCount, UserStatus
@@ -102,9 +103,10 @@ async def fanout_cost(members: int, repeats: int) -> tuple[float, float]:
         key = ("/live-updates", f"room:fill-{size}")
         for _ in range(size):
             await fanout.join(key, Member(NullOutbox(), offsets=False))  # type: ignore[arg-type]
+        writer = fanout.feed(key[0]).writer
         started = time.perf_counter()
         for _ in range(repeats):
-            await fanout.write(key[0], key[1], body, None, 0, None)
+            await writer.write(key[1], body, None, 0, None)
         return (time.perf_counter() - started) / repeats * 1e6
 
     one = await per_message(1)

@@ -37,9 +37,10 @@ from gateway.actions import (
 )
 from gateway.admission import Admission
 from gateway.broker import Broker, BrokerUnavailable, PublishResult
+from gateway.delivery import Member
 from gateway.durable import DurableSockets, JoinFailed
 from gateway.eager import start
-from gateway.fanout import Fanout, Member
+from gateway.fanout import Fanout
 from gateway.outbox import Flusher, Outbox
 from gateway.presence_emitter import PresenceEmitter
 from gateway.publish_queue import PublishQueue

@@ -21,7 +21,8 @@ import orjson
 
 from gateway.actions import JoinFailure, NamespaceSocket, Recovered, Restore
 from gateway.broker import BrokerUnavailable
-from gateway.fanout import Fanout, Member, TooLarge
+from gateway.delivery import Member
+from gateway.fanout import Fanout, TooLarge
 from gateway.recovery import RecoveryRecord, replay_ranges, trimmed
 from gateway.recovery_store import RecoveryStore
 from shared import envelope

@@ -18,7 +18,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.broker import BrokerUnavailable, Delivery, Sink, Stored
-from gateway.fanout import REPAIR_LIMIT, Fanout, Member, Replayed, TooLarge
+from gateway.delivery import Member
+from gateway.fanout import Fanout, Replayed, TooLarge
+from gateway.feed import REPAIR_LIMIT
 from gateway.memory_broker import MemoryBroker, MemoryBus
 from shared.metrics import GatewayMetrics
 from shared.protocol.offsets import Offset, parse_offset
