@@ -5,7 +5,7 @@ presence service's own state (``presence.state.PresenceState``, the pure core ev
 runs, with the shipped grace and summary interval) decides what is announced; every event goes
 to the room's current members, so the frames the gateways write (and the clients parse) are
 the events times the audience at that moment. The gateway's cost of one such frame is measured
-on the real fan-out (``gateway.fanout.Fanout.write`` of a ``presence:update`` to a room of the
+on the real fan-out (``gateway.delivery.Writer.write`` of a ``presence:update`` to a room of the
 final size, members with in-memory outboxes, as bench/hotpath.py does): µs per message and
 per member delivery, so the fill's fan-out CPU = messages x per-message + frames x
 per-delivery. Deterministic counts; only the per-frame timing depends on the box.
