@@ -1,7 +1,7 @@
 """In-process cost of the S1 fan-out path, without sockets: CPU per message and per delivery.
 
 The real receive side of a gateway (``MemoryBroker`` -> the namespace's ordered ``Feed`` ->
-``Fanout.write`` -> each ``Member`` -> ``Outbox`` -> ``Flusher`` -> ``transport.write``) with
+``Writer.write`` -> each ``Member`` -> ``Outbox`` -> ``Flusher`` -> ``transport.write``) with
 fake transports that count writes, shaped like S1 on one gateway: 10 rooms of 50 local
 members, every member recovering (offsets on). Messages arrive in bursts of ``--burst`` per
 loop pass (what a NATS read hands over at load), so frames per write shows the coalescing.
