@@ -331,7 +331,8 @@ class Connection:
             page = await self._durable.history(action.socket.nsp, action.room, action.since,
                                                 action.before, action.limit)
         except BrokerUnavailable:
-            page = None
+            self._perform_all_now(self.session.log_unavailable(action))
+            return
         self._perform_all_now(self.session.history_page(action, page))
 
     def _presence_changed(self, socket: NamespaceSocket, alive: bool = True) -> None:

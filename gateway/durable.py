@@ -15,9 +15,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
-
-import orjson
 
 from gateway.actions import JoinFailure, NamespaceSocket, Recovered, Restore
 from gateway.broker import BrokerUnavailable
@@ -25,14 +22,11 @@ from gateway.delivery import Member
 from gateway.fanout import Fanout, TooLarge
 from gateway.recovery import RecoveryRecord, replay_ranges, trimmed
 from gateway.recovery_store import RecoveryStore
-from shared import envelope
 from shared.metrics import GatewayMetrics
 from shared.namespaces import INBOX_NAMESPACE
-from shared.protocol.errors import ErrorCode, error_ack
 from shared.protocol.offsets import Offset, parse_offset
-from shared.protocol.packets import reconstruct
 from shared.room_log import inbox_message_id
-from shared.room_log.paging import read_page
+from shared.room_log.paging import Page, read_page
 from shared.subjects import user_room
 
 log = logging.getLogger(__name__)
@@ -188,18 +182,11 @@ class DurableSockets:
     # --- history --------------------------------------------------------------------------
 
     async def history(self, nsp: str, room: str, since: int | None, before: int | None,
-                      limit: int) -> dict[str, Any]:
+                      limit: int) -> Page | None:
         """Up to ``limit`` messages after ``since`` (oldest first) or before ``before`` (the
-        newest of those, oldest first). ``complete: false`` says the log no longer reaches
-        back over the whole range (messages were trimmed); ``not_recoverable`` that nothing
-        of it is left. A full page means: ask again from its last (or first) ``seq``. Read in
-        batches (:func:`shared.room_log.paging.read_page`)."""
-        page = await read_page(self._fanout.broker, nsp, room, since, before, limit)
-        if page is None:
-            return error_ack(ErrorCode.NOT_RECOVERABLE, "the log no longer reaches back there")
-        messages = [{**payload, "seq": seq, "prev": prev} for seq, prev, body in page.messages
-                    if (payload := _payload(body)) is not None]
-        return {"ok": True, "messages": messages, "complete": page.complete}
+        newest of those, oldest first), read in batches; ``None`` when nothing of the range
+        is left (:func:`shared.room_log.paging.read_page`). The core words the answer."""
+        return await read_page(self._fanout.broker, nsp, room, since, before, limit)
 
     # --- records and the lease ------------------------------------------------------------
 
@@ -256,24 +243,3 @@ class DurableSockets:
             self._lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._lease_task
-
-
-def _payload(body: bytes) -> dict[str, Any] | None:
-    """The event payload of a logged body (attachments put back as bytes)."""
-    unpacked = envelope.unpack(body)
-    if unpacked is None:
-        return None
-    args, attachments = unpacked
-    try:
-        data = orjson.loads(args)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, list) or len(data) < 2 or not isinstance(data[1], dict):
-        return None
-    payload: dict[str, Any] = data[1]
-    if attachments:
-        try:
-            payload = reconstruct(payload, list(attachments))
-        except ValueError:
-            return None
-    return payload

@@ -10,10 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from gateway.actions import AckTo, Action, Failed, NamespaceSocket, SendBinary, SendText
+from shared import envelope
 from shared.protocol.errors import ErrorCode, error_ack, error_body
 from shared.protocol.events import REQUEST_ERROR
-from shared.protocol.packets import Packet, PacketType, encode_packet
+from shared.protocol.packets import Packet, PacketType, encode_packet, reconstruct
+from shared.room_log.paging import Page
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +75,49 @@ def too_many_connections(nsp: str) -> SendText:
                                 "data": {"code": "too_many_connections"}})
 
 
+def failed(reply: AckTo, event: str | None, failure: Failure) -> list[Action]:
+    """A request that failed once its I/O was done: counted, and answered."""
+    return [Failed(reply.nsp, failure.code.value), answer_failure(reply, event, failure)]
+
+
+IO_RETRY_AFTER_MS = 1000
+
+
 def io_failed(reply: AckTo, event: str | None, code: ErrorCode, message: str) -> list[Action]:
-    """A request whose I/O failed: counted, and answered with a retry hint."""
-    return [Failed(reply.nsp, code.value), answer_failure(reply, event, Failure(code, message,
-                                                                                 1000))]
+    """A request whose I/O failed (the bus, the log or a service did not answer): worth a
+    retry, so the answer carries a hint."""
+    return failed(reply, event, Failure(code, message, IO_RETRY_AFTER_MS))
 
 
 def connect_error(nsp: str, body: dict[str, Any]) -> SendText:
     text, _ = encode_packet(Packet(PacketType.CONNECT_ERROR, nsp, body))
     return SendText("4" + text)
+
+
+def history_answer(page: Page) -> dict[str, Any]:
+    """``room:history``'s ack: each logged message's payload with its ``seq`` and ``prev``
+    (a body that does not decode is left out), and whether the log reached back that far."""
+    messages = [{**payload, "seq": seq, "prev": prev} for seq, prev, body in page.messages
+                if (payload := _logged_payload(body)) is not None]
+    return {"ok": True, "messages": messages, "complete": page.complete}
+
+
+def _logged_payload(body: bytes) -> dict[str, Any] | None:
+    """The event payload of a logged body (attachments put back as bytes)."""
+    unpacked = envelope.unpack(body)
+    if unpacked is None:
+        return None
+    args, attachments = unpacked
+    try:
+        data = orjson.loads(args)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(data, list) or len(data) < 2 or not isinstance(data[1], dict):
+        return None
+    payload: dict[str, Any] = data[1]
+    if attachments:
+        try:
+            payload = reconstruct(payload, list(attachments))
+        except ValueError:
+            return None
+    return payload

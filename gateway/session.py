@@ -43,6 +43,8 @@ from gateway.replies import (
     answer_failure,
     connect_error,
     connect_reply,
+    failed,
+    history_answer,
     io_failed,
     too_many_connections,
 )
@@ -61,6 +63,7 @@ from shared.protocol.packets import (
     parse_packet,
 )
 from shared.ratelimit import TokenBucket
+from shared.room_log.paging import Page
 from shared.subjects import user_room
 
 MAX_PID_LENGTH = 64
@@ -288,11 +291,16 @@ class Session:
         return acknowledge(publish.reply, {"ok": True, "id": publish.message_id,
                                            "seq": result.seq, "duplicate": result.duplicate})
 
-    def history_page(self, history: History, page: dict[str, Any] | None) -> list[Action]:
-        """The log's answer to ``room:history`` (``None``: the log did not answer)."""
+    def history_page(self, history: History, page: Page | None) -> list[Action]:
+        """The log's page for ``room:history`` (``None``: nothing of the range is left)."""
         if page is None:
-            return io_failed(history.reply, ROOM_HISTORY, ErrorCode.UNAVAILABLE, "try again")
-        return acknowledge(history.reply, page)
+            return failed(history.reply, ROOM_HISTORY, Failure(
+                ErrorCode.NOT_RECOVERABLE, "the log no longer reaches back there"))
+        return acknowledge(history.reply, history_answer(page))
+
+    def log_unavailable(self, request: History) -> list[Action]:
+        """The log did not answer ``room:history``."""
+        return io_failed(request.reply, ROOM_HISTORY, ErrorCode.UNAVAILABLE, "try again")
 
     def presence_answer(self, query: PresenceQuery,
                         members: dict[str, Any] | None) -> list[Action]:

@@ -37,9 +37,11 @@ from gateway.actions import (
 from gateway.limits import Limits
 from gateway.namespaces import NAMESPACES
 from gateway.session import Session, SessionConfig
+from shared import envelope
 from shared.jwtauth import Identity, TokenVerifier
 from shared.protocol.errors import CloseCode
 from shared.room_log import PublishResult
+from shared.room_log.paging import Page
 from tests.support.tokens import SECRET, make_token
 
 VERIFIER = TokenVerifier(("HS256",), secret=SECRET)
@@ -981,14 +983,29 @@ def test_published_without_a_message_id_acks_ok() -> None:
     assert reply(c.session.published(relay, PublishResult()), "/chat", 2) == {"ok": True}
 
 
-def test_history_page_is_the_ack_and_a_silent_log_is_unavailable() -> None:
+def test_history_page_is_the_ack_with_each_payload_and_its_position() -> None:
     c = connected()
     history = only(c.emit("/chat", 3, "room:history", {"room": ROOM}), History)
-    page = {"ok": True, "messages": [], "complete": True}
+    logged = envelope.pack(json.dumps(["message:received", {"room": ROOM, "text": "hi"}])
+                           .encode(), ())
+    page = Page(((4, 0, logged), (9, 4, b"not an envelope")), complete=True)
 
-    assert reply(c.session.history_page(history, page), "/chat", 3) == page
-    assert reply(c.session.history_page(history, None), "/chat", 3)["error"]["code"] == (
-        "unavailable")
+    assert reply(c.session.history_page(history, page), "/chat", 3) == {
+        "ok": True, "messages": [{"room": ROOM, "text": "hi", "seq": 4, "prev": 0}],
+        "complete": True}
+
+
+def test_history_gone_is_not_recoverable_and_a_silent_log_unavailable() -> None:
+    c = connected()
+    history = only(c.emit("/chat", 3, "room:history", {"room": ROOM, "since": 1}), History)
+
+    gone = c.session.history_page(history, None)
+    assert reply(gone, "/chat", 3)["error"] == {
+        "code": "not_recoverable", "message": "the log no longer reaches back there"}
+    assert Failed("/chat", "not_recoverable") in gone
+    silent = c.session.log_unavailable(history)
+    assert reply(silent, "/chat", 3)["error"]["code"] == "unavailable"
+    assert reply(silent, "/chat", 3)["error"]["retry_after_ms"] == 1000
 
 
 def test_presence_answer_is_the_ack_and_none_is_unavailable() -> None:
