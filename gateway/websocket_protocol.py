@@ -2,11 +2,15 @@
 
 The event loop calls :meth:`WebSocketProtocol.data_received`; the frame reader turns bytes
 into messages, which go to the connection's :class:`MessageHandler` in order, in the same
-call. Pings are answered at once. Closes follow RFC 6455 7.1: the server echoes a client's
-close code and then closes the TCP connection (the server closes first, 7.1.1); a close the
-server starts waits for the client's answer for at most ``close_timeout``; a frame the reader
-refuses (1002, 1007, 1009) is answered with that code, the write side is shut where the
-transport allows, and the rest of the input is discarded.
+call, at most ``PASS_LIMIT`` per event-loop pass: one read can hold thousands of small
+frames, and the answers to all of them would leave in one write, past the send budget; the
+rest wait a pass, after the flush. Reading also pauses while the transport's own buffer is
+over ``WRITE_HIGH_WATER`` (a client that does not read its answers is not read either), and
+while the connection asks (its backlog). Pings are answered at once. Closes follow RFC 6455
+7.1: the server echoes a client's close code and then closes the TCP connection (the server
+closes first, 7.1.1); a close the server starts waits for the client's answer for at most
+``close_timeout``; a frame the reader refuses (1002, 1007, 1009) is answered with that code,
+the write side is shut where the transport allows, and the rest of the input is discarded.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Protocol, cast
 
 from gateway.websocket import (
     CloseReceived,
+    Event,
     Failure,
     FrameReader,
     Ping,
@@ -26,6 +31,13 @@ from gateway.websocket import (
 
 CLOSE_TIMEOUT_S = 2.0
 ABNORMAL = 1006  # RFC 6455 7.1.5: closed without a close frame
+PASS_LIMIT = 64  # messages handed to the connection per event-loop pass
+# Unsent bytes over which the client is not read (it does not read its answers): well above
+# what one pass of answers or a fan-out burst leaves behind, so a reading client's pongs are
+# never held back, and well under the send budget (1 MB), so a flood pauses before it is cut.
+WRITE_HIGH_WATER = 256 * 1024
+# Why reading is paused (any of them pauses it).
+BACKLOG, PASS, WRITING = 1, 2, 4
 
 
 class SentClose(asyncio.WriteTransport):
@@ -59,8 +71,8 @@ class WebSocketProtocol(asyncio.Protocol):
     the code of the close frame received (or the one a refused frame ended with), 1006 for a
     connection that dropped without one: what the connection's log line reports."""
 
-    __slots__ = ("_close_timeout", "_handler", "_open", "_reader", "_timer", "close_code",
-                 "closing", "transport")
+    __slots__ = ("_close_timeout", "_handler", "_open", "_paused", "_pending", "_reader",
+                 "_timer", "close_code", "closing", "transport")
 
     def __init__(self, max_size: int, opened: Callable[[WebSocketProtocol], MessageHandler],
                  close_timeout: float = CLOSE_TIMEOUT_S) -> None:
@@ -72,16 +84,33 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.close_code: int | None = None
         self.closing = False  # a close frame was sent: no more frames go out
+        self._pending: list[Event] | None = None  # read, waiting for the next pass
+        self._paused = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         opened, self._open = self._open, None  # the closure is not kept for the socket's life
         if opened is not None:
             self._handler = opened(self)
 
     def data_received(self, data: bytes) -> None:
-        for event in self._reader.feed(data):
+        events = self._reader.feed(data)
+        if self._pending is not None:  # read before the pause took effect
+            self._pending.extend(events)
+        else:
+            self._dispatch(events, PASS_LIMIT)
+
+    def _dispatch(self, events: list[Event], limit: int) -> None:
+        handed = 0
+        for index, event in enumerate(events):
             if isinstance(event, str | bytes):
+                if handed == limit:
+                    self._pending = events[index:]
+                    self._pause(PASS)
+                    asyncio.get_running_loop().call_soon(self._next_pass)
+                    return
+                handed += 1
                 if not self.closing and self._handler is not None:
                     self._handler.receive(event)
             elif isinstance(event, Ping):
@@ -92,10 +121,27 @@ class WebSocketProtocol(asyncio.Protocol):
             elif isinstance(event, Failure):
                 self._failed(event)
 
+    def _next_pass(self) -> None:
+        events, self._pending = self._pending, None
+        if events is None or self.transport is None:
+            return
+        self._dispatch(events, PASS_LIMIT)
+        if self._pending is None:
+            self._resume(PASS)
+
+    def pause_writing(self) -> None:
+        self._pause(WRITING)
+
+    def resume_writing(self) -> None:
+        self._resume(WRITING)
+
     def eof_received(self) -> bool:
         return False  # let the transport close itself
 
     def connection_lost(self, exc: Exception | None) -> None:
+        events, self._pending = self._pending, None
+        if events:  # what the client said before it went is still heard, in order
+            self._dispatch(events, len(events))
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -119,11 +165,21 @@ class WebSocketProtocol(asyncio.Protocol):
         self._arm_timeout()
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
+        """The connection's backlog is full: read nothing until :meth:`resume_reading`."""
+        self._pause(BACKLOG)
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        self._resume(BACKLOG)
+
+    def _pause(self, reason: int) -> None:
+        was, self._paused = self._paused, self._paused | reason
+        if not was and self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def _resume(self, reason: int) -> None:
+        was, self._paused = self._paused, self._paused & ~reason
+        if was and not self._paused and self.transport is not None and (
+                not self.transport.is_closing()):
             self.transport.resume_reading()
 
     # --- internals --------------------------------------------------------------------------

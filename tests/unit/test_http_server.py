@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from gateway.http import Request, Response, Router, Upgrade, text_response
 from gateway.http_server import HttpProtocol
 from gateway.websocket import check_upgrade, switching_protocols
-from gateway.websocket_protocol import WebSocketProtocol
+from gateway.websocket_protocol import PASS_LIMIT, WebSocketProtocol
 from tests.support.rawhttp import exchange, statuses
 from tests.support.timing import UNIT
 
@@ -30,8 +30,10 @@ class Echo:
         self.ws = ws
         self.lost_code: int | None = None
         self.closed_by_protocol = False
+        self.received: list[str | bytes] = []
 
     def receive(self, message: str | bytes) -> None:
+        self.received.append(message)
         if message == "close please":
             self.ws.close(1012, "as asked")
             return
@@ -211,3 +213,38 @@ async def test_an_upgrade_behind_a_slow_request_keeps_its_later_frames(serve: Se
 
     assert statuses(received) == [200, 101]
     assert received.endswith(b"\x81\x02hi")
+
+
+def burst(count: int) -> bytes:
+    """An upgrade and ``count`` tiny masked text frames, all in one write."""
+    return (b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            + b"".join(bytes([0x81, 0x80 | len(b"%03d" % n)]) + b"\0\0\0\0" + b"%03d" % n
+                       for n in range(count)))
+
+
+async def test_a_burst_of_frames_is_handed_over_a_pass_at_a_time_and_in_order(
+    serve: Serve,
+) -> None:
+    port = await serve()
+    count = PASS_LIMIT * 4 + 3
+
+    wire = await exchange(port, burst(count))
+
+    echoed = wire.split(b"\r\n\r\n", 1)[1]
+    assert echoed == b"".join(b"\x81\x03%03d" % n for n in range(count))
+
+
+async def test_frames_read_before_a_drop_are_still_handed_over(serve: Serve) -> None:
+    port = await serve()
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(burst(PASS_LIMIT * 3))
+    await writer.drain()
+    writer.transport.abort()
+    for _ in range(100):
+        if ECHOES:
+            break
+        await asyncio.sleep(0.01 * UNIT)
+
+    (echo,) = ECHOES
+    assert echo.received == [f"{n:03d}" for n in range(PASS_LIMIT * 3)]
