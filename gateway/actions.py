@@ -85,8 +85,17 @@ class Opened:
 
 
 @dataclass(frozen=True, slots=True)
+class Announce:
+    """The socket is in (or its rooms changed): the shell tells the presence service, which
+    ignores namespaces without presence."""
+
+    socket: NamespaceSocket
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
-    """A namespace socket ended; the shell leaves every room it held."""
+    """A namespace socket ended (the core has emptied its rooms): the shell leaves every
+    room it held and tells the presence service it went."""
 
     socket: NamespaceSocket
     rooms: frozenset[str]
@@ -173,5 +182,5 @@ class Failed:
     error: str
 
 
-Action = (Observed | Failed | SendText | SendBinary | Close | Opened | Closed | Join | Leave
-          | Publish | History | TypingChange | PresenceQuery)
+Action = (Observed | Failed | SendText | SendBinary | Close | Opened | Announce | Closed | Join
+          | Leave | Publish | History | TypingChange | PresenceQuery)

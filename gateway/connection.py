@@ -19,6 +19,7 @@ from collections.abc import Callable
 from gateway.actions import (
     CONNECT_EVENT,
     Action,
+    Announce,
     Close,
     Closed,
     Failed,
@@ -203,12 +204,14 @@ class Connection:
             self.close(action.code, action.reason)
         elif isinstance(action, Observed):
             self._observe(action)
+        elif isinstance(action, Announce):
+            self._presence_changed(action.socket)
         elif isinstance(action, Failed):
             self._metrics.errors.labels(action.nsp, action.error).inc()
 
     async def _perform(self, actions: list[Action]) -> None:
         for action in actions:
-            if isinstance(action, SendText | SendBinary | Close | Observed | Failed):
+            if isinstance(action, SendText | SendBinary | Close | Observed | Failed | Announce):
                 self._perform_now(action)
             elif isinstance(action, Join):
                 await self._join(action)
@@ -272,9 +275,7 @@ class Connection:
                     await self._fanout.join((socket.nsp, room), member)
                 except BrokerUnavailable:
                     log.warning("could not subscribe a user room; the socket misses direct events")
-        actions = self.session.opened(socket, recovered)
-        self._presence_changed(socket)
-        self._perform_all_now(actions)
+        self._perform_all_now(self.session.opened(socket, recovered))
 
     async def kick(self, user: str, reason: str) -> bool:
         """A backend asked to end this user's sockets here (server DISCONNECT, for good)."""
@@ -292,7 +293,6 @@ class Connection:
             self._presence_changed(socket, alive=False)
             for room in action.rooms:
                 await self._fanout.leave((socket.nsp, room), member)
-        socket.rooms.clear()
         if socket.durable:
             await self._durable.closed(socket, action.final)
 
@@ -312,16 +312,13 @@ class Connection:
         except BrokerUnavailable:
             self._perform_all_now(self.session.join_failed(action, JoinFailure.UNAVAILABLE))
             return
-        actions = self.session.joined(action)
-        self._presence_changed(socket)
-        self._perform_all_now(actions)
+        self._perform_all_now(self.session.joined(action))
 
     async def _leave(self, action: Leave) -> None:
         """The core took the room off the socket already; its ack follows this action."""
         socket = action.socket
         member = self.members.get(socket.nsp)
         if member is not None:
-            self._presence_changed(socket)
             await self._fanout.leave((socket.nsp, action.room), member)
             if socket.durable:
                 await self._durable.leave(socket, action.room)

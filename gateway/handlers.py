@@ -11,7 +11,16 @@ from typing import Any
 
 import orjson
 
-from gateway.actions import Action, History, Join, Leave, PresenceQuery, Publish, TypingChange
+from gateway.actions import (
+    Action,
+    Announce,
+    History,
+    Join,
+    Leave,
+    PresenceQuery,
+    Publish,
+    TypingChange,
+)
 from gateway.middleware import EventContext
 from gateway.replies import Failure, acknowledge
 from shared.protocol.errors import ErrorCode
@@ -76,7 +85,8 @@ def leave(ctx: EventContext) -> list[Action] | Failure:
     if room not in ctx.socket.rooms:
         return acknowledge(ctx.reply, {"ok": True})
     ctx.socket.rooms.discard(room)  # the shell leaves the room's feed before the ack goes
-    return [Leave(ctx.socket, room, ctx.reply), *acknowledge(ctx.reply, {"ok": True})]
+    return [Announce(ctx.socket), Leave(ctx.socket, room, ctx.reply),
+            *acknowledge(ctx.reply, {"ok": True})]
 
 
 def send_message(ctx: EventContext) -> list[Action] | Failure:

@@ -19,6 +19,7 @@ from gateway.actions import (
     CONNECT_EVENT,
     AckTo,
     Action,
+    Announce,
     Close,
     Closed,
     History,
@@ -164,7 +165,7 @@ class Session:
         """The socket is gone (any reason): every namespace socket ends."""
         self.closed = True
         sockets, self.sockets = list(self.sockets.values()), {}
-        return [Closed(s, frozenset(s.rooms)) for s in sockets]
+        return [_closed(s) for s in sockets]
 
     def _close(self, code: int, reason: str) -> list[Action]:
         return [Close(code, reason)]
@@ -220,7 +221,7 @@ class Session:
             if socket is None:
                 return []
             del self.sockets[packet.nsp]
-            return [Closed(socket, frozenset(socket.rooms), final=True)]
+            return [_closed(socket, final=True)]
         if socket is None:
             return self._close(CloseCode.POLICY, "packet for a namespace not connected")
         if packet.type is PacketType.EVENT:
@@ -262,7 +263,7 @@ class Session:
             socket.pid, socket.sid = recovered.pid, recovered.sid
             socket.rooms.clear()
             socket.rooms.update(recovered.rooms)
-        return [SendText(connect_reply(socket))]
+        return [Announce(socket), SendText(connect_reply(socket))]
 
     def refused(self, socket: NamespaceSocket) -> list[Action]:
         """The cluster-wide per-user limit refused the socket after its CONNECT."""
@@ -273,7 +274,7 @@ class Session:
     def joined(self, join: Join) -> list[Action]:
         """The room's messages reach the socket now (after any replay ``since`` asked for)."""
         join.socket.rooms.add(join.room)
-        return acknowledge(join.reply, {"ok": True, "room": join.room})
+        return [Announce(join.socket), *acknowledge(join.reply, {"ok": True, "room": join.room})]
 
     def join_failed(self, join: Join, why: JoinFailure) -> list[Action]:
         if why is JoinFailure.BACKLOG_TOO_LARGE:
@@ -378,7 +379,14 @@ class Session:
         """A bare server DISCONNECT for one socket, and its session ended with it."""
         del self.sockets[socket.nsp]
         text, _ = encode_packet(Packet(PacketType.DISCONNECT, socket.nsp))
-        return [SendText("4" + text), Closed(socket, frozenset(socket.rooms), final=True)]
+        return [SendText("4" + text), _closed(socket, final=True)]
+
+
+def _closed(socket: NamespaceSocket, final: bool = False) -> Closed:
+    """The socket ends: its rooms go with the action, for the shell to leave."""
+    rooms = frozenset(socket.rooms)
+    socket.rooms.clear()
+    return Closed(socket, rooms, final)
 
 
 def _restore_request(auth: dict[str, Any]) -> Restore | None:

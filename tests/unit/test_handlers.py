@@ -7,7 +7,16 @@ import json
 from typing import Any
 
 from gateway import handlers
-from gateway.actions import AckTo, History, Join, Leave, NamespaceSocket, Publish, SendText
+from gateway.actions import (
+    AckTo,
+    Announce,
+    History,
+    Join,
+    Leave,
+    NamespaceSocket,
+    Publish,
+    SendText,
+)
 from gateway.limits import LimitClass, Limits
 from gateway.middleware import EventContext
 from gateway.replies import Failure
@@ -54,8 +63,9 @@ def test_leave_takes_the_room_off_and_acks_after_the_shell() -> None:
 
     actions = handlers.leave(ctx)
 
-    assert isinstance(actions, list) and isinstance(actions[0], Leave)
-    assert actions[1:] == [SendText('43/chat,1[{"ok":true}]')]
+    assert isinstance(actions, list)
+    assert actions[0] == Announce(ctx.socket) and isinstance(actions[1], Leave)
+    assert actions[2:] == [SendText('43/chat,1[{"ok":true}]')]
     assert ROOM not in ctx.socket.rooms
     assert handlers.leave(context({"room": ROOM})) == [SendText('43/chat,1[{"ok":true}]')]
     assert code(handlers.leave(context({"room": "user:alice"}))) == "forbidden"

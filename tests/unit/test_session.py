@@ -17,6 +17,7 @@ import pytest
 from gateway.actions import (
     AckTo,
     Action,
+    Announce,
     Close,
     Closed,
     Failed,
@@ -797,6 +798,7 @@ def test_transport_closed_ends_every_namespace() -> None:
         ("/chat", [ROOM, "user:alice"]),
     ]
     assert len(actions) == 2
+    assert all(not a.socket.rooms for a in actions if isinstance(a, Closed))  # the core's own
     assert c.session.sockets == {}
     assert c.send('42/chat,["x"]') == [] and c.timer(1000.0) == []
 
@@ -872,6 +874,7 @@ def test_recovered_socket_takes_the_sessions_ids_and_rooms() -> None:
                                                        frozenset({"user:alice", ROOM})))
 
     assert texts(answer) == ['40/chat,{"sid":"old-sid","pid":"old-pid"}']
+    assert answer[0] == Announce(opened.socket)  # with its recovered rooms
     assert opened.socket.rooms == {"user:alice", ROOM}
     c.sockets["/chat"] = opened.socket
     assert only(c.emit("/chat", 1, "message:send", {"room": ROOM, "text": "hi", "id": "m"}),
@@ -899,6 +902,7 @@ def test_joined_adds_the_room_and_acks() -> None:
     answer = c.session.joined(join)
 
     assert reply(answer, "/chat", 1) == {"ok": True, "room": ROOM}
+    assert answer[0] == Announce(join.socket)  # presence hears before the ack goes
     assert ROOM in join.socket.rooms
     assert only(c.emit("/chat", 2, "message:send", {"room": ROOM, "text": "hi", "id": "m"}),
                 Publish)
@@ -946,7 +950,8 @@ def test_leave_takes_the_room_off_before_the_ack() -> None:
 
     actions = c.emit("/chat", 4, "room:leave", {"room": ROOM})
 
-    assert [type(a) for a in actions if not isinstance(a, Observed)] == [Leave, SendText]
+    assert [type(a) for a in actions if not isinstance(a, Observed)] == [
+        Announce, Leave, SendText]  # presence hears first, the ack comes once the feed is left
     assert reply(actions, "/chat", 4) == {"ok": True}
     assert ROOM not in c.sockets["/chat"].rooms
 
