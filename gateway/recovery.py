@@ -11,12 +11,15 @@ from the later of its join position and the offset's claim for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
+from gateway.actions import Restore
 from shared.protocol.offsets import Offset
 
 VERSION = 1
+MAX_PID_LENGTH = 64
 
 
 @dataclass(slots=True)
@@ -67,3 +70,12 @@ def replay_ranges(record: RecoveryRecord, offset: Offset | None,
 def trimmed(ranges: dict[str, tuple[int, int]], first_seq: int) -> bool:
     """Whether the log no longer reaches back to where some room's replay must start."""
     return any(upto > after and after + 1 < first_seq for after, upto in ranges.values())
+
+
+def restore_request(auth: dict[str, Any]) -> Restore | None:
+    """A recovery attempt needs a string ``pid`` (socket.io-client sends ``offset`` too once
+    it got an event; without one the session's join positions serve)."""
+    pid, offset = auth.get("pid"), auth.get("offset")
+    if not isinstance(pid, str) or not 0 < len(pid) <= MAX_PID_LENGTH:
+        return None
+    return Restore(pid, offset if isinstance(offset, str) else None)

@@ -297,6 +297,29 @@ class Gateway:
             await self.nc.drain()
 
 
+async def _open_state(settings: GatewaySettings, client: FanoutClient, subjects: Subjects
+                      ) -> tuple[RecoveryStore, RegistryKV, PresenceEmitter]:
+    """Everything the gateway keeps in NATS, each step retried until NATS is ready: the room
+    logs and inbox, the recovery bucket, the registry (with this gateway in it) and the
+    presence queue."""
+    await when_ready("creating the room logs and the inbox", lambda: ensure_streams(
+        client.jetstream(timeout=REQUEST_TIMEOUT_S), subjects, log_settings(settings)))
+    store = await when_ready("opening the recovery bucket", lambda: RecoveryStore.open(
+        client, subjects.session_bucket(),
+        settings.recovery_window_s + lease_seconds(settings), settings.stream_replicas))
+    registry = await when_ready("opening the registry", lambda: RegistryKV.open(
+        client, settings.subject_prefix, settings.gateway_ttl_s, settings.stream_replicas))
+    await when_ready("registering this gateway", lambda: registry.beat(settings.instance_id))
+    await registry.watch()
+    await when_ready("creating the presence queue", lambda: ensure_queue(
+        client.jetstream(timeout=5.0), subjects, settings.stream_replicas))
+    presence = PresenceEmitter(client.jetstream(timeout=5.0), subjects.presence_events(),
+                               settings.instance_id, new_id(), namespaces.PRESENCE_NAMESPACES,
+                               client.request, subjects.presence_query())
+    presence.start()
+    return store, registry, presence
+
+
 async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     metrics = GatewayMetrics(CollectorRegistry())
     client = FanoutClient()
@@ -315,21 +338,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     subjects = Subjects(settings.subject_prefix)
     broker = NatsBroker(client, subjects, log_settings(settings))
     await broker.start()
-    await when_ready("creating the room logs and the inbox", lambda: ensure_streams(
-        client.jetstream(timeout=REQUEST_TIMEOUT_S), subjects, log_settings(settings)))
-    store = await when_ready("opening the session bucket", lambda: RecoveryStore.open(
-        client, subjects.session_bucket(),
-        settings.recovery_window_s + lease_seconds(settings), settings.stream_replicas))
-    registry = await when_ready("opening the registry", lambda: RegistryKV.open(
-        client, settings.subject_prefix, settings.gateway_ttl_s, settings.stream_replicas))
-    await when_ready("registering this gateway", lambda: registry.beat(settings.instance_id))
-    await registry.watch()
-    await when_ready("creating the presence queue", lambda: ensure_queue(
-        client.jetstream(timeout=5.0), subjects, settings.stream_replicas))
-    presence = PresenceEmitter(client.jetstream(timeout=5.0), subjects.presence_events(),
-                               settings.instance_id, new_id(), namespaces.PRESENCE_NAMESPACES,
-                               client.request, subjects.presence_query())
-    presence.start()
+    store, registry, presence = await _open_state(settings, client, subjects)
     gateway = Gateway(settings, broker, nc, metrics, store, registry, presence)
     lapses: set[asyncio.Task[None]] = set()
 

@@ -31,13 +31,13 @@ from gateway.actions import (
     PresenceQuery,
     Publish,
     Recovered,
-    Restore,
     SendText,
     TypingChange,
 )
 from gateway.broker import PublishResult
 from gateway.limits import LimitClass, Limits, charge
 from gateway.middleware import ConnectContext, EventContext, Namespace
+from gateway.recovery import restore_request
 from gateway.replies import (
     Failure,
     acknowledge,
@@ -66,8 +66,6 @@ from shared.protocol.packets import (
 from shared.ratelimit import TokenBucket
 from shared.room_log.paging import Page
 from shared.subjects import user_room
-
-MAX_PID_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +250,7 @@ class Session:
         socket.rooms.add(user_room(ctx.identity.sub))
         self.sockets[packet.nsp] = socket
         self._connect_deadline = None
-        return [Opened(socket, _restore_request(ctx.auth) if recovery else None)]
+        return [Opened(socket, restore_request(ctx.auth) if recovery else None)]
 
     # --- I/O results: what the shell did comes back here, and the answer is built here ----
 
@@ -387,12 +385,3 @@ def _closed(socket: NamespaceSocket, final: bool = False) -> Closed:
     rooms = frozenset(socket.rooms)
     socket.rooms.clear()
     return Closed(socket, rooms, final)
-
-
-def _restore_request(auth: dict[str, Any]) -> Restore | None:
-    """A recovery attempt needs a string ``pid`` (socket.io-client sends ``offset`` too once
-    it got an event; without one the session's join positions serve)."""
-    pid, offset = auth.get("pid"), auth.get("offset")
-    if not isinstance(pid, str) or not 0 < len(pid) <= MAX_PID_LENGTH:
-        return None
-    return Restore(pid, offset if isinstance(offset, str) else None)

@@ -1,11 +1,13 @@
-"""Connection-state recovery as data: the session record and the replay a socket is owed."""
+"""Connection-state recovery as data: the recovery record, what a reconnecting client asks
+for, and the replay it is owed."""
 
 from __future__ import annotations
 
 import orjson
 import pytest
 
-from gateway.recovery import RecoveryRecord, replay_ranges, trimmed
+from gateway.actions import Restore
+from gateway.recovery import MAX_PID_LENGTH, RecoveryRecord, replay_ranges, restore_request, trimmed
 from shared.protocol.offsets import Offset
 
 
@@ -133,3 +135,12 @@ def test_only_the_recorded_rooms_are_replayed() -> None:
 ])
 def test_trimmed(ranges: dict[str, tuple[int, int]], first_seq: int, expected: bool) -> None:
     assert trimmed(ranges, first_seq) is expected
+
+
+def test_a_restore_request_needs_a_string_pid_of_bounded_length() -> None:
+    assert restore_request({"pid": "p1", "offset": "7"}) == Restore("p1", "7")
+    assert restore_request({"pid": "p1"}) == Restore("p1", None)  # no event received yet
+    assert restore_request({"pid": "p1", "offset": 7}) == Restore("p1", None)
+    assert restore_request({"pid": "x" * MAX_PID_LENGTH}) is not None
+    for pid in (None, 7, "", "x" * (MAX_PID_LENGTH + 1)):
+        assert restore_request({"pid": pid, "offset": "7"}) is None
