@@ -2,7 +2,8 @@
 
 The WebSocket protocol hands it each message as it is read; it gives it to
 :class:`~gateway.session.Session` and performs what comes back: frames go to the outbox, joins
-and publishes go to the fan-out and the broker, closes flush first. There is no task per
+and publishes go to the fan-out and the broker, closes flush first; what that I/O answers
+goes back into the core, which words the reply. There is no task per
 connection: actions run inside the read callback, and only when one of them really waits (a
 NATS round trip) does a task finish them, while later messages queue behind it (reading pauses
 past ``BACKLOG_LIMIT``), so one connection's messages are still handled strictly in order.

@@ -5,6 +5,11 @@ state machine (CONNECT / DISCONNECT / EVENT per namespace, as the reference serv
 ``client.ts`` has it) and binary reassembly, and runs each namespace's chains. Malformed
 packets get a ``request:error`` and the connection lives; state violations the reference
 server closes on (an event before CONNECT, a stray binary frame) close it here too.
+
+What the shell's I/O found comes back in as inputs (``opened``, ``joined``, ``join_failed``,
+``published``, ``history_page``, ...), so the socket's rooms and ids are written here only,
+and every ack and error frame is built here (with :mod:`gateway.replies`): the shell
+decides nothing a test could not check with plain calls.
 """
 
 from __future__ import annotations
