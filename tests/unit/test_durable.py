@@ -15,14 +15,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.actions import JoinFailure, NamespaceSocket, Recovered, Restore
-from gateway.delivery import Member
 from gateway.durable import DurableSockets, JoinFailed
 from gateway.fanout import Fanout
 from gateway.memory_broker import MemoryBroker, MemoryBus
 from gateway.recovery import RecoveryRecord
 from shared.jwtauth import Identity
 from shared.metrics import GatewayMetrics
-from tests.unit.test_fanout import FakeOutbox, body, texts
+from tests.support.members import body, member, texts
 
 CHAT = "/chat"
 ALICE = Identity("alice", None, ("room:*",), 0.0)
@@ -85,10 +84,6 @@ async def world() -> AsyncIterator[World]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def member() -> Member:
-    return Member(FakeOutbox(), offsets=True)  # type: ignore[arg-type]
 
 
 async def test_a_fresh_socket_is_saved_with_its_join_positions(world: World) -> None:

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -24,23 +23,11 @@ from gateway.feed import REPAIR_LIMIT
 from gateway.memory_broker import MemoryBroker, MemoryBus
 from shared.metrics import GatewayMetrics
 from shared.protocol.offsets import Offset, parse_offset
+from tests.support.members import body, events, member, texts, unframe
 
 CHAT = "/chat"
 LIVE = "/live-updates"
 DURABLE = frozenset({CHAT, "/notifications"})
-
-
-class FakeOutbox:
-    """What the fan-out needs of an :class:`~gateway.outbox.Outbox`."""
-
-    def __init__(self) -> None:
-        self.frames: list[bytes] = []
-        self.queued = 0
-
-    def push(self, frame: bytes) -> bool:
-        self.frames.append(frame)
-        self.queued += len(frame)
-        return True
 
 
 class TapBroker(MemoryBroker):
@@ -62,40 +49,10 @@ class TapBroker(MemoryBroker):
         return await super().read(nsp, room, after, upto, limit)
 
 
-def member(offsets: bool = True) -> Member:
-    return Member(FakeOutbox(), offsets=offsets)  # type: ignore[arg-type]
-
-
-def body(room: str, text: str) -> bytes:
-    return orjson.dumps(["message:received", {"room": room, "id": f"id-{text}", "text": text}])
-
-
-def unframe(frame: bytes) -> bytes:
-    """The payload of one unmasked server text frame."""
-    assert frame[0] == 0x81
-    size = frame[1]
-    start = 2 if size < 126 else 4 if size == 126 else 10
-    return frame[start:]
-
-
-def events(m: Member, nsp: str = CHAT) -> list[list[Any]]:
-    found = []
-    for frame in m.outbox.frames:
-        head = f"42{nsp},".encode()
-        payload = unframe(frame)
-        assert payload.startswith(head), payload
-        found.append(orjson.loads(payload[len(head) :]))
-    return found
-
-
 def received(room: str, text: str, seq: int, prev: int, *offset: str) -> list[Any]:
     """A ``message:received`` event as a member gets it."""
     message = {"seq": seq, "prev": prev, "room": room, "id": f"id-{text}", "text": text}
     return ["message:received", message, *offset]
-
-
-def texts(m: Member) -> list[str]:
-    return [event[1]["text"] for event in events(m)]
 
 
 async def settle(turns: int = 50) -> None:
