@@ -286,10 +286,12 @@ class Session:
         return io_failed(join.reply, ROOM_JOIN, ErrorCode.UNAVAILABLE, "try again")
 
     def published(self, publish: Publish, result: PublishResult | None) -> list[Action]:
-        """The broker's answer to a publish (``None``: it was not sent)."""
+        """The broker's answer to a publish (``None``: not confirmed — not sent, refused, or
+        its acknowledgement late; it may be stored, so the client retries with the same id,
+        which the log de-duplicates)."""
         if result is None:
             return io_failed(publish.reply, None, ErrorCode.UNAVAILABLE,
-                              "message not sent, retry")
+                              "not confirmed, retry with the same id")
         if publish.message_id is None:
             return acknowledge(publish.reply, {"ok": True})
         return acknowledge(publish.reply, {"ok": True, "id": publish.message_id,

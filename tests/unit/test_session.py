@@ -975,7 +975,8 @@ def test_published_acks_with_the_logs_position() -> None:
         "duplicate"] is True
     failed = c.session.published(publish, None)
     assert reply(failed, "/chat", 7)["error"] == {
-        "code": "unavailable", "message": "message not sent, retry", "retry_after_ms": 1000}
+        "code": "unavailable", "message": "not confirmed, retry with the same id",
+        "retry_after_ms": 1000}
     assert Failed("/chat", "unavailable") in failed
 
 
