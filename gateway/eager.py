@@ -23,6 +23,10 @@ def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         waiting_for = coro.send(None)
     except StopIteration:
         return None
+    if waiting_for is not None:
+        # As Task.__step does at once: a future left flagged "blocking" until the task below
+        # runs would be refused by anyone else awaiting it in this same loop pass.
+        waiting_for._asyncio_future_blocking = False
     return asyncio.get_running_loop().create_task(_finish(coro, waiting_for))
 
 
@@ -33,8 +37,8 @@ async def _finish(coro: Coroutine[Any, Any, None], waiting_for: Any) -> None:
         if waiting_for is None:  # a bare yield (asyncio.sleep(0)): resume on the next pass
             await asyncio.sleep(0)
         else:
-            # The future was yielded as "blocking" and no task took it over yet: clear the
-            # flag as Task.__step does, or awaiting it again is refused.
+            # Yielded as "blocking" to us, not to a task: clear the flag as Task.__step does,
+            # or awaiting it here is refused.
             waiting_for._asyncio_future_blocking = False
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await waiting_for

@@ -82,3 +82,17 @@ async def test_a_cancelled_future_is_a_cancellation_inside_the_coroutine() -> No
     future.cancel()
     await task
     assert seen == ["cancelled"]
+
+
+async def test_one_future_awaited_by_two_eager_coroutines_in_one_pass() -> None:
+    shared: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    results: list[int] = []
+
+    async def waiter() -> None:
+        results.append(await shared)
+
+    first, second = start(waiter()), start(waiter())
+    assert first is not None and second is not None
+    shared.set_result(7)
+    await asyncio.wait_for(asyncio.gather(first, second), 1)
+    assert results == [7, 7]
