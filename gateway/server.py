@@ -57,7 +57,7 @@ from shared.subjects import Subjects
 log = logging.getLogger(__name__)
 
 LAPSE_RESYNC_DELAY_S = 1.0
-LISTEN_BACKLOG = 1024  # handshakes arrive in bursts (a drained gateway's clients reconnect)
+LISTEN_BACKLOG = 4096  # a dead or drained gateway's clients reconnect at once (capped by somaxconn)
 GOING_AWAY = 1001
 
 
