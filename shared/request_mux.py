@@ -19,9 +19,12 @@ flusher task. Barriers asked for in one loop pass share one message.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
 
 SWEEP_S = 0.25
 _STATUS_LINE = b"NATS/1.0 "
@@ -63,11 +66,16 @@ class Reply:
         return headers[len(_STATUS_LINE):len(_STATUS_LINE) + 3]
 
 
+Answer = Callable[["list[Reply] | None"], None]
+"""Takes a request's replies once: ``None`` when none came in time or the mux closed."""
+
+
 @dataclass(slots=True)
 class _Waiting:
     deadline: float
-    future: asyncio.Future[list[Reply]]
+    answer: Answer
     batch: list[Reply] | None  # a batch request collects until a status reply
+    cancel: Callable[[], object] | None  # what closing does instead of answering None
 
 
 class RequestMux:
@@ -91,6 +99,10 @@ class RequestMux:
         sub = await self._nc.subscribe(prefix + "*")
         self._nc.route_replies(sub._id, self._on_reply)
         self._prefix = prefix.encode()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._waiting)
 
     @property
     def inbox(self) -> str:
@@ -143,19 +155,41 @@ class RequestMux:
         except Exception as exc:  # the client's own failure type
             echoed.set_exception(self._error(str(exc) or type(exc).__name__))
             return
-        self._wait(token, echoed, None)
+        self._wait(token, self._resolver(echoed), None, echoed.cancel)
+
+    def send(self, subject: str, payload: bytes, headers: bytes | None,
+             answer: Answer) -> None:
+        """Send now, and hand the one reply to ``answer`` (no future: for the hot path).
+        Raises ``error`` when nothing was sent; then ``answer`` is never called."""
+        self._started()
+        token = self._publish(subject, payload, headers)
+        self._wait(token, answer, None)
 
     def _send(self, subject: str, payload: bytes, headers: bytes | None,
               batch: list[Reply] | None) -> asyncio.Future[list[Reply]]:
         loop = self._started()
+        token = self._publish(subject, payload, headers)
+        future: asyncio.Future[list[Reply]] = loop.create_future()
+        self._wait(token, self._resolver(future), batch, future.cancel)
+        return future
+
+    def _publish(self, subject: str, payload: bytes, headers: bytes | None) -> bytes:
         token = self._token()
         try:
             self._nc.publish_nowait(subject, payload, self._prefix + token, headers)
         except Exception as exc:  # the client's own failure type
             raise self._error(str(exc) or type(exc).__name__) from exc
-        future: asyncio.Future[list[Reply]] = loop.create_future()
-        self._wait(token, future, batch)
-        return future
+        return token
+
+    def _resolver(self, future: asyncio.Future[list[Reply]]) -> Answer:
+        def answer(replies: list[Reply] | None) -> None:
+            if future.done():
+                return
+            if replies is None:
+                future.set_exception(self._error("no reply from NATS in time"))
+            else:
+                future.set_result(replies)
+        return answer
 
     def _started(self) -> asyncio.AbstractEventLoop:
         if self._loop is None or not self._prefix:
@@ -166,10 +200,10 @@ class RequestMux:
         self._next += 1
         return b"%x" % self._next
 
-    def _wait(self, token: bytes, future: asyncio.Future[list[Reply]],
-              batch: list[Reply] | None) -> None:
+    def _wait(self, token: bytes, answer: Answer, batch: list[Reply] | None,
+              cancel: Callable[[], object] | None = None) -> None:
         loop = self._started()
-        self._waiting[token] = _Waiting(loop.time() + self._timeout_s, future, batch)
+        self._waiting[token] = _Waiting(loop.time() + self._timeout_s, answer, batch, cancel)
         if self._sweeper is None:
             self._sweeper = loop.call_later(SWEEP_S, self._sweep)
 
@@ -183,9 +217,7 @@ class RequestMux:
             waiting.batch.append(reply)
             return
         del self._waiting[token]
-        if not waiting.future.done():
-            waiting.future.set_result([reply] if waiting.batch is None
-                                      else [*waiting.batch, reply])
+        waiting.answer([reply] if waiting.batch is None else [*waiting.batch, reply])
 
     def _sweep(self) -> None:
         """Deadlines rise with insertion order, so expired entries are at the front."""
@@ -197,9 +229,10 @@ class RequestMux:
                 break
             expired.append(token)
         for token in expired:
-            future = self._waiting.pop(token).future
-            if not future.done():
-                future.set_exception(self._error("no reply from NATS in time"))
+            self._waiting.pop(token).answer(None)
+        if expired:
+            log.warning("%d requests unanswered after %.1fs (%s)", len(expired),
+                        self._timeout_s, self._error.__name__)
         self._sweeper = loop.call_later(SWEEP_S, self._sweep) if self._waiting else None
 
     def close(self) -> None:
@@ -208,4 +241,7 @@ class RequestMux:
             self._sweeper = None
         waiting, self._waiting = self._waiting, {}
         for entry in waiting.values():
-            entry.future.cancel()
+            if entry.cancel is not None:
+                entry.cancel()
+            else:
+                entry.answer(None)

@@ -86,14 +86,13 @@ class NatsRoomLog:
         self._js = nc.jetstream(timeout=REQUEST_TIMEOUT_S)
         self._subjects = subjects
         self._settings = settings
-        self._publisher = LogPublisher(nc, REQUEST_TIMEOUT_S)
         self.requests = RequestMux(nc, REQUEST_TIMEOUT_S, LogUnavailable)
+        self._publisher = LogPublisher(self.requests)
         self._probes: dict[str, _Probe] = {}
 
     async def start(self) -> None:
-        """Subscribe the inboxes of publish acknowledgements and of requests (before any
+        """Subscribe the one reply inbox of publish acknowledgements and requests (before any
         :meth:`begin_publish` or read)."""
-        await self._publisher.start()
         await self.requests.start()
 
     def _logged(self, nsp: str, logged: bool) -> bool:
@@ -232,5 +231,4 @@ class NatsRoomLog:
 
     async def close(self) -> None:
         """Fail what is still in flight and stop the request and acknowledgement inboxes."""
-        self._publisher.close()
         self.requests.close()

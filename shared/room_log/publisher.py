@@ -12,18 +12,12 @@ plain count: the loop is single-threaded, so it is exact.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 import orjson
 
-from shared.light_client import LightClient
+from shared.request_mux import Reply, RequestMux
 from shared.room_log import Done, LogUnavailable, PublishResult
 
-log = logging.getLogger(__name__)
-
 MAX_IN_FLIGHT = 20_000
-SWEEP_S = 0.25
 _NO_RESPONDERS = b"503"
 
 
@@ -51,71 +45,20 @@ def publish_headers(msg_id: str | None) -> bytes | None:
 
 class LogPublisher:
     """Logged publishes in flight for one gateway, answered through ``done`` exactly once:
-    with the stream's sequence, or ``None`` (error, timeout, lost connection)."""
+    with the stream's sequence, or ``None`` (error, timeout, lost connection). The replies
+    travel through the room log's request mux (its inbox, its sweeper); only the in-flight
+    bound and the PubAck reading are the publisher's own."""
 
-    def __init__(self, nc: LightClient, timeout_s: float,
-                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
-        self._nc = nc
-        self._timeout_s = timeout_s
+    def __init__(self, requests: RequestMux, max_in_flight: int = MAX_IN_FLIGHT) -> None:
+        self._requests = requests
         self._max = max_in_flight
-        self._prefix = b""
-        self._next = 0
-        self._waiting: dict[bytes, tuple[float, Done]] = {}
-        self._sweeper: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def start(self) -> None:
-        """Subscribe the reply inbox once (the one await: its SUB must precede any PUB)."""
-        self._loop = asyncio.get_running_loop()
-        self._prefix = (self._nc.new_inbox() + ".").encode()
-        sub = await self._nc.subscribe(self._prefix.decode() + "*")
-        self._nc.route_replies(sub._id, self._on_reply)
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._waiting)
 
     def publish(self, subject: str, body: bytes, msg_id: str | None, done: Done) -> None:
         """Send now; raises :class:`LogUnavailable` when nothing could be sent."""
-        if not self._prefix or not self._nc.is_connected:
-            raise LogUnavailable("not connected to NATS")
-        if len(self._waiting) >= self._max:
+        if self._requests.in_flight >= self._max:
             raise LogUnavailable("too many publishes in flight")
-        self._next += 1
-        token = b"%x" % self._next
-        self._nc.publish_nowait(subject, body, self._prefix + token, publish_headers(msg_id))
-        assert self._loop is not None
-        self._waiting[token] = (self._loop.time() + self._timeout_s, done)
-        if self._sweeper is None:
-            self._sweeper = self._loop.call_later(SWEEP_S, self._sweep)
 
-    def _on_reply(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
-        entry = self._waiting.pop(subject[len(self._prefix):], None)
-        if entry is not None:
-            entry[1](parse_ack(data, headers))
+        def answer(replies: list[Reply] | None) -> None:
+            done(None if replies is None else parse_ack(replies[0].data, replies[0].headers))
 
-    def _sweep(self) -> None:
-        """Deadlines rise with insertion order, so expired entries are at the front."""
-        assert self._loop is not None
-        now = self._loop.time()
-        waiting = self._waiting
-        expired = []
-        for token, (deadline, _) in waiting.items():
-            if deadline > now:
-                break
-            expired.append(token)
-        for token in expired:
-            _, done = waiting.pop(token)
-            done(None)
-        if expired:
-            log.warning("%d log publishes unanswered after %.1fs", len(expired),
-                        self._timeout_s)
-        self._sweeper = self._loop.call_later(SWEEP_S, self._sweep) if waiting else None
-
-    def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-        waiting, self._waiting = self._waiting, {}
-        for _, done in waiting.values():
-            done(None)
+        self._requests.send(subject, body, publish_headers(msg_id), answer)

@@ -151,6 +151,29 @@ async def test_what_stays_unanswered_fails_after_the_timeout() -> None:
     mux.close()
 
 
+async def test_a_sent_request_answers_its_callback_once() -> None:
+    mux, client = await started()
+    answers: list[list[Reply] | None] = []
+    mux.send("$JS.API.x", b"body", None, answers.append)
+    assert mux.in_flight == 1
+    reply_to = client.sent[-1][2]
+    client.answer(reply_to, b"ack")
+    client.answer(reply_to, b"late copy")
+    assert answers == [[Reply(b"ack", None)]] and mux.in_flight == 0
+    mux.close()
+
+
+async def test_a_sent_request_is_answered_none_on_timeout_and_on_close() -> None:
+    mux, _ = await started(timeout_s=0.01)
+    timed_out: asyncio.Future[list[Reply] | None] = asyncio.get_running_loop().create_future()
+    mux.send("a", b"", None, timed_out.set_result)
+    assert await asyncio.wait_for(timed_out, 5) is None
+    closed: list[list[Reply] | None] = []
+    mux.send("b", b"", None, closed.append)
+    mux.close()
+    assert closed == [None]
+
+
 async def test_nothing_is_sent_before_the_inbox_is_subscribed() -> None:
     mux = RequestMux(cast(RawClient, FakeClient()), 1.0, BrokerUnavailable)
     with pytest.raises(BrokerUnavailable):
