@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gateway.broker import Delivery, Done, PublishResult, Sink, Stored
-from shared.namespaces import DURABLE
+from shared.namespaces import BUILT_IN
 
 
 @dataclass
@@ -41,7 +41,7 @@ class _Log:
 class MemoryBus:
     """What NATS is to several gateways: routes a room's messages to every subscriber."""
 
-    def __init__(self, durable: frozenset[str] = DURABLE) -> None:
+    def __init__(self, durable: frozenset[str] = BUILT_IN.durable) -> None:
         self.durable = durable
         self.subscribers: dict[tuple[str, str], list[MemoryBroker]] = {}
         self.logs: dict[str, _Log] = {}

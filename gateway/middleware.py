@@ -16,6 +16,7 @@ from gateway.actions import AckTo, Action, NamespaceSocket
 from gateway.limits import LimitClass, Limits, charge
 from gateway.replies import Failure
 from shared.jwtauth import Identity, TokenVerifier
+from shared.namespaces import NamespaceSpec
 from shared.protocol.errors import ErrorCode
 from shared.ratelimit import TokenBucket
 from shared.schemas import SchemaViolation
@@ -75,6 +76,8 @@ class Namespace:
     connect_chain: tuple[ConnectMiddleware, ...]
     event_chain: tuple[EventMiddleware, ...]
     events: Mapping[str, EventSpec] = field(default_factory=dict)
+    spec: NamespaceSpec | None = None
+    """The namespace's table entry: its auth, hook and event-bucket keys (application events)."""
 
 
 UNAUTHORIZED = Refusal("unauthorized", "unauthorized")

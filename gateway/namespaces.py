@@ -1,15 +1,17 @@
 """The namespaces a gateway serves and their middleware chains, built from the namespace
-table (:mod:`shared.namespaces`): which namespaces exist, which are durable and which
-built-in events each serves come from there; the handlers, limit classes and schemas of the
-built-in events are the gateway's own. Every chain is ordered: authenticate on CONNECT; rate
-limit, known event, schema on every EVENT, then the event's handler. Schemas are JSON files
-in ``gateway/schemas/``.
+table the gateway loaded at start-up (:mod:`shared.namespaces`, with the namespaces of
+``SB_NAMESPACES_FILE``): which namespaces exist, which are durable and which built-in events
+each serves come from there; the handlers, limit classes and schemas of the built-in events
+are the gateway's own, so a declared namespace's events run through the same chains. Every
+chain is ordered: authenticate on CONNECT; rate limit, known event, schema on every EVENT,
+then the event's handler. Schemas are JSON files in ``gateway/schemas/``.
 
 Operators add their own events without Python: a schema file ``<dir>/<namespace>/<event>.json``
 in the directory named by ``SB_EVENTS_DIR`` (``<namespace>`` is ``root``, ``chat``,
-``notifications`` or ``live-updates``) makes ``<event>`` known there. Its payload must have a
-``room`` the sender has joined; it is validated, sanitised as the schema marks, rate limited
-like chat, and relayed to the room's members with ``from`` added (not logged).
+``notifications``, ``live-updates`` or a declared namespace's name without its ``/``) makes
+``<event>`` known there. Its payload must have a ``room`` the sender has joined; it is
+validated, sanitised as the schema marks, rate limited like chat, and relayed to the room's
+members with ``from`` added (not logged).
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ from gateway.middleware import (
     rate_limit,
     validate_schema,
 )
-from shared.namespaces import NAMESPACES as TABLE
-from shared.namespaces import PRESENCE_NAMESPACES, NamespaceSpec, builtin_events
+from shared.namespaces import BUILT_IN, NamespaceSpec, NamespaceTable, builtin_events
 from shared.protocol import events
 from shared.schemas import compile_schema
 from shared.subjects import namespace_token
@@ -53,7 +54,7 @@ BUILTIN_EVENTS = {
     events.ROOM_PRESENCE: EventSpec(handlers.presence, LimitClass.REQUEST, _ROOM),
 }
 
-__all__ = ["NAMESPACES", "PRESENCE_NAMESPACES", "build", "custom_events"]
+__all__ = ["NAMESPACES", "build", "custom_events"]
 
 CUSTOM_EVENT_RE = re.compile(r"[A-Za-z0-9_:@-]{1,64}")
 
@@ -72,14 +73,15 @@ def custom_events(directory: Path, nsp: str) -> dict[str, EventSpec]:
     return found
 
 
-def build(events_dir: Path | None = None) -> MappingProxyType[str, Namespace]:
-    """The namespaces, with the operator's events from ``events_dir`` added."""
-    if events_dir is None:
-        return NAMESPACES
-    built = {}
-    for nsp, namespace in NAMESPACES.items():
-        extra = custom_events(events_dir, nsp)
-        built[nsp] = replace(namespace, events=MappingProxyType({**extra, **namespace.events}))
+def build(events_dir: Path | None = None,
+          table: NamespaceTable = BUILT_IN) -> MappingProxyType[str, Namespace]:
+    """The namespaces of ``table``, with the operator's events from ``events_dir`` added."""
+    built = {name: namespace_of(spec) for name, spec in table.items()}
+    if events_dir is not None:
+        for nsp, namespace in built.items():
+            extra = custom_events(events_dir, nsp)
+            built[nsp] = replace(namespace,
+                                 events=MappingProxyType({**extra, **namespace.events}))
     return MappingProxyType(built)
 
 
@@ -88,8 +90,10 @@ def namespace_of(spec: NamespaceSpec) -> Namespace:
     served = builtin_events(spec)
     return Namespace(spec.name, durable=spec.durable, connect_chain=CONNECT_CHAIN,
                      event_chain=EVENT_CHAIN, events=MappingProxyType(
-                         {name: s for name, s in BUILTIN_EVENTS.items() if name in served}))
+                         {name: s for name, s in BUILTIN_EVENTS.items() if name in served}),
+                     spec=spec)
 
 
-NAMESPACES: MappingProxyType[str, Namespace] = MappingProxyType(
-    {name: namespace_of(spec) for name, spec in TABLE.items()})
+NAMESPACES = build()
+"""The built-in four's chains, for tests and benchmarks; a gateway serves
+``build(events_dir, settings.namespaces)``."""

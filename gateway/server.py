@@ -45,7 +45,6 @@ from gateway.websocket_protocol import CLOSE_TIMEOUT_S, WebSocketProtocol
 from shared.config import ConfigError, GatewaySettings
 from shared.jwtauth import Identity, TokenVerifier
 from shared.metrics import CONTENT_TYPE, GatewayMetrics, WriteStats, render
-from shared.namespaces import DURABLE
 from shared.natsconn import connect, when_ready
 from shared.presence_queue import ensure_queue
 from shared.protocol.errors import CloseCode, ErrorCode, error_ack
@@ -128,7 +127,7 @@ def lease_seconds(settings: GatewaySettings) -> float:
 
 def log_settings(settings: GatewaySettings) -> LogSettings:
     return LogSettings(
-        durable=DURABLE,
+        durable=settings.namespaces.durable,
         replicas=settings.stream_replicas,
         duplicate_window_s=settings.dedup_window_s,
         max_age_s=settings.log_max_age_s,
@@ -157,12 +156,13 @@ class Gateway:
         self.config = session_config(settings)
         try:
             self.namespaces = namespaces.build(
-                Path(settings.events_dir) if settings.events_dir else None)
+                Path(settings.events_dir) if settings.events_dir else None, settings.namespaces)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"SB_EVENTS_DIR={settings.events_dir!r}: {exc}") from None
         self.broker = broker
         self.nc = nc
-        self.fanout = Fanout(broker, self.metrics, settings.fanout_batch, DURABLE)
+        self.fanout = Fanout(broker, self.metrics, settings.fanout_batch,
+                             settings.namespaces.durable)
         self.admission = Admission(registry, settings.instance_id,
                                    settings.max_user_connections, self.metrics)
         self.durable = DurableSockets(self.fanout, store, self.metrics, settings.send_budget_bytes,
@@ -314,7 +314,7 @@ async def _open_state(settings: GatewaySettings, client: FanoutClient, subjects:
     await when_ready("creating the presence queue", lambda: ensure_queue(
         client.jetstream(timeout=5.0), subjects, settings.stream_replicas))
     presence = PresenceEmitter(client.jetstream(timeout=5.0), subjects.presence_events(),
-                               settings.instance_id, new_id(), namespaces.PRESENCE_NAMESPACES,
+                               settings.instance_id, new_id(), settings.namespaces.presence,
                                client.request, subjects.presence_query())
     presence.start()
     return store, registry, presence
@@ -335,7 +335,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
 
     nc = await connect(settings.nats_url, f"gateway-{settings.instance_id}", metrics.nats,
                        client, disconnected, reconnected)
-    subjects = Subjects(settings.subject_prefix)
+    subjects = Subjects(settings.subject_prefix, settings.namespaces)
     broker = NatsBroker(client, subjects, log_settings(settings))
     await broker.start()
     store, registry, presence = await _open_state(settings, client, subjects)

@@ -11,15 +11,17 @@ from typing import Any
 import orjson
 
 from presence.state import PresenceState
-from shared.namespaces import DEFAULT_PRESENCE_NAMESPACE
-from shared.presence_wire import PRESENCE_NAMESPACES, room_key
+from shared.namespaces import BUILT_IN, DEFAULT_PRESENCE_NAMESPACE
+from shared.presence_wire import room_key
 from shared.protocol.errors import ErrorCode, error_ack
 from shared.subjects import is_valid_room_name
 
 
-def members_answer(raw: bytes, state: PresenceState, ready: bool, limit: int) -> dict[str, Any]:
+def members_answer(raw: bytes, state: PresenceState, ready: bool, limit: int,
+                   namespaces: frozenset[str] = BUILT_IN.presence) -> dict[str, Any]:
     """``{"namespace", "room"}`` → ``{ok, room, users, count, truncated}`` (at most ``limit``
-    users, sorted; ``count`` is exact)."""
+    users, sorted; ``count`` is exact). ``namespaces`` are those with presence in the
+    service's loaded table."""
     try:
         request = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -27,8 +29,9 @@ def members_answer(raw: bytes, state: PresenceState, ready: bool, limit: int) ->
     if not isinstance(request, dict):
         return error_ack(ErrorCode.BAD_REQUEST, "expected a JSON object {namespace, room}")
     nsp, room = request.get("namespace", DEFAULT_PRESENCE_NAMESPACE), request.get("room")
-    if not isinstance(nsp, str) or nsp not in PRESENCE_NAMESPACES:
-        return error_ack(ErrorCode.BAD_REQUEST, "presence is kept for namespace /chat only")
+    if not isinstance(nsp, str) or nsp not in namespaces:
+        return error_ack(ErrorCode.BAD_REQUEST, "presence is kept for namespaces "
+                         + ", ".join(sorted(namespaces)) + " only")
     if not is_valid_room_name(room):
         return error_ack(ErrorCode.BAD_REQUEST, "room must be 1-128 characters of [A-Za-z0-9_:@-]")
     assert isinstance(room, str)

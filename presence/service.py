@@ -65,7 +65,7 @@ class PresenceService:
         self.me = settings.instance_id
         self.settings = settings
         self.config = config_of(settings)
-        self._subjects = Subjects(settings.subject_prefix)
+        self._subjects = Subjects(settings.subject_prefix, settings.namespaces)
         self.replica = Replica(self.me, self.config, self._subjects, metrics, registry.live,
                                window=2 * settings.replica_ttl_s)
         self.ready = False
@@ -266,7 +266,7 @@ class PresenceService:
 
     async def _on_query(self, msg: Msg) -> None:
         answer = members_answer(msg.data, self.replica.state, self.ready,
-                                self.settings.list_max)
+                                self.settings.list_max, self.settings.namespaces.presence)
         self._metrics.queries.labels("ok" if answer.get("ok") else "error").inc()
         if msg.reply:
             with contextlib.suppress(NatsError, TimeoutError):

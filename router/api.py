@@ -14,6 +14,7 @@ from router.answers import Answer, Failure, failed, internal, rate_limited
 from router.metrics import RouterMetrics, operation_label
 from router.operations import Operations
 from router.requests import parse
+from shared.namespaces import BUILT_IN, NamespaceTable
 from shared.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,10 @@ log = logging.getLogger(__name__)
 
 class Api:
     def __init__(self, operations: Operations, bucket: TokenBucket,
-                 metrics: RouterMetrics | None = None) -> None:
+                 metrics: RouterMetrics | None = None,
+                 namespaces: NamespaceTable = BUILT_IN) -> None:
         self._operations = operations
+        self._namespaces = namespaces
         self._bucket = bucket
         self._metrics = metrics
 
@@ -42,7 +45,7 @@ class Api:
             return failed(rate_limited(wait_ms))
         if isinstance(body, Failure):
             return failed(body)
-        request = parse(operation, body, user)
+        request = parse(operation, body, user, self._namespaces)
         if isinstance(request, Failure):
             return failed(request)
         try:

@@ -55,7 +55,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
     nc = await connect(settings.nats_url, f"router-{settings.instance_id}",
                        NatsMetrics(registry, "router"), client=LightClient())
     assert isinstance(nc, LightClient)
-    subjects = Subjects(settings.subject_prefix)
+    subjects = Subjects(settings.subject_prefix, settings.namespaces)
     reg = await when_ready("opening the registry", lambda: RegistryKV.open(
         nc, settings.subject_prefix, settings.gateway_ttl_s, settings.stream_replicas))
     reaper = Reaper(reg.users, reg.entry, reg.drop_gateway, lambda gw: gw in reg.live, metrics)
@@ -65,12 +65,14 @@ async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
     async def lookup(user: str) -> dict[str, ConnectionInfo]:
         return (await reg.entry(user)).live(reg.live)
 
-    log_settings = LogSettings(replicas=settings.stream_replicas)
+    log_settings = LogSettings(durable=settings.namespaces.durable,
+                               replicas=settings.stream_replicas)
     await ensure_missing_streams(nc, subjects, log_settings)
     room_log = NatsRoomLog(nc, subjects, log_settings)
     api = Api(Operations(lookup, room_log, gateway_kicker(nc, subjects),
                          presence_asker(nc.request, subjects)),
-              TokenBucket.full(settings.api_rate, settings.api_burst, loop.time()), metrics)
+              TokenBucket.full(settings.api_rate, settings.api_burst, loop.time()), metrics,
+              settings.namespaces)
     nats_api = NatsApi(nc, subjects, api, loop.time)
     await nats_api.start()
     app = httpservice.health_app(registry, lambda: nc.is_connected and nats_api.serving)

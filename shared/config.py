@@ -17,6 +17,8 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared.namespaces import BUILT_IN, NamespaceTable
+from shared.namespaces_file import NamespacesFileError, load_namespaces
 from shared.presence_wire import TYPING_REFRESH_S
 
 MIN_SECRET_BYTES = 32
@@ -125,10 +127,24 @@ class ServiceSettings:
     instance_id: str = _setting("SB_INSTANCE_ID", str, "",
                                 "this process's id in the cluster (default: host-pid)")
     log_level: str = _setting("SB_LOG_LEVEL", str, "INFO", "Python log level")
+    namespaces_file: str = _setting("SB_NAMESPACES_FILE", str, "",
+                                    "TOML file declaring the application's namespaces "
+                                    "(docs/namespaces.md; give every service the same file; "
+                                    "unset = the built-in four)")
+    namespaces: NamespaceTable = field(default_factory=lambda: BUILT_IN, init=False,
+                                       repr=False, compare=False)
+    """The namespace table this service serves: the built-in four and the file's, loaded
+    once here so a bad file stops the service before it binds a port."""
 
     def __post_init__(self) -> None:
         if not self.instance_id:
             object.__setattr__(self, "instance_id", _default_instance_id())
+        if self.namespaces_file:
+            try:
+                table = load_namespaces(self.namespaces_file)
+            except NamespacesFileError as exc:
+                raise ConfigError(f"SB_NAMESPACES_FILE={self.namespaces_file!r}: {exc}") from None
+            object.__setattr__(self, "namespaces", table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,8 +312,8 @@ def load(cls: type[S], environ: Mapping[str, str] | None = None) -> S:
     merged = {**from_file, **env}
     kwargs: dict[str, Any] = {}
     for item in dataclasses.fields(cls):
-        name = item.metadata["env"]
-        if name not in merged:
+        name = item.metadata.get("env")
+        if name is None or name not in merged:  # a field derived from others has no variable
             continue
         raw = merged[name]
         try:
@@ -317,6 +333,8 @@ def describe(cls: type[ServiceSettings]) -> list[tuple[str, str, str]]:
     """(variable, default, meaning) rows, for docs and ``--help``."""
     rows = []
     for item in dataclasses.fields(cls):
+        if "env" not in item.metadata:
+            continue
         default = item.default
         shown = ",".join(default) if isinstance(default, tuple) else str(default)
         rows.append((item.metadata["env"], shown, item.metadata["doc"]))

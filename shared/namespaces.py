@@ -4,8 +4,12 @@ Each service derives what it needs from this one table instead of keeping its ow
 subjects and stream names (the namespace's token), which namespaces have a room log
 (``durable``), presence, the offline inbox, and which built-in client events a namespace
 serves. The keys and defaults are those of DESIGN.md's "Application namespaces and handlers"
-table, so namespaces declared in a file can later be loaded into a :class:`NamespaceTable`
-with :meth:`NamespaceTable.merged`; the built-in four are declared here.
+table; the built-in four are declared here and the namespaces a deployment declares in its
+``SB_NAMESPACES_FILE`` are merged in by :mod:`shared.namespaces_file`.
+
+There is no module-level "current" table: each service loads its table once at start-up (it
+is ``settings.namespaces``) and hands it, or the sets derived from it, to whatever needs it,
+so no part can keep an import-time copy of the built-in four.
 """
 
 from __future__ import annotations
@@ -42,10 +46,14 @@ class NamespaceSpec:
 
     @property
     def token(self) -> str:
-        """The namespace's subject token: its name without the leading ``/``, encoded
-        (``root`` for ``/``)."""
-        bare = self.name.removeprefix("/")
-        return encode_token(bare) if bare else ROOT_TOKEN
+        return namespace_token(self.name)
+
+
+def namespace_token(name: str) -> str:
+    """A namespace's subject token: its name without the leading ``/``, encoded (``root``
+    for ``/``). A name alone decides it, so keys built from it need no table."""
+    bare = name.removeprefix("/")
+    return encode_token(bare) if bare else ROOT_TOKEN
 
 
 def builtin_events(spec: NamespaceSpec) -> frozenset[str]:
@@ -108,12 +116,11 @@ BUILT_IN = NamespaceTable([
 ])
 """The four namespaces of the public contract."""
 
-NAMESPACES = BUILT_IN
-"""The table every service reads (the built-in one until a namespaces file is loaded)."""
+FIXED_FOR_BUILT_IN = ("durable", "presence")
+"""Keys a namespaces file may not change for a built-in namespace."""
 
-DURABLE = NAMESPACES.durable
-PRESENCE_NAMESPACES = NAMESPACES.presence
-INBOX_NAMESPACE = next(iter(NAMESPACES.inbox))
-"""The namespace whose per-user messages wait in the offline inbox."""
+INBOX_NAMESPACE = next(iter(BUILT_IN.inbox))
+"""The namespace whose per-user messages wait in the offline inbox (a file cannot add one:
+``inbox`` is not a key it may set)."""
 DEFAULT_PRESENCE_NAMESPACE = "/chat"
 """The namespace a presence query without one asks about (the API's default)."""

@@ -22,7 +22,6 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from shared.namespaces import PRESENCE_NAMESPACES as PRESENCE_NAMESPACES
 from shared.protocol.names import is_valid_room_name, is_valid_sub
 
 MAX_ROOMS = 1_000

@@ -4,14 +4,16 @@ names.
 Names reach a subject only through the wire contract's name checks and reversible token
 encoding (:mod:`shared.protocol.names`, re-exported here), so no name can add a subject token,
 a wildcard or whitespace; namespaces reach one only through their token in the namespace
-table (:mod:`shared.namespaces`).
+table (:mod:`shared.namespaces`). A service builds its :class:`Subjects` with the table it
+loaded at start-up (``settings.namespaces``), so declared namespaces have subjects too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared.namespaces import NAMESPACES, NamespaceTable
+from shared.namespaces import BUILT_IN, NamespaceTable
+from shared.namespaces import namespace_token as namespace_token
 from shared.protocol.names import ROOM_NAME_MAX as ROOM_NAME_MAX
 from shared.protocol.names import ROOM_NAME_RE as ROOM_NAME_RE
 from shared.protocol.names import SUB_MAX as SUB_MAX
@@ -22,13 +24,6 @@ from shared.protocol.names import encode_token as encode_token
 from shared.protocol.names import is_valid_room_name as is_valid_room_name
 from shared.protocol.names import is_valid_sub as is_valid_sub
 from shared.protocol.names import user_room as user_room
-
-NAMESPACE_TOKENS: dict[str, str] = {name: spec.token for name, spec in NAMESPACES.items()}
-"""Namespace → subject token, from the namespace table."""
-
-
-def namespace_token(namespace: str) -> str:
-    return NAMESPACES.token(namespace)
 
 
 def kv_subject_prefix(bucket: str) -> str:
@@ -62,7 +57,7 @@ def _key(kind: str, *names: str) -> str:
 
 def session_key(namespace: str, pid: str) -> str:
     """A recovery session: the namespace's token, then the socket's private id."""
-    return f"{NAMESPACES.token(namespace)}.{encode_token(pid)}"
+    return f"{namespace_token(namespace)}.{encode_token(pid)}"
 
 
 def registry_key(user: str) -> str:
@@ -102,10 +97,11 @@ def presence_replica_key(replica: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Subjects:
-    """Subject builder for one deployment prefix."""
+    """Subject builder for one deployment prefix and namespace table (a namespace outside
+    the table has no fan-out or log subject: ``ValueError``)."""
 
     prefix: str = "sb"
-    namespaces: NamespaceTable = field(default_factory=lambda: NAMESPACES, compare=False,
+    namespaces: NamespaceTable = field(default_factory=lambda: BUILT_IN, compare=False,
                                        repr=False)
 
     def fanout(self, namespace: str, room: str) -> str:

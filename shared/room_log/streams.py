@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from nats.js.api import RePublish, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
 
-from shared.namespaces import DURABLE
+from shared.namespaces import BUILT_IN
 from shared.natsconn import ensure_stream
 from shared.subjects import Subjects
 
@@ -24,7 +24,10 @@ WEEK_S = 7 * 24 * 3600.0
 
 @dataclass(frozen=True, slots=True)
 class LogSettings:
-    durable: frozenset[str] = DURABLE
+    """``durable`` names the namespaces with a room log: a service passes its loaded table's
+    (``settings.namespaces.durable``); the built-in ones are only the default tests use."""
+
+    durable: frozenset[str] = BUILT_IN.durable
     replicas: int = 1
     duplicate_window_s: float = 120.0
     max_age_s: float = WEEK_S

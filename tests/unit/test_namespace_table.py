@@ -8,9 +8,7 @@ import pytest
 from gateway.namespaces import NAMESPACES as GATEWAY_NAMESPACES
 from shared.namespaces import (
     BUILT_IN,
-    DURABLE,
     INBOX_NAMESPACE,
-    PRESENCE_NAMESPACES,
     NamespaceSpec,
     NamespaceTable,
     builtin_events,
@@ -20,8 +18,8 @@ from shared.protocol import events
 
 def test_the_built_in_namespaces_of_the_contract() -> None:
     assert list(BUILT_IN) == ["/", "/chat", "/notifications", "/live-updates"]
-    assert {"/chat", "/notifications"} == DURABLE
-    assert {"/chat"} == PRESENCE_NAMESPACES
+    assert {"/chat", "/notifications"} == BUILT_IN.durable
+    assert {"/chat"} == BUILT_IN.presence
     assert INBOX_NAMESPACE == "/notifications"
 
 
@@ -54,7 +52,7 @@ def test_the_gateway_serves_what_the_table_says() -> None:
     assert set(GATEWAY_NAMESPACES["/live-updates"].events) == {events.ROOM_JOIN,
                                                                events.ROOM_LEAVE}
     assert not GATEWAY_NAMESPACES["/"].events and not GATEWAY_NAMESPACES["/notifications"].events
-    assert {n for n, ns in GATEWAY_NAMESPACES.items() if ns.durable} == DURABLE
+    assert {n for n, ns in GATEWAY_NAMESPACES.items() if ns.durable} == BUILT_IN.durable
 
 
 def test_lookup_by_name_and_token() -> None:
@@ -68,7 +66,7 @@ def test_lookup_by_name_and_token() -> None:
 def test_merged_adds_and_replaces() -> None:
     table = BUILT_IN.merged([NamespaceSpec("/orders", durable=True),
                              NamespaceSpec("/chat", durable=True, presence=True, hooks=True)])
-    assert table.durable == DURABLE | {"/orders"}
+    assert table.durable == BUILT_IN.durable | {"/orders"}
     assert table["/chat"].hooks and not BUILT_IN["/chat"].hooks
     assert len(table) == 5
 

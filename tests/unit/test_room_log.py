@@ -12,7 +12,7 @@ from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError
 
 from shared.light_client import header_int
-from shared.namespaces import DURABLE
+from shared.namespaces import BUILT_IN
 from shared.request_mux import Reply
 from shared.room_log import (
     LogUnavailable,
@@ -39,7 +39,7 @@ def test_one_stream_per_durable_namespace_then_the_inbox() -> None:
     assert chat.republish.dest == "sb.fan.chat.{{wildcard(1)}}"
     assert chat.allow_direct and chat.num_replicas == 3
     assert configs[-1].subjects == ["sb.inbox.*"]
-    assert len(configs) == len(DURABLE) + 1
+    assert len(configs) == len(BUILT_IN.durable) + 1
 
 
 def test_settings_reach_the_configuration() -> None:

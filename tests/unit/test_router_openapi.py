@@ -9,7 +9,8 @@ from aiohttp import web
 from router.answers import STATUS_CODES
 from router.api import Api
 from router.http_api import add_routes
-from router.requests import DATA_MAX_BYTES, NAMESPACES, REASON_MAX
+from router.requests import DATA_MAX_BYTES, REASON_MAX
+from shared.namespaces import BUILT_IN
 from shared.protocol.events import RESERVED
 from shared.ratelimit import TokenBucket
 from tests.unit.test_router_operations import Fakes
@@ -32,7 +33,7 @@ def test_every_route_is_documented_with_its_method() -> None:
 def test_limits_names_and_codes_match_the_code() -> None:
     assert f"{DATA_MAX_BYTES:,}" in OPENAPI
     assert f"maxLength: {REASON_MAX}" in OPENAPI
-    for namespace in NAMESPACES:
+    for namespace in BUILT_IN:
         assert namespace in OPENAPI
     for event in RESERVED:
         assert event in OPENAPI
