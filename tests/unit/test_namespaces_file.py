@@ -214,3 +214,11 @@ def test_the_gateway_serves_declared_namespaces_built_in_events() -> None:
     assert served["/orders"].durable and not served["/feed"].durable
     assert served["/orders"].spec is not None and served["/orders"].spec.event_burst == 5
     assert served["/chat"].spec is not None and served["/chat"].spec.hooks
+
+
+def test_the_documented_example_file_is_valid() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "namespaces.md").read_text()
+    example = page.split("```toml\n", 1)[1].split("```", 1)[0]
+    table = parse_namespaces(example)
+    assert table["/orders"].durable and table["/orders"].auth == "hook"
+    assert not table["/feed"].durable and table["/chat"].hooks
