@@ -39,6 +39,7 @@ from gateway.actions import (
 )
 from gateway.admission import Admission
 from gateway.broker import Broker, BrokerUnavailable, PublishResult
+from gateway.channel import Channel
 from gateway.delivery import Member
 from gateway.durable import DurableSockets, JoinFailed
 from gateway.eager import start
@@ -63,7 +64,7 @@ INTERNAL_ERROR = 1011
 class Connection:
     def __init__(
         self,
-        ws: WebSocketProtocol,
+        ws: Channel,
         session: Session,
         fanout: Fanout,
         durable: DurableSockets,
@@ -97,10 +98,10 @@ class Connection:
         assert ws.transport is not None
         self.outbox = Outbox(ws.transport, flusher, budget, self._slow_consumer)
 
-    def start(self) -> None:
-        """The WebSocket is open: the open packet goes out and the heartbeat starts."""
+    def start(self, upgrades: tuple[str, ...] = ()) -> None:
+        """The transport is open: the open packet goes out and the heartbeat starts."""
         self._metrics.connections.inc()
-        self._run(self.session.open())
+        self._run(self.session.open(upgrades))
         self._arm_timer()
 
     # --- the pump: messages in order, a task only while an action waits ------------------
@@ -132,6 +133,13 @@ class Connection:
         """The WebSocket layer answered a close or refused a frame: nothing more goes out."""
         self._closing = True
         self.outbox.transport = SENT_CLOSE
+
+    def switch(self, ws: WebSocketProtocol) -> None:
+        """A polling session upgraded: frames go to ``ws`` from now on, and it reads for us."""
+        self.ws = ws
+        if not self._closing and ws.transport is not None:
+            self.outbox.transport = ws.transport
+        ws.hand_over(self)
 
     def _run(self, actions: list[Action]) -> None:
         try:

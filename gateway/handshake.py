@@ -23,7 +23,19 @@ class MultiValued(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Accept:
+    """A new Engine.IO session over ``transport``."""
+
     identity: Identity | None
+    transport: str = "websocket"
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """A request of an existing session ``sid``: a poll, a POST, or the upgrade's WebSocket.
+    Its identity was settled at the handshake; the Origin check applies to every request."""
+
+    sid: str
+    transport: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +51,7 @@ class HandshakePolicy:
 
     verifier: TokenVerifier
     allowed_origins: frozenset[str] = frozenset()
+    transports: frozenset[str] = frozenset({"polling", "websocket"})
     require_tls: bool = False
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
@@ -57,12 +70,12 @@ def token_from(query: Mapping[str, list[str]], headers: Mapping[str, str]) -> st
 
 
 def decide(path: str, headers: Mapping[str, str], policy: HandshakePolicy,
-           peer: str | None = None, *, draining: bool = False) -> Accept | Reject:
-    """Map an upgrade request to Accept or Reject(400/401/403/404/503). ``draining``: the
-    gateway is going away, so the client must connect elsewhere. The WebSocket handshake's
-    own header checks (RFC 6455 4.2.1) follow in ``websocket.check_upgrade``."""
-    if draining:
-        return Reject(503, "draining")
+           peer: str | None = None, *, draining: bool = False) -> Accept | Resume | Reject:
+    """Map a request of the Engine.IO endpoint to Accept (a new session), Resume (one of an
+    existing session) or Reject(400/401/403/404/503). ``draining``: the gateway is going
+    away, so a new session must start elsewhere (its own sessions still get their requests
+    until they are closed). The WebSocket handshake's own header checks (RFC 6455 4.2.1)
+    follow in ``websocket.check_upgrade``."""
     if hasattr(headers, "get_all"):  # not isinstance: a runtime Protocol check costs ~30 µs
         for name in SINGLE_HEADERS:
             if len(cast(MultiValued, headers).get_all(name)) > 1:
@@ -73,22 +86,25 @@ def decide(path: str, headers: Mapping[str, str], policy: HandshakePolicy,
     query = parse_qs(parts.query, keep_blank_values=True)
     if query.get("EIO", [""])[0] != "4":
         return Reject(400, "Unsupported protocol version")
-    if query.get("transport", [""])[0] != "websocket":
-        return Reject(400, "Transport unknown: this gateway speaks the websocket transport only")
-    if "sid" in query:
-        return Reject(400, "Session ID unknown")
+    transport = query.get("transport", [""])[0]
+    if transport not in policy.transports:
+        return Reject(400, "Transport unknown")
     origin = headers.get("origin") or headers.get("Origin")
     if policy.allowed_origins and origin is not None and origin not in policy.allowed_origins:
         return Reject(403, "Origin not allowed")
     if policy.require_tls and not _behind_tls(headers, peer, policy.trusted_proxies):
         return Reject(403, "TLS required")
+    if "sid" in query:
+        return Resume(query["sid"][0], transport)
+    if draining:
+        return Reject(503, "draining")
     token = token_from(query, headers)
     if token is None:
-        return Accept(None)
+        return Accept(None, transport)
     identity = policy.verifier.verify(token)
     if identity is None:
         return Reject(401, "Unauthorized")
-    return Accept(identity)
+    return Accept(identity, transport)
 
 
 def _behind_tls(headers: Mapping[str, str], peer: str | None,

@@ -27,11 +27,13 @@ from prometheus_client import CollectorRegistry
 from gateway import namespaces
 from gateway.admission import Admission
 from gateway.broker import Broker
+from gateway.channel import Channel
 from gateway.connection import Connection
 from gateway.durable import DurableSockets
+from gateway.engine_endpoint import EngineEndpoint
 from gateway.fanout import Fanout
-from gateway.handshake import Accept, HandshakePolicy, decide
-from gateway.http import Request, Response, Router, Upgrade, text_response
+from gateway.handshake import HandshakePolicy
+from gateway.http import Request, Response, Router, text_response
 from gateway.http_server import HttpProtocol
 from gateway.limits import Limits
 from gateway.nats_broker import NatsBroker
@@ -40,8 +42,7 @@ from gateway.outbox import Flusher
 from gateway.presence_emitter import PresenceEmitter
 from gateway.recovery_store import RecoveryStore
 from gateway.session import Session, SessionConfig
-from gateway.websocket import check_upgrade, switching_protocols
-from gateway.websocket_protocol import CLOSE_TIMEOUT_S, WebSocketProtocol
+from gateway.websocket_protocol import CLOSE_TIMEOUT_S
 from shared.config import ConfigError, GatewaySettings
 from shared.jwtauth import Identity, TokenVerifier
 from shared.metrics import CONTENT_TYPE, GatewayMetrics, WriteStats, render
@@ -63,6 +64,16 @@ GOING_AWAY = 1001
 def new_id() -> str:
     """20 url-safe characters, like the reference server's ids."""
     return secrets.token_urlsafe(15)
+
+
+def handshake_policy(settings: GatewaySettings, verifier: TokenVerifier) -> HandshakePolicy:
+    return HandshakePolicy(
+        verifier=verifier,
+        allowed_origins=frozenset(settings.allowed_origins),
+        require_tls=settings.env == "production" and not settings.tls_cert,
+        trusted_proxies=settings.trusted_proxies,
+        transports=frozenset(settings.transports),
+    )
 
 
 def session_config(settings: GatewaySettings) -> SessionConfig:
@@ -147,12 +158,7 @@ class Gateway:
         self.presence = presence
         self.metrics = metrics or GatewayMetrics(CollectorRegistry())
         self.verifier = verifier_for(settings)
-        self.policy = HandshakePolicy(
-            verifier=self.verifier,
-            allowed_origins=frozenset(settings.allowed_origins),
-            require_tls=settings.env == "production" and not settings.tls_cert,
-            trusted_proxies=settings.trusted_proxies,
-        )
+        self.policy = handshake_policy(settings, self.verifier)
         self.config = session_config(settings)
         try:
             self.namespaces = namespaces.build(
@@ -172,7 +178,9 @@ class Gateway:
         self._drained = asyncio.Event()
         self._flusher: Flusher | None = None
         self.server: asyncio.Server | None = None
-        self.router = Router(self.socketio)
+        self.endpoint = EngineEndpoint(self.policy, settings.max_payload, self.metrics,
+                                       self._open, new_id, lambda: self.draining)
+        self.router = Router(self.endpoint)
         self.router.add("/healthz", lambda _: text_response(200, "ok\n"))
         self.router.add("/readyz", self.readyz)
         self.router.add("/metrics", self.metrics_page)
@@ -196,37 +204,19 @@ class Gateway:
     def metrics_page(self, _: Request) -> Response:
         return Response(200, render(self.metrics.registry), (("Content-Type", CONTENT_TYPE),))
 
-    def socketio(self, request: Request) -> Response | Upgrade:
-        """``/socket.io/`` and any other path: the upgrade decision, then the 101."""
-        if request.method == "OPTIONS":
-            return Response(204, headers=(("Allow", "GET, OPTIONS"),))
-        verdict = decide(request.target, request.headers, self.policy, request.peer,
-                         draining=self.draining)
-        if not isinstance(verdict, Accept):
-            self.metrics.handshakes.labels(str(verdict.status)).inc()
-            if verdict.status == 401:
-                self.metrics.auth_failures.labels("upgrade").inc()
-            return text_response(verdict.status, verdict.reason + "\n")
-        accept = check_upgrade(request)
-        if isinstance(accept, Response):
-            return accept
-        self.metrics.handshakes.labels("accepted").inc()
-        identity = verdict.identity
-        return Upgrade(switching_protocols(accept), lambda: WebSocketProtocol(
-            self.settings.max_payload, lambda ws: self._open(ws, identity)))
-
-    def _open(self, ws: WebSocketProtocol, identity: Identity | None) -> Connection:
+    def _open(self, channel: Channel, identity: Identity | None, sid: str,
+              upgrades: tuple[str, ...]) -> Connection:
         loop = asyncio.get_running_loop()
         if self._flusher is None:
             self._flusher = Flusher(loop, self.settings.write_delay_ms / 1000)
-        session = Session(new_id(), identity, self.config, self.namespaces, self.verifier,
+        session = Session(sid, identity, self.config, self.namespaces, self.verifier,
                           new_id, loop.time(), wall_clock=time.time)
-        connection = Connection(ws, session, self.fanout, self.durable, self.admission,
+        connection = Connection(channel, session, self.fanout, self.durable, self.admission,
                                 self.broker, self.metrics,
                                 self._flusher, self.settings.send_budget_bytes,
                                 self.presence, self._finished)
         self.connections.add(connection)
-        connection.start()
+        connection.start(upgrades)
         return connection
 
     def _finished(self, connection: Connection) -> None:

@@ -119,10 +119,11 @@ class Session:
 
     # --- Engine.IO -------------------------------------------------------------------------
 
-    def open(self) -> list[Action]:
+    def open(self, upgrades: tuple[str, ...] = ()) -> list[Action]:
+        """The open packet; ``upgrades`` are the transports a polling session may move to."""
         c = self.config
         return [SendText(encode_open(self.eio_sid, c.ping_interval_ms, c.ping_timeout_ms,
-                                     c.max_payload))]
+                                     c.max_payload, upgrades))]
 
     def next_deadline(self) -> float:
         deadline = self._heartbeat.next_deadline()

@@ -155,6 +155,10 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # --- the shell's side -------------------------------------------------------------------
 
+    def hand_over(self, handler: MessageHandler) -> None:
+        """Messages go to ``handler`` from now on (a polling session's upgrade)."""
+        self._handler = handler
+
     def close(self, code: int, reason: str = "") -> None:
         """Start the close handshake: the client's answer (or the timeout) ends the TCP
         connection. Frames already written go first; nothing is written after."""

@@ -87,6 +87,14 @@ def _parse_csv(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _parse_transports(raw: str) -> tuple[str, ...]:
+    transports = _parse_csv(raw)
+    unknown = sorted(set(transports) - {"polling", "websocket"})
+    if unknown or not transports:
+        raise ValueError("expected a comma-separated list of polling, websocket")
+    return transports
+
+
 def _parse_env(raw: str) -> str:
     value = raw.strip().lower()
     if value not in {"development", "production"}:
@@ -175,7 +183,12 @@ class GatewaySettings(ClusterSettings):
                                  "clock leeway in seconds")
     allowed_origins: tuple[str, ...] = _setting(
         "SB_ALLOWED_ORIGINS", _parse_csv, (),
-        "comma-separated Origin allow-list for upgrades (unset = any)")
+        "comma-separated Origin allow-list for upgrades and polling, also the CORS allow-list "
+        "(unset = any origin, CORS `*` without credentials)")
+    transports: tuple[str, ...] = _setting(
+        "SB_TRANSPORTS", _parse_transports, ("polling", "websocket"),
+        "Engine.IO transports served: `polling` (HTTP long-polling, the first step of "
+        "socket.io-client's defaults) and `websocket`")
     tls_cert: str = _setting("SB_TLS_CERT", str, "", "PEM certificate file: serve wss://")
     tls_key: str = _setting("SB_TLS_KEY", str, "", "PEM private key file of SB_TLS_CERT")
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = _setting(
@@ -224,6 +237,9 @@ class GatewaySettings(ClusterSettings):
                                     "how long the room log keeps messages, s")
     log_max_per_room: int = _setting("SB_LOG_MAX_PER_ROOM", _parse_positive_int, 10_000,
                                      "messages the log keeps per room")
+    hook_max_in_flight: int = _setting(
+        "SB_HOOK_MAX_IN_FLIGHT", _parse_positive_int, 1_000,
+        "application hook requests awaiting a reply, gateway-wide (over it: `overloaded`)")
 
     def __post_init__(self) -> None:
         ServiceSettings.__post_init__(self)

@@ -42,11 +42,13 @@ PONG_FRAME = "3"
 MESSAGE_PREFIX = "4"
 
 
-def encode_open(sid: str, ping_interval_ms: int, ping_timeout_ms: int, max_payload: int) -> str:
-    """The open packet of a WebSocket-only session (no upgrades)."""
+def encode_open(sid: str, ping_interval_ms: int, ping_timeout_ms: int, max_payload: int,
+                upgrades: tuple[str, ...] = ()) -> str:
+    """The open packet: a polling session lists ``websocket`` as its upgrade, a WebSocket
+    session none."""
     body = {
         "sid": sid,
-        "upgrades": [],
+        "upgrades": list(upgrades),
         "pingInterval": ping_interval_ms,
         "pingTimeout": ping_timeout_ms,
         "maxPayload": max_payload,

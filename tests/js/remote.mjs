@@ -3,7 +3,8 @@
 // In:  {"op":"connect","id":"a","url":"http://...","nsp":"/chat","opts":{...}}
 //      {"op":"emit","id":"a","event":"room:join","args":[...],"ack":7}   (ack: a tag, or absent)
 //      {"op":"close","id":"a"}  |  {"op":"engine_close","id":"a"}  |  {"op":"exit"}
-// Out: {"type":"connect","id":"a","sid":"...","recovered":false}
+// Out: {"type":"connect","id":"a","sid":"...","recovered":false,"transport":"polling"}
+//      {"type":"upgrade","id":"a","transport":"websocket"}   (a polling session upgraded)
 //      {"type":"connect_error","id":"a","message":"...","data":...}
 //      {"type":"disconnect","id":"a","reason":"..."}
 //      {"type":"event","id":"a","event":"message:received","args":[...]}
@@ -36,7 +37,13 @@ function connect(cmd) {
   const socket = io(cmd.url + (cmd.nsp || "/"), { forceNew: true, ...(cmd.opts || {}) });
   sockets.set(cmd.id, socket);
   socket.on("connect", () =>
-    out({ type: "connect", id: cmd.id, sid: socket.id, recovered: socket.recovered }),
+    out({ type: "connect", id: cmd.id, sid: socket.id, recovered: socket.recovered,
+          transport: socket.io.engine.transport.name }),
+  );
+  socket.io.on("open", () =>
+    socket.io.engine.on("upgrade", (transport) =>
+      out({ type: "upgrade", id: cmd.id, transport: transport.name }),
+    ),
   );
   socket.on("connect_error", (err) =>
     out({ type: "connect_error", id: cmd.id, message: err.message, data: err.data ?? null }),

@@ -10,7 +10,7 @@ import jwt
 import pytest
 from websockets.datastructures import Headers
 
-from gateway.handshake import Accept, HandshakePolicy, Reject, decide
+from gateway.handshake import Accept, HandshakePolicy, Reject, Resume, decide
 from shared.jwtauth import TokenVerifier
 from tests.support.tokens import SECRET, make_token
 from tests.unit.forged_tokens import claims, unsigned_token
@@ -34,11 +34,11 @@ BAD_TOKENS = {
 }
 
 
-def status(result: Accept | Reject) -> int:
+def status(result: Accept | Resume | Reject) -> int:
     return result.status if isinstance(result, Reject) else 101
 
 
-def identity_sub(result: Accept | Reject) -> str | None:
+def identity_sub(result: Accept | Resume | Reject) -> str | None:
     assert isinstance(result, Accept), result
     return None if result.identity is None else result.identity.sub
 
@@ -123,10 +123,7 @@ def test_websockets_headers_are_read_case_insensitively() -> None:
         "transport=websocket",
         "EIO=4",
         "EIO=4&transport=",
-        "EIO=4&transport=polling",
         "EIO=4&transport=webtransport",
-        "EIO=4&transport=websocket&sid=GneGqMuPmmDvxHssAAAA",
-        "EIO=4&transport=websocket&sid=",
     ],
 )
 def test_bad_engineio_query_is_400(query: str) -> None:
@@ -187,8 +184,39 @@ def test_a_repeated_origin_or_authorization_is_400(name: str) -> None:
     assert decide(WS, headers, ORIGINS) == Reject(400, f"repeated {name} header")
 
 
-def test_a_draining_gateway_refuses_every_upgrade_with_503() -> None:
+def test_a_draining_gateway_refuses_every_new_session_with_503() -> None:
     assert decide(f"{WS}&token={make_token('alice')}", {}, POLICY, draining=True) == Reject(
         503, "draining")
-    assert decide("/elsewhere", {}, POLICY, draining=True) == Reject(503, "draining")
+    assert decide("/socket.io/?EIO=4&transport=polling", {}, POLICY, draining=True) == Reject(
+        503, "draining")
 
+
+def test_polling_handshake_is_a_new_session_over_polling() -> None:
+    verdict = decide(f"/socket.io/?EIO=4&transport=polling&token={make_token('ann')}", {},
+                     POLICY)
+    assert isinstance(verdict, Accept) and verdict.transport == "polling"
+    assert identity_sub(verdict) == "ann"
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_a_request_naming_a_sid_resumes_that_session(transport: str) -> None:
+    query = f"/socket.io/?EIO=4&transport={transport}&sid=GneGqMuPmmDvxHssAAAA&token=bad"
+    assert decide(query, {}, POLICY) == Resume("GneGqMuPmmDvxHssAAAA", transport)
+
+
+def test_a_draining_gateway_still_serves_its_sessions_requests() -> None:
+    query = "/socket.io/?EIO=4&transport=polling&sid=abc"
+    assert decide(query, {}, POLICY, draining=True) == Resume("abc", "polling")
+    assert status(decide("/socket.io/?EIO=4&transport=polling", {}, POLICY,
+                         draining=True)) == 503
+
+
+def test_origin_is_checked_on_every_request_of_a_session() -> None:
+    query = "/socket.io/?EIO=4&transport=polling&sid=abc"
+    assert status(decide(query, {"origin": "https://evil.example"}, ORIGINS)) == 403
+
+
+def test_transports_can_be_limited() -> None:
+    websocket_only = replace(POLICY, transports=frozenset({"websocket"}))
+    assert status(decide("/socket.io/?EIO=4&transport=polling", {}, websocket_only)) == 400
+    assert status(decide(WS, {}, websocket_only)) == 101

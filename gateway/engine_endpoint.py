@@ -1,0 +1,146 @@
+"""The Engine.IO endpoint: every request to ``/socket.io/``, by transport and session.
+
+The decision is :func:`gateway.handshake.decide`'s; this shell carries it out. A new
+WebSocket session is upgraded at once; a new polling session answers its handshake GET with
+the open packet; a request naming a ``sid`` goes to that session: a poll or a POST to its
+:class:`~gateway.polling.PollingChannel`, a WebSocket to the upgrade of it. Polling answers
+carry CORS headers from the Origin allow-list, and their errors the reference server's JSON
+bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from gateway.channel import Channel
+from gateway.connection import Connection
+from gateway.cors import Headers, cors_headers, preflight_headers
+from gateway.handshake import Accept, HandshakePolicy, Reject, Resume, decide
+from gateway.http import Request, Response, Result, Upgrade, text_response
+from gateway.polling import PollingChannel, Prober, error_response
+from gateway.polling_codec import (
+    BAD_HANDSHAKE_METHOD,
+    BAD_REQUEST,
+    FORBIDDEN,
+    UNKNOWN_SID,
+    UNKNOWN_TRANSPORT,
+    PollingError,
+)
+from gateway.websocket import check_upgrade, switching_protocols
+from gateway.websocket_protocol import MessageHandler, WebSocketProtocol
+from shared.jwtauth import Identity
+from shared.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+
+Opener = Callable[[Channel, Identity | None, str, tuple[str, ...]], Connection]
+"""Start a connection over a channel: (channel, identity, sid, upgrades) → its handler."""
+
+
+class EngineEndpoint:
+    def __init__(self, policy: HandshakePolicy, max_payload: int, metrics: GatewayMetrics,
+                 open_connection: Opener, new_sid: Callable[[], str],
+                 draining: Callable[[], bool]) -> None:
+        self._policy = policy
+        self._max_payload = max_payload
+        self._metrics = metrics
+        self._open = open_connection
+        self._new_sid = new_sid
+        self._draining = draining
+        self.polling: dict[str, PollingChannel] = {}
+
+    def __call__(self, request: Request) -> Result:
+        origin = _origin(request)
+        cors = cors_headers(origin, self._policy.allowed_origins)
+        if request.method == "OPTIONS":
+            return Response(204, headers=(
+                ("Allow", "GET, POST, OPTIONS"),
+                *preflight_headers(origin, self._policy.allowed_origins,
+                                   _first(request, "access-control-request-headers"))))
+        verdict = decide(request.target, request.headers, self._policy, request.peer,
+                         draining=self._draining())
+        if isinstance(verdict, Reject):
+            return self._refused(request, verdict, cors)
+        if verdict.transport == "polling" and request.headers.get_all("upgrade"):
+            return error_response(BAD_REQUEST, cors)  # an upgrade must name the websocket
+        if isinstance(verdict, Resume):
+            return self._resume(request, verdict, cors)
+        if verdict.transport == "polling":
+            return self._polling_handshake(request, verdict, cors)
+        return self._websocket(request, verdict.identity)
+
+    # --- new sessions -------------------------------------------------------------------------
+
+    def _websocket(self, request: Request, identity: Identity | None) -> Response | Upgrade:
+        accept = check_upgrade(request)
+        if isinstance(accept, Response):
+            return accept
+        self._metrics.handshakes.labels("accepted").inc()
+
+        def opened(ws: WebSocketProtocol) -> MessageHandler:
+            return self._open(ws, identity, self._new_sid(), ())
+
+        return Upgrade(switching_protocols(accept),
+                       lambda: WebSocketProtocol(self._max_payload, opened))
+
+    def _polling_handshake(self, request: Request, verdict: Accept, cors: Headers) -> Result:
+        if request.method != "GET":
+            return error_response(BAD_HANDSHAKE_METHOD, cors)
+        self._metrics.handshakes.labels("accepted").inc()
+        sid = self._new_sid()
+        channel = self.polling[sid] = PollingChannel(sid, self._gone)
+        upgrades = ("websocket",) if "websocket" in self._policy.transports else ()
+        channel.handler = self._open(channel, verdict.identity, sid, upgrades)
+        return channel.get(cors)
+
+    # --- requests of a session ------------------------------------------------------------------
+
+    def _resume(self, request: Request, verdict: Resume, cors: Headers) -> Result:
+        channel = self.polling.get(verdict.sid)
+        if verdict.transport == "websocket":
+            return self._upgrade(request, channel)
+        if channel is None:
+            return error_response(UNKNOWN_SID, cors)
+        if request.method == "GET":
+            return channel.get(cors)
+        if request.method == "POST":
+            return channel.post(request.body, cors)
+        return error_response(BAD_REQUEST, cors)
+
+    def _upgrade(self, request: Request, channel: PollingChannel | None) -> Response | Upgrade:
+        """The WebSocket of a polling session's upgrade: once, and only while it polls."""
+        if channel is None or channel.closed or channel.upgraded or channel.upgrading:
+            return error_response(UNKNOWN_SID if channel is None else BAD_REQUEST)
+        accept = check_upgrade(request)
+        if isinstance(accept, Response):
+            return accept
+        return Upgrade(switching_protocols(accept), lambda: WebSocketProtocol(
+            self._max_payload, lambda ws: Prober(channel, ws)))
+
+    def _gone(self, channel: PollingChannel) -> None:
+        if self.polling.get(channel.sid) is channel:
+            del self.polling[channel.sid]
+
+    def _refused(self, request: Request, verdict: Reject, cors: Headers) -> Response:
+        self._metrics.handshakes.labels(str(verdict.status)).inc()
+        if verdict.status == 401:
+            self._metrics.auth_failures.labels("upgrade").inc()
+        if "transport=websocket" in request.target:
+            return text_response(verdict.status, verdict.reason + "\n")
+        error = _POLLING_ERRORS.get(verdict.status, BAD_REQUEST)
+        if verdict.reason == UNKNOWN_TRANSPORT.message:
+            error = UNKNOWN_TRANSPORT
+        return error_response(PollingError(verdict.status, error.code, verdict.reason), cors)
+
+
+_POLLING_ERRORS = {403: FORBIDDEN, 401: FORBIDDEN}
+
+
+def _first(request: Request, name: str) -> str | None:
+    values = request.headers.get_all(name)
+    return values[0] if values else None
+
+
+def _origin(request: Request) -> str | None:
+    return _first(request, "origin")
