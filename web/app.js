@@ -1,8 +1,8 @@
 // Switchboard demo chat: the `/chat` namespace through the unmodified socket.io-client
 // (the global `io` from socket.io.min.js, served from web/node_modules).
 //
-// socket.io-client must be given `transports: ["websocket"]` until the gateways serve the
-// HTTP long-polling transport: its default first tries long-polling, which they refuse.
+// socket.io-client runs with its default options: HTTP long-polling first, then the upgrade
+// to WebSocket.
 //
 // Everything a server or another user sent is rendered with textContent, never innerHTML.
 //
@@ -261,7 +261,6 @@ async function fetchToken(name) {
 
 function connect(name, gatewayUrl) {
   const socket = io(gatewayUrl + NAMESPACE, {
-    transports: ["websocket"], // required until long-polling exists, see the top of this file
     // A function, so every (re)connection gets a fresh token rather than an expired one.
     auth: (cb) => fetchToken(name).then(
       (token) => cb({ token }),
