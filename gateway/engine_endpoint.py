@@ -27,6 +27,7 @@ from gateway.polling_codec import (
     UNKNOWN_TRANSPORT,
     PollingError,
 )
+from gateway.polling_forward import PollingForwarder
 from gateway.websocket import check_upgrade, switching_protocols
 from gateway.websocket_protocol import MessageHandler, WebSocketProtocol
 from shared.jwtauth import Identity
@@ -41,7 +42,8 @@ Opener = Callable[[Channel, Identity | None, str, tuple[str, ...]], Connection]
 class EngineEndpoint:
     def __init__(self, policy: HandshakePolicy, max_payload: int, metrics: GatewayMetrics,
                  open_connection: Opener, new_sid: Callable[[], str],
-                 draining: Callable[[], bool]) -> None:
+                 draining: Callable[[], bool], gateway_id: str = "",
+                 owner_of: Callable[[str], str | None] = lambda _: None) -> None:
         self._policy = policy
         self._max_payload = max_payload
         self._metrics = metrics
@@ -49,6 +51,9 @@ class EngineEndpoint:
         self._new_sid = new_sid
         self._draining = draining
         self.polling: dict[str, PollingChannel] = {}
+        self.forwarder: PollingForwarder | None = None
+        self._gateway_id = gateway_id
+        self._owner_of = owner_of
 
     def __call__(self, request: Request) -> Result:
         origin = _origin(request)
@@ -101,12 +106,20 @@ class EngineEndpoint:
         if verdict.transport == "websocket":
             return self._upgrade(request, channel)
         if channel is None:
-            return error_response(UNKNOWN_SID, cors)
+            return self._elsewhere(request, verdict.sid, cors)
         if request.method == "GET":
             return channel.get(cors)
         if request.method == "POST":
             return channel.post(request.body, cors)
         return error_response(BAD_REQUEST, cors)
+
+    def _elsewhere(self, request: Request, sid: str, cors: Headers) -> Result:
+        """A session this gateway does not hold: its owner's, if it lives (no stickiness)."""
+        owner = self._owner_of(sid)
+        if (self.forwarder is None or owner is None or owner == self._gateway_id
+                or request.method not in ("GET", "POST")):
+            return error_response(UNKNOWN_SID, cors)
+        return self.forwarder.forward(owner, sid, request.method, request.body, cors)
 
     def _upgrade(self, request: Request, channel: PollingChannel | None) -> Response | Upgrade:
         """The WebSocket of a polling session's upgrade: once, and only while it polls."""

@@ -73,6 +73,12 @@ class PollingTransport(asyncio.WriteTransport):
         return self._channel.buffered
 
 
+def payload_size(packets: list[str | bytes]) -> int:
+    """Bytes of these packets in a GET body (base64 for binary), separators included."""
+    return sum(len(p) * 4 // 3 + 4 if isinstance(p, bytes) else len(p.encode())
+               for p in packets) + max(0, len(packets) - 1)
+
+
 def error_response(error: PollingError, cors: Headers = ()) -> Response:
     return Response(error.status, error.body(), (("Content-Type", "application/json"),
                                                  *cors))
@@ -97,6 +103,7 @@ class PollingChannel:
         self._post_waiter: asyncio.Future[Response] | None = None
         self._post_cors: Headers = ()
         self._paused = False
+        self._limit: int | None = None
         self._on_gone = on_gone
         self._loop = asyncio.get_running_loop()
 
@@ -131,7 +138,12 @@ class PollingChannel:
 
     # --- HTTP requests ------------------------------------------------------------------------
 
-    def get(self, cors: Headers) -> Response | Awaitable[Response]:
+    def get(self, cors: Headers, limit: int | None = None,
+            forwarded: bool = False) -> Response | Awaitable[Response]:
+        """A poll. ``limit`` caps the answer's body (what does not fit waits for the next
+        poll); a ``forwarded`` one is cancelled by :meth:`forwarded_get_cancelled`, not by
+        its HTTP connection."""
+        self._limit = limit
         if self.upgraded:
             return error_response(BAD_REQUEST, cors)
         if self._waiter is not None:  # two GETs at once: the session ends (reference server)
@@ -146,8 +158,15 @@ class PollingChannel:
             return error_response(UNKNOWN_SID, cors)
         waiter = self._waiter = self._loop.create_future()
         self._waiter_cors = cors
-        waiter.add_done_callback(self._get_done)
+        if not forwarded:
+            waiter.add_done_callback(self._get_done)
         return waiter
+
+    def forwarded_get_cancelled(self) -> None:
+        """The client of a GET parked here for another gateway went away."""
+        if self._waiter is not None and not self.upgraded:
+            self._waiter = None
+            self.lose(1006)
 
     def post(self, body: bytes, cors: Headers) -> Response | Awaitable[Response]:
         if self.upgraded or self.closed:
@@ -222,8 +241,17 @@ class PollingChannel:
             waiter.set_result(self._take(self._waiter_cors))
 
     def _take(self, cors: Headers) -> Response:
-        packets, self._packets, self.buffered = self._packets, [], 0
-        return self._payload(packets, cors)
+        packets, limit = self._packets, self._limit
+        if limit is None or payload_size(packets) <= limit:
+            self._packets, self.buffered = [], 0
+            return self._payload(packets, cors)
+        count, size = 1, payload_size(packets[:1])
+        while count < len(packets) and size + payload_size(packets[count:count + 1]) < limit:
+            size += payload_size(packets[count:count + 1]) + 1
+            count += 1
+        self._packets = packets[count:]
+        self.buffered = payload_size(self._packets)
+        return self._payload(packets[:count], cors)
 
     def _payload(self, packets: list[str | bytes], cors: Headers) -> Response:
         return Response(200, encode_payload(packets), (CONTENT_TYPE, NO_STORE, *cors))

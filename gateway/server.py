@@ -33,12 +33,14 @@ from gateway.durable import DurableSockets
 from gateway.engine_endpoint import EngineEndpoint
 from gateway.fanout import Fanout
 from gateway.handshake import HandshakePolicy
+from gateway.hook_client import HookClient
 from gateway.http import Request, Response, Router, text_response
 from gateway.http_server import HttpProtocol
 from gateway.limits import Limits
 from gateway.nats_broker import NatsBroker
 from gateway.nats_client import FanoutClient
 from gateway.outbox import Flusher
+from gateway.polling_forward import PollingForwarder, get_timeout_s
 from gateway.presence_emitter import PresenceEmitter
 from gateway.recovery_store import RecoveryStore
 from gateway.session import Session, SessionConfig
@@ -52,6 +54,7 @@ from shared.protocol.errors import CloseCode, ErrorCode, error_ack
 from shared.registry_kv import RegistryKV
 from shared.room_log.nats_log import REQUEST_TIMEOUT_S
 from shared.room_log.streams import LogSettings, ensure_streams
+from shared.sids import new_sid, owner_of
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -90,6 +93,7 @@ def session_config(settings: GatewaySettings) -> SessionConfig:
             request_burst=settings.request_burst,
             attachment_max_bytes=settings.attachment_max_bytes,
         ),
+        gateway=settings.instance_id,
     )
 
 
@@ -156,6 +160,8 @@ class Gateway:
                  presence: PresenceEmitter | None = None) -> None:
         self.settings = settings
         self.presence = presence
+        self.hooks: HookClient | None = None
+        """Sends the application's hook requests (``None``: none can be reached)."""
         self.metrics = metrics or GatewayMetrics(CollectorRegistry())
         self.verifier = verifier_for(settings)
         self.policy = handshake_policy(settings, self.verifier)
@@ -179,7 +185,8 @@ class Gateway:
         self._flusher: Flusher | None = None
         self.server: asyncio.Server | None = None
         self.endpoint = EngineEndpoint(self.policy, settings.max_payload, self.metrics,
-                                       self._open, new_id, lambda: self.draining)
+                                       self._open, self.new_sid, lambda: self.draining,
+                                       settings.instance_id, owner_of)
         self.router = Router(self.endpoint)
         self.router.add("/healthz", lambda _: text_response(200, "ok\n"))
         self.router.add("/readyz", self.readyz)
@@ -204,17 +211,21 @@ class Gateway:
     def metrics_page(self, _: Request) -> Response:
         return Response(200, render(self.metrics.registry), (("Content-Type", CONTENT_TYPE),))
 
+    def new_sid(self) -> str:
+        """A sid naming this gateway, so any other can find it (polling, server API)."""
+        return new_sid(self.settings.instance_id)
+
     def _open(self, channel: Channel, identity: Identity | None, sid: str,
               upgrades: tuple[str, ...]) -> Connection:
         loop = asyncio.get_running_loop()
         if self._flusher is None:
             self._flusher = Flusher(loop, self.settings.write_delay_ms / 1000)
         session = Session(sid, identity, self.config, self.namespaces, self.verifier,
-                          new_id, loop.time(), wall_clock=time.time)
+                          self.new_sid, loop.time(), wall_clock=time.time)
         connection = Connection(channel, session, self.fanout, self.durable, self.admission,
                                 self.broker, self.metrics,
                                 self._flusher, self.settings.send_budget_bytes,
-                                self.presence, self._finished)
+                                self.presence, self._finished, self.hooks)
         self.connections.add(connection)
         connection.start(upgrades)
         return connection
@@ -282,6 +293,8 @@ class Gateway:
         if self.presence is not None:
             await self.presence.close()
         await self.durable.close()
+        if self.hooks is not None:
+            self.hooks.close()
         await self.broker.close()
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.drain()
@@ -330,6 +343,9 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     await broker.start()
     store, registry, presence = await _open_state(settings, client, subjects)
     gateway = Gateway(settings, broker, nc, metrics, store, registry, presence)
+    gateway.hooks = HookClient(client, subjects, settings.hook_max_in_flight, metrics)
+    await gateway.hooks.start(spec.hook_timeout_ms for spec in settings.namespaces.values()
+                              if spec.hooks or spec.auth == "hook")
     lapses: set[asyncio.Task[None]] = set()
 
     def gateway_gone(gone: str) -> None:
@@ -340,6 +356,10 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
 
     registry.on_gateway_gone = gateway_gone
     await serve_kicks(client, subjects, settings.instance_id, gateway.admission)
+    forwarder = gateway.endpoint.forwarder = PollingForwarder(
+        client, subjects, settings.instance_id, gateway.endpoint.polling.get,
+        get_timeout_s(settings.ping_interval_ms, settings.ping_timeout_ms))
+    await forwarder.start()
     await gateway.start()
     log.info("gateway %s listening on %s:%s", settings.instance_id, settings.host,
              settings.port)

@@ -146,6 +146,21 @@ class Subjects:
         """Request/reply: ``{"user", "reason"}`` → ``{"kicked": n}`` from that gateway."""
         return f"{self.prefix}.gw.{encode_token(gateway_id)}.kick"
 
+    def polling_forward(self, gateway_id: str) -> str:
+        """Request/reply: a polling request of a session that gateway owns, forwarded by the
+        gateway it landed on (method and sid in headers, the body raw)."""
+        return f"{self.prefix}.gw.{encode_token(gateway_id)}.poll"
+
+    def hook_connect(self, namespace: str) -> str:
+        """The application's connect hook for a namespace (workers subscribe in a queue
+        group); the token needs no table, so a worker can build it from the name alone."""
+        return f"{self.prefix}.hook.{namespace_token(namespace)}.connect"
+
+    def hook_event(self, namespace: str, event: str) -> str:
+        """The application's handler of one client event (``order:place`` →
+        ``<prefix>.hook.orders.event.order=3Aplace``)."""
+        return f"{self.prefix}.hook.{namespace_token(namespace)}.event.{encode_token(event)}"
+
     def api(self, operation: str) -> str:
         """The server API over NATS (queue group ``router``): publish, send, connections,
         kick, presence."""

@@ -195,3 +195,46 @@ async def test_polling_can_be_turned_off(start_gateway: Callable[..., Service]) 
     gateway = start_gateway(SB_TRANSPORTS="websocket")
     async with aiohttp.ClientSession() as http, http.get(polling_url(gateway)) as response:
         assert response.status == 400 and (await response.json())["code"] == 0
+
+
+async def test_requests_landing_on_another_gateway_are_served_by_the_owner(
+    gateway_pair: list[Service]
+) -> None:
+    owner, other = gateway_pair
+    async with aiohttp.ClientSession() as http:
+        sid, _ = await handshake(http, owner)
+        connect = "40/chat," + json.dumps({"token": make_token("gus")})
+        async with http.post(polling_url(other, sid=sid), data=connect.encode()) as response:
+            assert response.status == 200 and await response.text() == "ok"
+        async with http.get(polling_url(other, sid=sid)) as response:
+            assert response.status == 200
+            assert response.headers["Cache-Control"] == "no-store"
+            assert (await response.text()).startswith('40/chat,{"sid":')
+        join = '42/chat,1["room:join",{"room":"room:fwd"}]'
+        async with http.post(polling_url(other, sid=sid), data=join.encode()) as response:
+            assert await response.text() == "ok"
+        async with http.get(polling_url(owner, sid=sid)) as response:
+            assert '43/chat,1[{"ok":true,"room":"room:fwd"}]' in (await response.text())
+        parked = asyncio.ensure_future(http.get(polling_url(other, sid=sid)))
+        await asyncio.sleep(0.3 * UNIT)
+        send = '42/chat,2["message:send",{"room":"room:fwd","text":"hop","id":"g-1"}]'
+        async with http.post(polling_url(owner, sid=sid), data=send.encode()) as response:
+            assert await response.text() == "ok"
+        body = ""
+        async with await asyncio.wait_for(parked, 5 * UNIT) as response:
+            body = await response.text()
+        while '"text":"hop"' not in body:
+            async with http.get(polling_url(other, sid=sid)) as response:
+                body += await response.text()
+        assert '"text":"hop"' in body
+
+
+async def test_a_request_for_a_gateway_that_is_gone_is_an_unknown_session(
+    start_gateway: Callable[..., Service], gateway_pair: list[Service]
+) -> None:
+    doomed = start_gateway()
+    async with aiohttp.ClientSession() as http:
+        sid, _ = await handshake(http, doomed)
+        doomed.stop()
+        async with http.get(polling_url(gateway_pair[0], sid=sid)) as response:
+            assert response.status == 400 and (await response.json())["code"] == 1

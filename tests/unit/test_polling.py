@@ -14,6 +14,7 @@ from gateway.cors import cors_headers, preflight_headers
 from gateway.http import Response
 from gateway.polling import PollingChannel, Prober
 from gateway.polling_codec import decode_payload, encode_payload, unframe
+from gateway.polling_forward import get_timeout_s, reply_headers
 from gateway.websocket_protocol import WebSocketProtocol
 from shared.protocol.frames import BINARY, ws_frame
 
@@ -222,3 +223,28 @@ def test_both_transports_are_channels() -> None:
         return channel.close_code
 
     assert accepts(WebSocketProtocol(10, lambda _: Handler())) is None
+
+
+async def test_a_capped_answer_leaves_the_rest_for_the_next_poll() -> None:
+    channel, _, _ = channel_with_handler()
+    for n in range(5):
+        channel.transport.write(ws_frame(b"4" + str(n).encode() * 40))
+    first = await answer(channel.get((), limit=100))
+    assert first.body.split(b"\x1e") == [b"4" + b"0" * 40, b"4" + b"1" * 40]
+    rest = await answer(channel.get(()))
+    assert [p[1:2] for p in rest.body.split(b"\x1e")] == [b"2", b"3", b"4"]
+
+
+async def test_a_forwarded_poll_ends_when_its_client_goes_away_elsewhere() -> None:
+    channel, handler, _ = channel_with_handler()
+    pending = channel.get((), forwarded=True)
+    assert not isinstance(pending, Response)
+    channel.forwarded_get_cancelled()
+    await asyncio.sleep(0)
+    assert channel.closed and handler.gone
+
+
+def test_a_forwarded_poll_outlasts_a_ping_and_answers_carry_their_status() -> None:
+    assert get_timeout_s(25_000, 5_000) > 30
+    assert reply_headers(Response(400, b"", (("Content-Type", "application/json"),))) == {
+        "Sb-Status": "400", "Sb-Type": "application/json"}
