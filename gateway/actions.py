@@ -6,10 +6,13 @@ shell performs them in order. Frames the core produces are already encoded.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from shared.jwtauth import Identity
+from shared.ratelimit import TokenBucket
 
 
 @dataclass(eq=False, slots=True)
@@ -25,6 +28,15 @@ class NamespaceSocket:
     durable: bool = False
     typing: dict[str, float] = field(default_factory=dict)
     """When a ``typing:start`` was last published per room (repeats are coalesced)."""
+    data: Any = None
+    """The application's session data (from its connect or event replies), sent with every
+    later hook request."""
+    hook_bucket: TokenBucket | None = None
+    hook_in_flight: int = 0
+    hook_waiting: deque[HookCall] | None = None
+    """Hook requests past the namespace's ``hook_concurrency``, in the order sent."""
+    hook_emit: list[list[Any]] | None = None
+    """Events the connect hook asked for, sent right after the CONNECT reply."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +151,8 @@ class Publish:
     message_id: str | None
     reply: AckTo
     logged: bool = False
+    after: HookFinish | None = None
+    """A hook reply's publish: what of the reply is left once its publishes are answered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +172,53 @@ class PresenceQuery:
     socket: NamespaceSocket
     room: str
     reply: AckTo
+
+
+class HookFailure(Enum):
+    """A hook request that got no reply from the application."""
+
+    UNAVAILABLE = "unavailable"
+    """No worker subscribed (the NATS no-responders status), or nothing could be sent."""
+    TIMEOUT = "timeout"
+    OVERLOADED = "overloaded"
+    """The gateway's ``SB_HOOK_MAX_IN_FLIGHT`` was reached: not sent."""
+
+
+@dataclass(eq=False, slots=True)
+class HookCall:
+    """Ask the application: ``event`` ``None`` is the namespace's connect hook. The shell
+    feeds the reply (or a :class:`HookFailure`) back with ``Session.hook_answered``."""
+
+    nsp: str
+    event: str | None
+    body: bytes
+    timeout_ms: int
+    socket: NamespaceSocket | None = None
+    reply: AckTo | None = None
+
+
+@dataclass(eq=False, slots=True)
+class HookFinish:
+    """The ack, emits and disconnect of an event reply, due once its ``pending`` publishes
+    are answered (``failed`` if one was not confirmed)."""
+
+    socket: NamespaceSocket
+    reply: AckTo
+    ack: list[Any]
+    emit: list[list[Any]]
+    disconnect: bool
+    pending: int
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HookObserved:
+    """A hook request's outcome, for metrics (``kind`` connect/event)."""
+
+    nsp: str
+    kind: str
+    event: str
+    outcome: str
 
 
 CONNECT_EVENT = "connect"
@@ -183,4 +244,4 @@ class Failed:
 
 
 Action = (Observed | Failed | SendText | SendBinary | Close | Opened | Announce | Closed | Join
-          | Leave | Publish | History | TypingChange | PresenceQuery)
+          | Leave | Publish | History | TypingChange | PresenceQuery | HookCall | HookObserved)

@@ -16,15 +16,18 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 
 from gateway.actions import (
-    CONNECT_EVENT,
     Action,
     Announce,
     Close,
     Closed,
     Failed,
     History,
+    HookCall,
+    HookFailure,
+    HookObserved,
     Join,
     JoinFailure,
     Leave,
@@ -44,20 +47,23 @@ from gateway.delivery import Member
 from gateway.durable import DurableSockets, JoinFailed
 from gateway.eager import start
 from gateway.fanout import Fanout
+from gateway.hook_client import HookClient, unavailable
+from gateway.observe import observe
 from gateway.outbox import Flusher, Outbox
 from gateway.presence_emitter import PresenceEmitter
 from gateway.publish_queue import PublishQueue
 from gateway.session import Session
 from gateway.websocket_protocol import SENT_CLOSE, WebSocketProtocol
 from shared import envelope
-from shared.metrics import GatewayMetrics, event_label
-from shared.protocol.errors import CloseCode, ErrorCode
+from shared.metrics import GatewayMetrics
+from shared.protocol.errors import CloseCode
 from shared.protocol.frames import BINARY, ws_frame
 from shared.room_log import client_message_id
 
 log = logging.getLogger(__name__)
 
 BACKLOG_LIMIT = 64  # messages queued behind a waiting action before reading pauses
+Produce = Callable[[], list[Action]]  # an I/O result fed to the core in turn (a hook's answer)
 INTERNAL_ERROR = 1011
 
 
@@ -75,6 +81,7 @@ class Connection:
         budget: int,
         presence: PresenceEmitter | None = None,
         on_finished: Callable[[Connection], None] | None = None,
+        hooks: HookClient | None = None,
     ) -> None:
         self.ws = ws
         self.session = session
@@ -92,7 +99,8 @@ class Connection:
         self._closing = False
         self._on_finished = on_finished
         self._busy: asyncio.Task[None] | None = None
-        self._backlog: deque[str | bytes] | None = None  # made when first needed: ~600 B
+        self._backlog: deque[str | bytes | Produce] | None = None  # made when needed: ~600 B
+        self._hooks = hooks.call if hooks is not None else unavailable
         self._lost = False
         self._paused = False
         assert ws.transport is not None
@@ -106,7 +114,8 @@ class Connection:
 
     # --- the pump: messages in order, a task only while an action waits ------------------
 
-    def receive(self, message: str | bytes) -> None:
+    def receive(self, message: str | bytes | Produce) -> None:
+        """A message read (or an I/O result, see :meth:`_feed`), handled in arrival order."""
         if self._closing:
             return  # the close handshake is under way; what the client still says is moot
         if self._busy is not None:
@@ -117,7 +126,8 @@ class Connection:
                 self._paused = True
                 self.ws.pause_reading()
             return
-        actions = self.session.receive(message, self._loop.time())
+        now = self._loop.time()
+        actions = message() if callable(message) else self.session.receive(message, now)
         if actions:
             self._run(actions)
 
@@ -211,16 +221,17 @@ class Connection:
             self.outbox.push(ws_frame(action.data, BINARY))
         elif isinstance(action, Close):
             self.close(action.code, action.reason)
-        elif isinstance(action, Observed):
-            self._observe(action)
+        elif isinstance(action, Observed | Failed | HookObserved):
+            observe(self._metrics, action)
         elif isinstance(action, Announce):
             self._presence_changed(action.socket)
-        elif isinstance(action, Failed):
-            self._metrics.errors.labels(action.nsp, action.error).inc()
+        elif isinstance(action, HookCall):
+            self._hooks(action, partial(self._feed_hook, action))
 
     async def _perform(self, actions: list[Action]) -> None:
         for action in actions:
-            if isinstance(action, SendText | SendBinary | Close | Observed | Failed | Announce):
+            if isinstance(action, SendText | SendBinary | Close | Observed | Failed | Announce
+                          | HookCall | HookObserved):
                 self._perform_now(action)
             elif isinstance(action, Join):
                 await self._join(action)
@@ -238,15 +249,6 @@ class Connection:
                 await self._typing(action)
             elif isinstance(action, PresenceQuery):
                 await self._presence_query(action)
-
-    def _observe(self, seen: Observed) -> None:
-        if seen.event == CONNECT_EVENT:
-            if seen.error == ErrorCode.UNAUTHORIZED:
-                self._metrics.auth_failures.labels("connect").inc()
-            return
-        self._metrics.packets_in.labels(seen.nsp, event_label(seen.event)).inc()
-        if seen.error is not None:
-            self._metrics.errors.labels(seen.nsp, seen.error).inc()
 
     def close(self, code: int, reason: str) -> None:
         """Flush what is queued, then close the transport with ``code``."""
@@ -378,7 +380,18 @@ class Connection:
     def _published(self, action: Publish, result: PublishResult | None) -> None:
         if result is not None:
             self._metrics.published.labels(action.socket.nsp).inc()
+        if action.after is not None:  # a hook reply's ack, emits and disconnect may follow
+            self._feed(partial(self.session.published, action, result))
+            return
         self._perform_all_now(self.session.published(action, result))
+
+    def _feed_hook(self, call: HookCall, outcome: bytes | HookFailure) -> None:
+        self._feed(partial(self.session.hook_answered, call, outcome))
+
+    def _feed(self, produce: Produce) -> None:
+        """An I/O result whose actions may wait (joins, publishes, a disconnect): it takes
+        the pump's turn on a later pass, behind whatever is being handled."""
+        self._loop.call_soon(self.receive, produce)
 
     def _perform_all_now(self, actions: list[Action]) -> None:
         for action in actions:

@@ -37,6 +37,8 @@ class ConnectContext:
     upgrade_identity: Identity | None
     verifier: TokenVerifier
     identity: Identity | None = None
+    optional: bool = False
+    """``auth = "hook"``: no token is no refusal (the connect hook decides); a bad one is."""
 
 
 @dataclass(slots=True)
@@ -92,7 +94,7 @@ def authenticate(ctx: ConnectContext) -> Refusal | None:
         ctx.identity = ctx.verifier.verify(token, known=ctx.upgrade_identity)
     else:
         ctx.identity = ctx.upgrade_identity
-    return None if ctx.identity is not None else UNAUTHORIZED
+    return None if ctx.identity is not None or (ctx.optional and token is None) else UNAUTHORIZED
 
 
 def rate_limit(ctx: EventContext, spec: EventSpec | None) -> Failure | None:

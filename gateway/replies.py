@@ -35,6 +35,21 @@ def ack_frames(reply: AckTo, body: dict[str, Any]) -> list[SendText | SendBinary
     return [SendText("4" + text), *(SendBinary(blob) for blob in attachments)]
 
 
+def ack_args(reply: AckTo, args: list[Any]) -> list[Action]:
+    """An ACK with any arguments (an application's answer; ``bytes`` go as attachments),
+    or nothing when the client asked for no ack."""
+    if reply.id is None:
+        return []
+    text, attachments = encode_packet(Packet(PacketType.ACK, reply.nsp, args, reply.id))
+    return [SendText("4" + text), *(SendBinary(blob) for blob in attachments)]
+
+
+def emit_frames(nsp: str, args: list[Any]) -> list[Action]:
+    """An EVENT ``[event, ...args]`` to this socket only (binary values as attachments)."""
+    text, attachments = encode_packet(Packet(PacketType.EVENT, nsp, args))
+    return [SendText("4" + text), *(SendBinary(blob) for blob in attachments)]
+
+
 def acknowledge(reply: AckTo, body: dict[str, Any]) -> list[Action]:
     """The ack frames for ``body``, or none when the client asked for no ack."""
     return [*ack_frames(reply, body)] if reply.id is not None else []

@@ -323,6 +323,15 @@ async def _open_state(settings: GatewaySettings, client: FanoutClient, subjects:
     return store, registry, presence
 
 
+async def open_hooks(client: FanoutClient, subjects: Subjects, settings: GatewaySettings,
+                     metrics: GatewayMetrics) -> HookClient:
+    """The application hooks' client, with a reply inbox per hook timeout of the table."""
+    hooks = HookClient(client, subjects, settings.hook_max_in_flight, metrics)
+    await hooks.start(spec.hook_timeout_ms for spec in settings.namespaces.values()
+                      if spec.hooks or spec.auth == "hook")
+    return hooks
+
+
 async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     metrics = GatewayMetrics(CollectorRegistry())
     client = FanoutClient()
@@ -343,9 +352,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     await broker.start()
     store, registry, presence = await _open_state(settings, client, subjects)
     gateway = Gateway(settings, broker, nc, metrics, store, registry, presence)
-    gateway.hooks = HookClient(client, subjects, settings.hook_max_in_flight, metrics)
-    await gateway.hooks.start(spec.hook_timeout_ms for spec in settings.namespaces.values()
-                              if spec.hooks or spec.auth == "hook")
+    gateway.hooks = await open_hooks(client, subjects, settings, metrics)
     lapses: set[asyncio.Task[None]] = set()
 
     def gateway_gone(gone: str) -> None:

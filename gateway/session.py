@@ -18,26 +18,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from gateway import hooks
 from gateway.actions import (
     CONNECT_EVENT,
     AckTo,
     Action,
-    Announce,
     Close,
     Closed,
-    History,
-    Join,
-    JoinFailure,
+    HookCall,
+    HookFailure,
     NamespaceSocket,
     Observed,
     Opened,
-    PresenceQuery,
     Publish,
-    Recovered,
     SendText,
-    TypingChange,
 )
 from gateway.broker import PublishResult
 from gateway.limits import LimitClass, Limits, charge
@@ -45,21 +39,15 @@ from gateway.middleware import ConnectContext, EventContext, Namespace
 from gateway.recovery import restore_request
 from gateway.replies import (
     Failure,
-    acknowledge,
     answer_failure,
     connect_error,
-    connect_reply,
-    failed,
-    history_answer,
-    io_failed,
-    too_many_connections,
 )
+from gateway.session_answers import Answers
 from shared.abuse import AbuseMeter
 from shared.heartbeat import Beat, Heartbeat
 from shared.jwtauth import Identity, TokenVerifier
 from shared.protocol.engineio import PING_FRAME, EioType, InvalidFrame, encode_open, parse_frame
 from shared.protocol.errors import CloseCode, ErrorCode
-from shared.protocol.events import ROOM_HISTORY, ROOM_JOIN, ROOM_PRESENCE, TYPING_START, TYPING_STOP
 from shared.protocol.packets import (
     BinaryAssembler,
     InvalidPacket,
@@ -69,7 +57,6 @@ from shared.protocol.packets import (
     parse_packet,
 )
 from shared.ratelimit import TokenBucket
-from shared.room_log.paging import Page
 from shared.subjects import user_room
 
 
@@ -81,9 +68,12 @@ class SessionConfig:
     max_payload: int = 1_000_000
     connect_timeout_ms: int = 45_000
     limits: Limits = field(default_factory=Limits)
+    gateway: str = ""
+    """This gateway's id, in every hook request."""
+    hook_request_max_bytes: int = 1_000_000
 
 
-class Session:
+class Session(Answers):
     """Sans-I/O core of one connection. The shell calls :meth:`open` once, then
     :meth:`receive` per frame and :meth:`on_timer` at :meth:`next_deadline`."""
 
@@ -98,6 +88,7 @@ class Session:
         now: float,
         *,
         wall_clock: Callable[[], float],
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.eio_sid = eio_sid
         self.config = config
@@ -108,6 +99,8 @@ class Session:
         self._verifier = verifier
         self._new_id = new_id
         self._wall_clock = wall_clock
+        self._headers = hooks.kept_headers(namespaces.values(), headers or {})
+        self._connecting: dict[str, hooks.PendingConnect] = {}
         self._assembler = BinaryAssembler()
         self._buckets: dict[LimitClass, TokenBucket] = {}
         self._meters: dict[LimitClass, AbuseMeter] = {}
@@ -168,6 +161,7 @@ class Session:
     def transport_closed(self) -> list[Action]:
         """The socket is gone (any reason): every namespace socket ends."""
         self.closed = True
+        self._connecting.clear()
         sockets, self.sockets = list(self.sockets.values()), {}
         return [_closed(s) for s in sockets]
 
@@ -233,99 +227,98 @@ class Session:
         return []  # the server never asks clients for acks, so a client ACK answers nothing
 
     def _connect(self, packet: Packet) -> list[Action]:
-        if packet.nsp in self.sockets:
+        if packet.nsp in self.sockets or packet.nsp in self._connecting:
             return self._close(CloseCode.POLICY, "second CONNECT for a namespace")
         namespace = self._namespaces.get(packet.nsp)
         if namespace is None:
             return [connect_error(packet.nsp, {"message": "Invalid namespace"})]
+        spec = namespace.spec
+        hooked = spec is not None and (spec.auth == "hook" or spec.hooks)
         ctx = ConnectContext(packet.nsp, packet.data or {}, self._upgrade_identity,
-                             self._verifier)
+                             self._verifier, optional=spec is not None and spec.auth == "hook")
         for middleware in namespace.connect_chain:
             refusal = middleware(ctx)
             if refusal is not None:
                 return [Observed(packet.nsp, CONNECT_EVENT, refusal.code),
                         connect_error(packet.nsp, {"message": refusal.message,
                                                     "data": {"code": refusal.code}})]
+        if spec is not None and hooked:
+            pending = hooks.connect_call(spec, self._new_id(), self._new_id(), ctx,
+                                         self._headers, self.config.gateway)
+            self._connecting[packet.nsp] = pending
+            self._connect_deadline = None
+            return [pending.call]
         if ctx.identity is None:
             return [connect_error(packet.nsp, {"message": "unauthorized",
                                                  "data": {"code": "unauthorized"}})]
-        recovery = namespace.durable and ctx.auth.get("recovery", True) is not False
-        socket = NamespaceSocket(packet.nsp, self._new_id(), ctx.identity,
+        return self._admit(namespace, ctx.identity, ctx.auth, self._new_id())
+
+    def _admit(self, namespace: Namespace, identity: Identity, auth: dict[str, Any], sid: str,
+               hook: hooks.Admitted | None = None) -> list[Action]:
+        recovery = namespace.durable and auth.get("recovery", True) is not False
+        socket = NamespaceSocket(namespace.name, sid, identity,
                                  pid=self._new_id() if recovery else None,
                                  durable=namespace.durable)
-        socket.rooms.add(user_room(ctx.identity.sub))
-        self.sockets[packet.nsp] = socket
+        socket.rooms.add(user_room(identity.sub))
+        if hook is not None:
+            socket.rooms.update(hook.join)  # trusted: joined with the user room, before the reply
+            socket.data, socket.hook_emit = hook.data, hook.emit or None
+        self.sockets[namespace.name] = socket
         self._connect_deadline = None
-        return [Opened(socket, restore_request(ctx.auth) if recovery else None)]
+        return [Opened(socket, restore_request(auth) if recovery else None)]
 
-    # --- I/O results: what the shell did comes back here, and the answer is built here ----
+    # --- application hooks: requests out, replies (or their absence) back in --------------
 
-    def opened(self, socket: NamespaceSocket, recovered: Recovered | None = None) -> list[Action]:
-        """The socket is admitted, in its rooms and (durable) its session saved or, with
-        ``recovered``, restored: it takes the session's ids and rooms, and gets its reply."""
-        if recovered is not None:
-            socket.pid, socket.sid = recovered.pid, recovered.sid
-            socket.rooms.clear()
-            socket.rooms.update(recovered.rooms)
-        return [Announce(socket), SendText(connect_reply(socket))]
+    def hook_answered(self, call: HookCall, outcome: bytes | HookFailure) -> list[Action]:
+        """What the application answered ``call`` (a :class:`HookFailure` when nothing did).
+        A reply for a socket or CONNECT that has gone meanwhile is dropped."""
+        if call.event is None:
+            return self._connect_answered(call, outcome)
+        socket = call.socket
+        if socket is None or self.sockets.get(socket.nsp) is not socket:
+            return []
+        actions, disconnect = hooks.event_answered(call, outcome)
+        if disconnect:
+            actions.extend(self._end(socket))
+        return [*actions, *hooks.release(socket)]
 
-    def refused(self, socket: NamespaceSocket) -> list[Action]:
-        """The cluster-wide per-user limit refused the socket after its CONNECT."""
-        if self.sockets.get(socket.nsp) is socket:
-            del self.sockets[socket.nsp]
-        return [too_many_connections(socket.nsp)]
+    def _connect_answered(self, call: HookCall, outcome: bytes | HookFailure) -> list[Action]:
+        pending = self._connecting.get(call.nsp)
+        if pending is None or pending.call is not call:
+            return []
+        del self._connecting[call.nsp]
+        result = hooks.connect_answered(pending, outcome)
+        if result is None:
+            assert isinstance(outcome, HookFailure)
+            return [hooks.unreachable(outcome, call.nsp),
+                    *self._close(CloseCode.TRY_AGAIN_LATER, "connect hook unreachable")]
+        if isinstance(result, list):
+            return result
+        return [hooks.observed_ok(call), *self._admit(
+            self._namespaces[call.nsp], result.identity, pending.auth, pending.sid, result)]
 
-    def joined(self, join: Join) -> list[Action]:
-        """The room's messages reach the socket now (after any replay ``since`` asked for)."""
-        join.socket.rooms.add(join.room)
-        return [Announce(join.socket), *acknowledge(join.reply, {"ok": True, "room": join.room})]
-
-    def join_failed(self, join: Join, why: JoinFailure) -> list[Action]:
-        if why is JoinFailure.BACKLOG_TOO_LARGE:
-            return io_failed(join.reply, ROOM_JOIN, ErrorCode.NOT_RECOVERABLE,
-                              "backlog too large to replay; page it with room:history")
-        return io_failed(join.reply, ROOM_JOIN, ErrorCode.UNAVAILABLE, "try again")
+    def _hooked_event(self, socket: NamespaceSocket, namespace: Namespace, name: Any,
+                      args: list[Any], reply: AckTo, now: float) -> list[Action]:
+        spec = namespace.spec
+        assert spec is not None
+        call = hooks.admit_event(socket, spec, name, args, reply, now, hooks.EventRequest(
+            self.config.gateway, self._new_id(), self.config.hook_request_max_bytes))
+        event = name if isinstance(name, str) else str(name)
+        if isinstance(call, Failure):
+            return self._failed(reply, event, call)
+        return [Observed(socket.nsp, event), *hooks.enqueue(call, spec.hook_concurrency)]
 
     def published(self, publish: Publish, result: PublishResult | None) -> list[Action]:
-        """The broker's answer to a publish (``None``: not confirmed — not sent, refused, or
-        its acknowledgement late; it may be stored, so the client retries with the same id,
-        which the log de-duplicates)."""
-        if result is None:
-            return io_failed(publish.reply, None, ErrorCode.UNAVAILABLE,
-                              "not confirmed, retry with the same id")
-        if publish.message_id is None:
-            return acknowledge(publish.reply, {"ok": True})
-        return acknowledge(publish.reply, {"ok": True, "id": publish.message_id,
-                                           "seq": result.seq, "duplicate": result.duplicate})
+        done = publish.after
+        if done is None:
+            return super().published(publish, result)
+        if not hooks.publish_answered(done, result) or (
+                self.sockets.get(done.socket.nsp) is not done.socket):
+            return []
+        actions = hooks.finish(done)
+        return [*actions, *self._end(done.socket)] if done.disconnect else actions
 
-    def history_page(self, history: History, page: Page | None) -> list[Action]:
-        """The log's page for ``room:history`` (``None``: nothing of the range is left)."""
-        if page is None:
-            return failed(history.reply, ROOM_HISTORY, Failure(
-                ErrorCode.NOT_RECOVERABLE, "the log no longer reaches back there"))
-        return acknowledge(history.reply, history_answer(page))
-
-    def log_unavailable(self, request: History) -> list[Action]:
-        """The log did not answer ``room:history``."""
-        return io_failed(request.reply, ROOM_HISTORY, ErrorCode.UNAVAILABLE, "try again")
-
-    def presence_answer(self, query: PresenceQuery,
-                        members: dict[str, Any] | None) -> list[Action]:
-        """The presence service's answer to ``room:presence`` (``None``: none came)."""
-        if members is None:
-            return io_failed(query.reply, ROOM_PRESENCE, ErrorCode.UNAVAILABLE,
-                              "presence is not available; try again")
-        return acknowledge(query.reply, members)
-
-    def typing_routed(self, change: TypingChange) -> list[Action]:
-        """The presence service took the typing notice (and sends the stop on silence)."""
-        return acknowledge(change.reply, {"ok": True})
-
-    def typing_unrouted(self, change: TypingChange) -> list[Action]:
-        """No presence service (an in-memory gateway): the notice goes straight to the room."""
-        name = TYPING_START if change.active else TYPING_STOP
-        args = orjson.dumps([name, {"room": change.room, "user": change.socket.identity.sub}])
-        return [Publish(change.socket, change.room, args, (), None, change.reply)]
+    # --- I/O results: what the shell did comes back here, and the answer is built here ----
 
     def kick(self, user: str, reason: str) -> list[Action]:
         """End, for good, this connection's sockets of ``user`` (and the transport if none
@@ -342,6 +335,8 @@ class Session:
         event = name if isinstance(name, str) else str(name)
         spec = namespace.events.get(event)
         reply = AckTo(socket.nsp, packet.id)
+        if spec is None and namespace.spec is not None and namespace.spec.hooks:
+            return self._hooked_event(socket, namespace, name, data[1:], reply, now)
         ctx = EventContext(socket, event, data[1:], reply, now, self.config.limits, self._buckets,
                            self._wall_clock)
         for middleware in namespace.event_chain:
@@ -393,3 +388,4 @@ def _closed(socket: NamespaceSocket, final: bool = False) -> Closed:
     rooms = frozenset(socket.rooms)
     socket.rooms.clear()
     return Closed(socket, rooms, final)
+

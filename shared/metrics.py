@@ -21,6 +21,28 @@ def event_label(event: str) -> str:
     return event if event in CLIENT_EVENTS else "other"
 
 
+HOOK_EVENT_LABELS = 100
+
+
+class BoundedLabels:
+    """Application event names as labels: the first ``limit`` distinct names of a namespace
+    keep their own, every later one is ``other`` (clients choose names, labels must stay
+    bounded)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: dict[str, set[str]] = {}
+
+    def label(self, namespace: str, event: str) -> str:
+        seen = self._seen.setdefault(namespace, set())
+        if event in seen:
+            return event
+        if len(seen) >= self._limit:
+            return "other"
+        seen.add(event)
+        return event
+
+
 class NatsMetrics:
     """What every service reports about its NATS connection."""
 
@@ -61,6 +83,21 @@ class GatewayMetrics:
                                   "per-user limit decisions (admitted/refused/unchecked)",
                                   ["result"], registry=r)
         self._delivery(r)
+        self._hooks(r)
+
+    def _hooks(self, r: CollectorRegistry) -> None:
+        """Application hooks: requests by outcome and how long the application took."""
+        self.hook_requests = Counter(
+            f"{PREFIX}_gateway_hook_requests", "application hook requests by outcome (ok, "
+            "error: the application's own error, timeout, unavailable, overloaded, internal: "
+            "a malformed reply)", ["namespace", "kind", "event", "outcome"], registry=r)
+        self.hook_seconds = Histogram(
+            f"{PREFIX}_gateway_hook_seconds", "from a hook request sent to its reply (answered "
+            "requests only)", ["namespace", "kind"], registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+        self.hook_in_flight = Gauge(f"{PREFIX}_gateway_hook_in_flight",
+                                    "hook requests awaiting a reply", registry=r)
+        self.hook_events = BoundedLabels(HOOK_EVENT_LABELS)
 
     def _delivery(self, r: CollectorRegistry) -> None:
         """What happens to messages: published, fanned out, repaired, replayed, recovered."""

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_S = 0.25
 _STATUS_LINE = b"NATS/1.0 "
+NO_RESPONDERS = b"503"
 
 
 class RequestFailed(Exception):
@@ -64,6 +65,12 @@ class Reply:
         if headers is None or not headers.startswith(_STATUS_LINE):
             return b""
         return headers[len(_STATUS_LINE):len(_STATUS_LINE) + 3]
+
+    @property
+    def no_responders(self) -> bool:
+        """The server's answer for a subject nobody subscribes: it comes to a muxed inbox
+        like any reply, so a caller tells "no worker" from "no answer in time" at once."""
+        return self.status == NO_RESPONDERS
 
 
 Answer = Callable[["list[Reply] | None"], None]

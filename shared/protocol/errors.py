@@ -18,6 +18,8 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     RATE_LIMITED = "rate_limited"
     TOO_LARGE = "too_large"
+    TIMEOUT = "timeout"
+    OVERLOADED = "overloaded"
     UNKNOWN_EVENT = "unknown_event"
     NOT_RECOVERABLE = "not_recoverable"
     UNAVAILABLE = "unavailable"
@@ -34,6 +36,7 @@ class CloseCode(IntEnum):
     PING_TIMEOUT = 4000  # heartbeat failure
     CONNECT_TIMEOUT = 4001  # no namespace CONNECT within the connect timeout
     SLOW_CONSUMER = 4008  # send budget exceeded
+    TRY_AGAIN_LATER = 1013  # the connect hook could not be reached: reconnect with backoff
 
 
 def error_body(code: ErrorCode | str, message: str,
