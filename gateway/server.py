@@ -54,7 +54,7 @@ from shared.protocol.errors import CloseCode, ErrorCode, error_ack
 from shared.registry_kv import RegistryKV
 from shared.room_log.nats_log import REQUEST_TIMEOUT_S
 from shared.room_log.streams import LogSettings, ensure_streams
-from shared.sids import new_sid, owner_of
+from shared.sids import RANDOM_BYTES, owner_of, sid_suffix
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,18 @@ async def serve_kicks(nc: Client, subjects: Subjects, gateway_id: str,
     await nc.subscribe(subjects.gateway_kick(gateway_id), cb=on_kick)
 
 
+async def serve_gateway_requests(nc: Client, subjects: Subjects, settings: GatewaySettings,
+                                 gateway: Gateway) -> None:
+    """What other processes ask this gateway: the router's kicks, and the polling requests
+    of this gateway's sessions that other gateways took (this one forwards theirs)."""
+    await serve_kicks(nc, subjects, settings.instance_id, gateway.admission)
+    endpoint = gateway.endpoint
+    endpoint.forwarder = PollingForwarder(
+        nc, subjects, settings.instance_id, endpoint.polling.get,
+        get_timeout_s(settings.ping_interval_ms, settings.ping_timeout_ms))
+    await endpoint.forwarder.start()
+
+
 def tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
     if not settings.tls_cert:
         return None
@@ -183,6 +195,7 @@ class Gateway:
         self.draining = False
         self._drained = asyncio.Event()
         self._flusher: Flusher | None = None
+        self._sid_suffix = sid_suffix(settings.instance_id)
         self.server: asyncio.Server | None = None
         self.endpoint = EngineEndpoint(self.policy, settings.max_payload, self.metrics,
                                        self._open, self.new_sid, lambda: self.draining,
@@ -213,7 +226,7 @@ class Gateway:
 
     def new_sid(self) -> str:
         """A sid naming this gateway, so any other can find it (polling, server API)."""
-        return new_sid(self.settings.instance_id)
+        return secrets.token_urlsafe(RANDOM_BYTES) + self._sid_suffix
 
     def _open(self, channel: Channel, identity: Identity | None, sid: str,
               upgrades: tuple[str, ...]) -> Connection:
@@ -362,11 +375,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
             task.add_done_callback(lapses.discard)
 
     registry.on_gateway_gone = gateway_gone
-    await serve_kicks(client, subjects, settings.instance_id, gateway.admission)
-    forwarder = gateway.endpoint.forwarder = PollingForwarder(
-        client, subjects, settings.instance_id, gateway.endpoint.polling.get,
-        get_timeout_s(settings.ping_interval_ms, settings.ping_timeout_ms))
-    await forwarder.start()
+    await serve_gateway_requests(client, subjects, settings, gateway)
     await gateway.start()
     log.info("gateway %s listening on %s:%s", settings.instance_id, settings.host,
              settings.port)

@@ -19,7 +19,12 @@ RANDOM_BYTES = 16
 
 
 def new_sid(owner: str) -> str:
-    return f"{secrets.token_urlsafe(RANDOM_BYTES)}{SEPARATOR}{encode_token(owner)}"
+    return secrets.token_urlsafe(RANDOM_BYTES) + sid_suffix(owner)
+
+
+def sid_suffix(owner: str) -> str:
+    """What every sid of ``owner`` ends with (a gateway computes it once)."""
+    return SEPARATOR + encode_token(owner)
 
 
 def owner_of(sid: str) -> str | None:
