@@ -15,6 +15,7 @@ import logging
 import secrets
 import ssl
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
@@ -229,12 +230,15 @@ class Gateway:
         return secrets.token_urlsafe(RANDOM_BYTES) + self._sid_suffix
 
     def _open(self, channel: Channel, identity: Identity | None, sid: str,
-              upgrades: tuple[str, ...]) -> Connection:
+              upgrades: tuple[str, ...], headers: Mapping[str, str] | None = None
+              ) -> Connection:
+        """``headers``: the handshake's, of which the session keeps those a connect hook
+        is to see (``hook_headers``)."""
         loop = asyncio.get_running_loop()
         if self._flusher is None:
             self._flusher = Flusher(loop, self.settings.write_delay_ms / 1000)
         session = Session(sid, identity, self.config, self.namespaces, self.verifier,
-                          self.new_sid, loop.time(), wall_clock=time.time)
+                          self.new_sid, loop.time(), wall_clock=time.time, headers=headers)
         connection = Connection(channel, session, self.fanout, self.durable, self.admission,
                                 self.broker, self.metrics,
                                 self._flusher, self.settings.send_budget_bytes,
