@@ -121,3 +121,12 @@ def test_connect_replies() -> None:
 ])
 def test_malformed_connect_replies(raw: bytes) -> None:
     assert isinstance(connect_reply(raw), Malformed)
+
+
+def test_hook_subjects_use_the_token_encoding() -> None:
+    from shared.subjects import Subjects
+
+    subjects = Subjects("sb")
+    assert subjects.hook_event("/orders", "order:place") == "sb.hook.orders.event.order=3Aplace"
+    assert subjects.hook_connect("/") == "sb.hook.root.connect"
+    assert subjects.hook_connect("/orders") == "sb.hook.orders.connect"
