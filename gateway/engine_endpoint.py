@@ -17,6 +17,7 @@ from gateway.channel import Channel
 from gateway.connection import Connection
 from gateway.cors import Headers, cors_headers, preflight_headers
 from gateway.handshake import Accept, HandshakePolicy, Reject, Resume, decide
+from gateway.http import Headers as RequestHeaders
 from gateway.http import Request, Response, Result, Upgrade, text_response
 from gateway.polling import PollingChannel, Prober, error_response
 from gateway.polling_codec import (
@@ -35,8 +36,9 @@ from shared.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
-Opener = Callable[[Channel, Identity | None, str, tuple[str, ...]], Connection]
-"""Start a connection over a channel: (channel, identity, sid, upgrades) → its handler."""
+Opener = Callable[[Channel, Identity | None, str, tuple[str, ...], RequestHeaders], Connection]
+"""Start a connection over a channel: (channel, identity, sid, upgrades, the handshake's
+headers) → its handler."""
 
 
 class EngineEndpoint:
@@ -84,7 +86,7 @@ class EngineEndpoint:
         self._metrics.handshakes.labels("accepted").inc()
 
         def opened(ws: WebSocketProtocol) -> MessageHandler:
-            return self._open(ws, identity, self._new_sid(), ())
+            return self._open(ws, identity, self._new_sid(), (), request.headers)
 
         return Upgrade(switching_protocols(accept),
                        lambda: WebSocketProtocol(self._max_payload, opened))
@@ -96,7 +98,7 @@ class EngineEndpoint:
         sid = self._new_sid()
         channel = self.polling[sid] = PollingChannel(sid, self._gone)
         upgrades = ("websocket",) if "websocket" in self._policy.transports else ()
-        channel.handler = self._open(channel, verdict.identity, sid, upgrades)
+        channel.handler = self._open(channel, verdict.identity, sid, upgrades, request.headers)
         return channel.get(cors)
 
     # --- requests of a session ------------------------------------------------------------------

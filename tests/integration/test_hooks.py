@@ -46,6 +46,7 @@ NAMESPACES_TOML = f"""
 auth = "hook"
 hooks = true
 hook_timeout_ms = {TIMEOUT_MS}
+hook_headers = ["x-app-version"]
 
 [namespaces."/log"]
 durable = true
@@ -113,8 +114,11 @@ class Worker:
         elif auth.get("key") != "good":
             reply = {"ok": False, "error": {"message": "bad key", "data": {"reason": "nope"}}}
         else:
+            welcome = {"user": auth["user"]}
+            if request["headers"]:
+                welcome["headers"] = request["headers"]
             reply = {"ok": True, "user": auth["user"], "data": {"plan": "pro"},
-                     "emit": [["welcome", {"user": auth["user"]}]]}
+                     "emit": [["welcome", welcome]]}
         await msg.respond(orjson.dumps(reply))
 
     async def on_event(self, msg: Msg) -> None:
@@ -188,6 +192,16 @@ async def test_connect_accepted_and_refused(cluster: Cluster, worker: Worker,
                        "data": {"reason": "nope"}}
     bad_token = await js.connect("c", url, "/shop", token="not-a-token")
     assert bad_token["type"] == "connect_error" and bad_token["message"] == "unauthorized"
+
+
+async def test_the_connect_hook_sees_the_listed_headers_over_polling(
+        cluster: Cluster, worker: Worker, js: JsClients) -> None:
+    reply = await js.connect("hd", cluster.gateways[1].url, "/shop",
+                             auth={"key": "good", "user": "u-hd"}, transports=["polling"],
+                             extraHeaders={"x-app-version": "7", "x-other": "no"})
+    assert reply["type"] == "connect"
+    assert await js.expect_event("hd", "welcome") == [
+        {"user": "u-hd", "headers": {"x-app-version": "7"}}]
 
 
 def hook_samples(gateway: Service, outcome: str) -> float:

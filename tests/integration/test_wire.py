@@ -49,7 +49,8 @@ async def test_open_packet_advertises_the_configured_heartbeat_and_payload(
         assert body["upgrades"] == []
         assert (body["pingInterval"], body["pingTimeout"], body["maxPayload"]) == (
             25000, 5000, 1000000)
-        assert len(body["sid"]) == 20
+        random, _, owner = body["sid"].partition("~")
+        assert len(random) >= 22 and owner == gateway_pair[0].env["SB_INSTANCE_ID"]
         assert " " not in text
 
 

@@ -26,7 +26,7 @@ class Started:
         self.opened: list[tuple[Channel, str, tuple[str, ...]]] = []
 
     def __call__(self, channel: Channel, identity: Identity | None, sid: str,
-                 upgrades: tuple[str, ...]) -> Connection:
+                 upgrades: tuple[str, ...], headers: Headers) -> Connection:
         self.opened.append((channel, sid, upgrades))
         return cast(Connection, _Inert())
 
