@@ -84,6 +84,7 @@ class EngineEndpoint:
         if isinstance(accept, Response):
             return accept
         self._metrics.handshakes.labels("accepted").inc()
+        self._metrics.sessions_opened.labels("websocket").inc()
 
         def opened(ws: WebSocketProtocol) -> MessageHandler:
             return self._open(ws, identity, self._new_sid(), (), request.headers)
@@ -95,6 +96,7 @@ class EngineEndpoint:
         if request.method != "GET":
             return error_response(BAD_HANDSHAKE_METHOD, cors)
         self._metrics.handshakes.labels("accepted").inc()
+        self._metrics.sessions_opened.labels("polling").inc()
         sid = self._new_sid()
         channel = self.polling[sid] = PollingChannel(sid, self._gone)
         upgrades = ("websocket",) if "websocket" in self._policy.transports else ()
@@ -131,7 +133,7 @@ class EngineEndpoint:
         if isinstance(accept, Response):
             return accept
         return Upgrade(switching_protocols(accept), lambda: WebSocketProtocol(
-            self._max_payload, lambda ws: Prober(channel, ws)))
+            self._max_payload, lambda ws: Prober(channel, ws, self._metrics.upgrades.inc)))
 
     def _gone(self, channel: PollingChannel) -> None:
         if self.polling.get(channel.sid) is channel:

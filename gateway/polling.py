@@ -281,10 +281,12 @@ class PollingChannel:
 class Prober:
     """The new WebSocket of an upgrading polling session, until ``5`` hands it over."""
 
-    def __init__(self, channel: PollingChannel, ws: WebSocketProtocol) -> None:
+    def __init__(self, channel: PollingChannel, ws: WebSocketProtocol,
+                 upgraded: Callable[[], None] = lambda: None) -> None:
         self._channel = channel
         self._ws = ws
         self._done = False
+        self._upgraded = upgraded
 
     def receive(self, message: str | bytes) -> None:
         if self._done:
@@ -296,6 +298,7 @@ class Prober:
         elif message == "5" and self._channel.upgrading and not self._channel.closed:
             self._done = True
             self._channel.upgrade(self._ws)
+            self._upgraded()
         else:
             self._done = True
             self._channel.probe_failed()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client
@@ -28,6 +29,7 @@ from gateway.cors import Headers
 from gateway.http import Response
 from gateway.polling import PollingChannel, error_response
 from gateway.polling_codec import UNKNOWN_SID
+from shared.metrics import GatewayMetrics
 from shared.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -47,8 +49,10 @@ class PollingForwarder:
     requests of sessions owned here that landed elsewhere."""
 
     def __init__(self, nc: Client, subjects: Subjects, gateway_id: str,
-                 sessions: Callable[[str], PollingChannel | None], get_timeout_s: float) -> None:
+                 sessions: Callable[[str], PollingChannel | None], get_timeout_s: float,
+                 metrics: GatewayMetrics) -> None:
         self._nc = nc
+        self._metrics = metrics
         self._subjects = subjects
         self._gateway_id = gateway_id
         self._sessions = sessions
@@ -65,10 +69,13 @@ class PollingForwarder:
                       cors: Headers) -> Response:
         subject = self._subjects.polling_forward(owner)
         timeout = self._get_timeout_s if method == "GET" else POST_TIMEOUT_S
+        outcomes = self._metrics.forwarded
+        started = time.perf_counter()
         try:
             reply = await self._nc.request(subject, body, timeout=timeout,
                                            headers={METHOD: method, SID: sid})
         except NoRespondersError:
+            outcomes.labels(method, "gone").inc()
             return error_response(UNKNOWN_SID, cors)
         except asyncio.CancelledError:
             if method == "GET":  # the client went away while its poll was parked there
@@ -76,8 +83,12 @@ class PollingForwarder:
                     await self._nc.publish(subject, b"", headers={CANCEL: "1", SID: sid})
             raise
         except (TimeoutError, NatsError):
+            outcomes.labels(method, "failed").inc()
             log.warning("polling request forwarded to %s got no answer", owner)
             return error_response(UNKNOWN_SID, cors)
+        outcomes.labels(method, "ok").inc()
+        if method == "POST":
+            self._metrics.forward_seconds.observe(time.perf_counter() - started)
         headers = reply.headers or {}
         content_type = headers.get(TYPE, "text/plain; charset=UTF-8")
         return Response(int(headers.get(STATUS, "200")), reply.data,

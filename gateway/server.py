@@ -135,7 +135,7 @@ async def serve_gateway_requests(nc: Client, subjects: Subjects, settings: Gatew
     endpoint = gateway.endpoint
     endpoint.forwarder = PollingForwarder(
         nc, subjects, settings.instance_id, endpoint.polling.get,
-        get_timeout_s(settings.ping_interval_ms, settings.ping_timeout_ms))
+        get_timeout_s(settings.ping_interval_ms, settings.ping_timeout_ms), gateway.metrics)
     await endpoint.forwarder.start()
 
 

@@ -84,6 +84,24 @@ class GatewayMetrics:
                                   ["result"], registry=r)
         self._delivery(r)
         self._hooks(r)
+        self._polling(r)
+
+    def _polling(self, r: CollectorRegistry) -> None:
+        """The long-polling transport: sessions by transport, upgrades, requests forwarded to
+        the gateway owning their session (and how long the owner took)."""
+        self.sessions_opened = Counter(
+            f"{PREFIX}_gateway_sessions_opened", "Engine.IO sessions opened, by the transport "
+            "they started on", ["transport"], registry=r)
+        self.upgrades = Counter(f"{PREFIX}_gateway_upgrades",
+                                "polling sessions upgraded to WebSocket", registry=r)
+        self.forwarded = Counter(
+            f"{PREFIX}_gateway_polling_forwarded", "polling requests of another gateway's "
+            "session, forwarded to it (outcome: ok, gone, failed)", ["method", "outcome"],
+            registry=r)
+        self.forward_seconds = Histogram(
+            f"{PREFIX}_gateway_polling_forward_seconds", "forwarded POSTs: until the owner "
+            "answered", buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r)
 
     def _hooks(self, r: CollectorRegistry) -> None:
         """Application hooks: requests by outcome and how long the application took."""

@@ -53,6 +53,10 @@ async def test_default_options_poll_then_upgrade_without_losing_a_message(
                                               "id": f"b-{n}"})
     upgrade = await js.expect("ann", {"upgrade"})
     assert upgrade["transport"] == "websocket"
+    async with aiohttp.ClientSession() as http, http.get(one.url + "/metrics") as response:
+        metrics = await response.text()
+    assert metric(metrics, "switchboard_gateway_upgrades_total") >= 1
+    assert metric(metrics, 'switchboard_gateway_sessions_opened_total{transport="polling"}') >= 1
     texts = [(await js.expect_event("ann", "message:received"))[0]["text"] for _ in range(30)]
     assert texts == [f"m{n}" for n in range(30)]
     ack = await js.call("ann", "message:send", {"room": "room:poll", "text": "after",
@@ -227,6 +231,19 @@ async def test_requests_landing_on_another_gateway_are_served_by_the_owner(
             async with http.get(polling_url(other, sid=sid)) as response:
                 body += await response.text()
         assert '"text":"hop"' in body
+        async with http.get(other.url + "/metrics") as response:
+            metrics = await response.text()
+    assert metric(metrics, 'switchboard_gateway_polling_forwarded_total{method="POST",'
+                           'outcome="ok"}') >= 2
+    assert metric(metrics, 'switchboard_gateway_polling_forwarded_total{method="GET",'
+                           'outcome="ok"}') >= 2
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 async def test_a_request_for_a_gateway_that_is_gone_is_an_unknown_session(
