@@ -58,6 +58,7 @@ class PollingForwarder:
         self._sessions = sessions
         self._get_timeout_s = get_timeout_s
         self.answer_limit = max(1024, nc.max_payload - ANSWER_ROOM)
+        self._parked: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         await self._nc.subscribe(self._subjects.polling_forward(self._gateway_id),
@@ -97,6 +98,8 @@ class PollingForwarder:
     # --- the owner ------------------------------------------------------------------------------
 
     async def _serve(self, msg: Msg) -> None:
+        """nats-py runs one subscription's callbacks one after the other: a parked GET is
+        answered from a task of its own, so the POSTs behind it are not held up."""
         headers = msg.headers or {}
         channel = self._sessions(headers.get(SID, ""))
         if headers.get(CANCEL):
@@ -110,7 +113,17 @@ class PollingForwarder:
             answer = channel.post(msg.data, ())
         else:
             answer = channel.get((), limit=self.answer_limit, forwarded=True)
-        response = answer if isinstance(answer, Response) else await answer
+        if isinstance(answer, Response):
+            await self._reply(msg, answer)
+            return
+        task = asyncio.ensure_future(self._reply_when(msg, answer))
+        self._parked.add(task)
+        task.add_done_callback(self._parked.discard)
+
+    async def _reply_when(self, msg: Msg, answer: Awaitable[Response]) -> None:
+        await self._reply(msg, await answer)
+
+    async def _reply(self, msg: Msg, response: Response) -> None:
         if msg.reply:
             with contextlib.suppress(NatsError):
                 await self._nc.publish(msg.reply, response.body, headers=reply_headers(response))

@@ -3,7 +3,8 @@
 // In:  {"op":"connect","id":"a","url":"http://...","nsp":"/chat","opts":{...}}
 //      {"op":"emit","id":"a","event":"room:join","args":[...],"ack":7}   (ack: a tag, or absent)
 //      {"op":"close","id":"a"}  |  {"op":"engine_close","id":"a"}  |  {"op":"exit"}
-// Out: {"type":"connect","id":"a","sid":"...","recovered":false,"transport":"polling"}
+// Out: {"type":"connect","id":"a","sid":"...","recovered":false,"transport":"polling",
+//       "engine":"<Engine.IO sid>"}
 //      {"type":"upgrade","id":"a","transport":"websocket"}   (a polling session upgraded)
 //      {"type":"connect_error","id":"a","message":"...","data":...}
 //      {"type":"disconnect","id":"a","reason":"..."}
@@ -38,7 +39,7 @@ function connect(cmd) {
   sockets.set(cmd.id, socket);
   socket.on("connect", () =>
     out({ type: "connect", id: cmd.id, sid: socket.id, recovered: socket.recovered,
-          transport: socket.io.engine.transport.name }),
+          transport: socket.io.engine.transport.name, engine: socket.io.engine.id }),
   );
   socket.io.on("open", () =>
     socket.io.engine.on("upgrade", (transport) =>
