@@ -255,3 +255,27 @@ async def test_a_request_for_a_gateway_that_is_gone_is_an_unknown_session(
         doomed.stop()
         async with http.get(polling_url(gateway_pair[0], sid=sid)) as response:
             assert response.status == 400 and (await response.json())["code"] == 1
+
+
+async def test_a_polling_client_that_stops_polling_is_a_slow_consumer(
+    start_gateway: Callable[..., Service], js: JsClients
+) -> None:
+    gateway = start_gateway(SB_SEND_BUDGET_BYTES="20000")
+    async with aiohttp.ClientSession() as http:
+        sid, _ = await handshake(http, gateway)
+        connect = "40/chat," + json.dumps({"token": make_token("idle")})
+        async with http.post(polling_url(gateway, sid=sid), data=connect.encode()) as response:
+            assert await response.text() == "ok"
+        join = '42/chat,1["room:join",{"room":"room:slow-poll"}]'
+        async with http.post(polling_url(gateway, sid=sid), data=join.encode()) as response:
+            assert await response.text() == "ok"
+        await js.connect("flood", gateway.url, "/chat", make_token("flood"))
+        await js.call("flood", "room:join", {"room": "room:slow-poll"})
+        for n in range(40):  # ~40 KB for a poller that never polls
+            await js.call("flood", "message:send", {"room": "room:slow-poll", "text": "z" * 900,
+                                                    "id": f"f-{sid[:8]}-{n}"})
+        async with http.get(gateway.url + "/metrics") as response:
+            metrics = await response.text()
+        assert metric(metrics, 'switchboard_gateway_closes_total{code="4008"}') == 1
+        async with http.get(polling_url(gateway, sid=sid)) as response:
+            assert (await response.text()).endswith("1")  # what fitted, then the close packet
