@@ -1,14 +1,11 @@
-"""The I/O shell of one WebSocket: feed messages to the session core and carry out its actions.
+"""The I/O shell of one Engine.IO connection (over WebSocket or polling, see ``Channel``).
 
-The WebSocket protocol hands it each message as it is read; it gives it to
-:class:`~gateway.session.Session` and performs what comes back: frames go to the outbox, joins
-and publishes go to the fan-out and the broker, closes flush first; what that I/O answers
-goes back into the core, which words the reply. There is no task per
-connection: actions run inside the read callback, and only when one of them really waits (a
-NATS round trip) does a task finish them, while later messages queue behind it (reading pauses
-past ``BACKLOG_LIMIT``), so one connection's messages are still handled strictly in order.
-One timer per connection, set to the core's next deadline, drives heartbeats.
-"""
+Each message read goes to :class:`~gateway.session.Session`; what comes back is performed:
+frames to the outbox, joins and publishes to the fan-out and the broker, closes after a
+flush; the I/O results go back into the core, which words the reply. No task per connection:
+actions run inside the read callback, and only one that really waits (a NATS round trip) gets
+a task, while later messages queue behind it (reading pauses past ``BACKLOG_LIMIT``): one
+connection's messages keep their order. A timer at the core's next deadline drives heartbeats."""
 
 from __future__ import annotations
 
@@ -48,6 +45,7 @@ from gateway.durable import DurableSockets, JoinFailed
 from gateway.eager import start
 from gateway.fanout import Fanout
 from gateway.hook_client import HookClient, unavailable
+from gateway.lifecycle import QUIET, Lifecycle
 from gateway.observe import observe
 from gateway.outbox import Flusher, Outbox
 from gateway.presence_emitter import PresenceEmitter
@@ -82,6 +80,7 @@ class Connection:
         presence: PresenceEmitter | None = None,
         on_finished: Callable[[Connection], None] | None = None,
         hooks: HookClient | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         self.ws = ws
         self.session = session
@@ -91,6 +90,7 @@ class Connection:
         self.eio_sid = session.eio_sid
         self._broker = broker
         self._presence = presence
+        self._lifecycle = lifecycle or QUIET
         self.members: dict[str, Member] = {}
         self._publishes: PublishQueue[Publish] = PublishQueue(self._published)
         self._metrics = metrics
@@ -287,6 +287,7 @@ class Connection:
                 except BrokerUnavailable:
                     log.warning("could not subscribe a user room; the socket misses direct events")
         self._perform_all_now(self.session.opened(socket, recovered))
+        self._lifecycle.connected(socket)
 
     async def kick(self, user: str, reason: str) -> bool:
         """A backend asked to end this user's sockets here (server DISCONNECT, for good)."""
@@ -302,6 +303,7 @@ class Connection:
         self._metrics.sockets.labels(socket.nsp).dec()
         if member is not None:
             self._presence_changed(socket, alive=False)
+            self._lifecycle.disconnected(socket, "left" if action.final else "transport close")
             for room in action.rooms:
                 await self._fanout.leave((socket.nsp, room), member)
         if socket.durable:

@@ -13,10 +13,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import ssl
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 import orjson
 from nats.aio.client import Client
@@ -25,36 +23,43 @@ from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
 from prometheus_client import CollectorRegistry
 
-from gateway import namespaces
 from gateway.admission import Admission
 from gateway.broker import Broker
 from gateway.channel import Channel
+from gateway.configuration import (
+    handshake_policy,
+    lease_seconds,
+    log_settings,
+    namespace_chains,
+    session_config,
+    tls_context,
+    verifier_for,
+)
 from gateway.connection import Connection
 from gateway.durable import DurableSockets
 from gateway.engine_endpoint import EngineEndpoint
 from gateway.fanout import Fanout
-from gateway.handshake import HandshakePolicy
 from gateway.hook_client import HookClient
 from gateway.http import Request, Response, Router, text_response
 from gateway.http_server import HttpProtocol
-from gateway.limits import Limits
+from gateway.lifecycle import Lifecycle
 from gateway.nats_broker import NatsBroker
 from gateway.nats_client import FanoutClient
 from gateway.outbox import Flusher
 from gateway.polling_forward import PollingForwarder, get_timeout_s
 from gateway.presence_emitter import PresenceEmitter
 from gateway.recovery_store import RecoveryStore
-from gateway.session import Session, SessionConfig
+from gateway.session import Session
 from gateway.websocket_protocol import CLOSE_TIMEOUT_S
-from shared.config import ConfigError, GatewaySettings
-from shared.jwtauth import Identity, TokenVerifier
+from shared.config import GatewaySettings
+from shared.jwtauth import Identity
 from shared.metrics import CONTENT_TYPE, GatewayMetrics, WriteStats, render
 from shared.natsconn import connect, when_ready
 from shared.presence_queue import ensure_queue
 from shared.protocol.errors import CloseCode, ErrorCode, error_ack
 from shared.registry_kv import RegistryKV
 from shared.room_log.nats_log import REQUEST_TIMEOUT_S
-from shared.room_log.streams import LogSettings, ensure_streams
+from shared.room_log.streams import ensure_streams
 from shared.sids import RANDOM_BYTES, owner_of, sid_suffix
 from shared.subjects import Subjects
 
@@ -68,45 +73,6 @@ GOING_AWAY = 1001
 def new_id() -> str:
     """20 url-safe characters, like the reference server's ids."""
     return secrets.token_urlsafe(15)
-
-
-def handshake_policy(settings: GatewaySettings, verifier: TokenVerifier) -> HandshakePolicy:
-    return HandshakePolicy(
-        verifier=verifier,
-        allowed_origins=frozenset(settings.allowed_origins),
-        require_tls=settings.env == "production" and not settings.tls_cert,
-        trusted_proxies=settings.trusted_proxies,
-        transports=frozenset(settings.transports),
-    )
-
-
-def session_config(settings: GatewaySettings) -> SessionConfig:
-    return SessionConfig(
-        ping_interval_ms=settings.ping_interval_ms,
-        ping_timeout_ms=settings.ping_timeout_ms,
-        ping_misses=settings.ping_misses,
-        max_payload=settings.max_payload,
-        connect_timeout_ms=settings.connect_timeout_ms,
-        limits=Limits(
-            chat_rate=settings.chat_rate,
-            chat_burst=settings.chat_burst,
-            request_rate=settings.request_rate,
-            request_burst=settings.request_burst,
-            attachment_max_bytes=settings.attachment_max_bytes,
-        ),
-        gateway=settings.instance_id,
-    )
-
-
-def verifier_for(settings: GatewaySettings) -> TokenVerifier:
-    return TokenVerifier(
-        algorithms=settings.jwt_algorithms,
-        secret=settings.jwt_secret,
-        public_key=settings.jwt_public_key,
-        audience=settings.jwt_audience,
-        issuer=settings.jwt_issuer,
-        leeway_s=settings.jwt_leeway_s,
-    )
 
 
 async def serve_kicks(nc: Client, subjects: Subjects, gateway_id: str,
@@ -139,32 +105,6 @@ async def serve_gateway_requests(nc: Client, subjects: Subjects, settings: Gatew
     await endpoint.forwarder.start()
 
 
-def tls_context(settings: GatewaySettings) -> ssl.SSLContext | None:
-    if not settings.tls_cert:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    return context
-
-
-def lease_seconds(settings: GatewaySettings) -> float:
-    """Recovery records are re-put four times per recovery window, so the bucket's TTL
-    (window plus one lease) keeps a live record and lets a dead gateway's records lapse."""
-    return max(1.0, settings.recovery_window_s / 4)
-
-
-def log_settings(settings: GatewaySettings) -> LogSettings:
-    return LogSettings(
-        durable=settings.namespaces.durable,
-        replicas=settings.stream_replicas,
-        duplicate_window_s=settings.dedup_window_s,
-        max_age_s=settings.log_max_age_s,
-        max_per_room=settings.log_max_per_room,
-        inbox_max=settings.inbox_max,
-        inbox_max_age_s=settings.inbox_max_age_s,
-    )
-
-
 class Gateway:
     def __init__(self, settings: GatewaySettings, broker: Broker, nc: Client | None,
                  metrics: GatewayMetrics | None = None,
@@ -175,15 +115,12 @@ class Gateway:
         self.presence = presence
         self.hooks: HookClient | None = None
         """Sends the application's hook requests (``None``: none can be reached)."""
+        self.lifecycle: Lifecycle | None = None
         self.metrics = metrics or GatewayMetrics(CollectorRegistry())
         self.verifier = verifier_for(settings)
         self.policy = handshake_policy(settings, self.verifier)
         self.config = session_config(settings)
-        try:
-            self.namespaces = namespaces.build(
-                Path(settings.events_dir) if settings.events_dir else None, settings.namespaces)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"SB_EVENTS_DIR={settings.events_dir!r}: {exc}") from None
+        self.namespaces = namespace_chains(settings)
         self.broker = broker
         self.nc = nc
         self.fanout = Fanout(broker, self.metrics, settings.fanout_batch,
@@ -242,7 +179,7 @@ class Gateway:
         connection = Connection(channel, session, self.fanout, self.durable, self.admission,
                                 self.broker, self.metrics,
                                 self._flusher, self.settings.send_budget_bytes,
-                                self.presence, self._finished, self.hooks)
+                                self.presence, self._finished, self.hooks, self.lifecycle)
         self.connections.add(connection)
         connection.start(upgrades)
         return connection
@@ -307,6 +244,8 @@ class Gateway:
         if self.connections:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), CLOSE_TIMEOUT_S + 1.0)
+        if self.lifecycle is not None:
+            await self.lifecycle.close()
         if self.presence is not None:
             await self.presence.close()
         await self.durable.close()
@@ -349,6 +288,17 @@ async def open_hooks(client: FanoutClient, subjects: Subjects, settings: Gateway
     return hooks
 
 
+async def open_application(gateway: Gateway, client: FanoutClient, subjects: Subjects,
+                           settings: GatewaySettings) -> None:
+    """What the application's namespaces need: the hooks' client, and the lifecycle stream's
+    publisher when some namespace has hooks."""
+    gateway.hooks = await open_hooks(client, subjects, settings, gateway.metrics)
+    hooked = frozenset(name for name, spec in settings.namespaces.items() if spec.hooks)
+    if hooked:
+        gateway.lifecycle = Lifecycle(client.jetstream(), subjects, settings.instance_id,
+                                      hooked, gateway.metrics.lifecycle_failures)
+
+
 async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     metrics = GatewayMetrics(CollectorRegistry())
     client = FanoutClient()
@@ -369,7 +319,7 @@ async def run(settings: GatewaySettings, stop: asyncio.Event) -> None:
     await broker.start()
     store, registry, presence = await _open_state(settings, client, subjects)
     gateway = Gateway(settings, broker, nc, metrics, store, registry, presence)
-    gateway.hooks = await open_hooks(client, subjects, settings, metrics)
+    await open_application(gateway, client, subjects, settings)
     lapses: set[asyncio.Task[None]] = set()
 
     def gateway_gone(gone: str) -> None:

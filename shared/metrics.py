@@ -92,6 +92,9 @@ class GatewayMetrics:
         self.sessions_opened = Counter(
             f"{PREFIX}_gateway_sessions_opened", "Engine.IO sessions opened, by the transport "
             "they started on", ["transport"], registry=r)
+        self.lifecycle_failures = Counter(
+            f"{PREFIX}_gateway_lifecycle_failures", "lifecycle events not stored (dropped: "
+            "too many awaiting their ack; failed: not acknowledged)", ["kind"], registry=r)
         self.upgrades = Counter(f"{PREFIX}_gateway_upgrades",
                                 "polling sessions upgraded to WebSocket", registry=r)
         self.forwarded = Counter(

@@ -151,7 +151,8 @@ def _table(base: NamespaceTable, declared: list[NamespaceSpec]) -> NamespaceTabl
     table = base.merged(declared)
     subjects = Subjects(namespaces=table)
     streams = {subjects.inbox_stream(): "the offline inbox",
-               subjects.presence_stream(): "the presence queue"}
+               subjects.presence_stream(): "the presence queue",
+               subjects.lifecycle_stream(): "the lifecycle stream"}
     for nsp in (name for name in table if name in table.durable):
         stream = subjects.log_stream(nsp)
         other = streams.setdefault(stream, f"namespace {nsp!r}")

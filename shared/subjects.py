@@ -177,6 +177,18 @@ class Subjects:
     def presence_stream(self) -> str:
         return _stream_name(self.prefix, "PRESENCE")
 
+    def lifecycle(self, namespace: str, kind: str) -> str:
+        """Where a hooked namespace's connects and disconnects are appended (``kind``:
+        ``connect`` or ``disconnect``); the token needs no table."""
+        return f"{self.prefix}.lifecycle.{namespace_token(namespace)}.{kind}"
+
+    def lifecycle_wildcard(self) -> str:
+        return f"{self.prefix}.lifecycle.>"
+
+    def lifecycle_stream(self) -> str:
+        """The stream of those lifecycle events, for backends' own consumers."""
+        return _stream_name(self.prefix, "LIFECYCLE")
+
     # --- room logs (JetStream streams) -------------------------------------------------------
 
     def log_stream(self, namespace: str) -> str:

@@ -34,6 +34,10 @@ class LogSettings:
     max_per_room: int = 10_000
     inbox_max: int = 100
     inbox_max_age_s: float = WEEK_S
+    lifecycle: bool = False
+    """Whether the lifecycle stream is kept (some namespace has hooks)."""
+    lifecycle_max_age_s: float = 24 * 3600.0
+    lifecycle_max_bytes: int = 256 * 1024 * 1024
 
 
 def log_config(subjects: Subjects, settings: LogSettings, nsp: str) -> StreamConfig:
@@ -60,10 +64,24 @@ def inbox_config(subjects: Subjects, settings: LogSettings) -> StreamConfig:
         allow_direct=True)
 
 
+def lifecycle_config(subjects: Subjects, settings: LogSettings) -> StreamConfig:
+    """Connects and disconnects of hooked namespaces, for backends: bounded by age and size,
+    de-duplicated by message id (a gateway's retry of one event counts once)."""
+    return StreamConfig(
+        name=subjects.lifecycle_stream(), subjects=[subjects.lifecycle_wildcard()],
+        storage=StorageType.FILE, num_replicas=settings.replicas,
+        max_age=settings.lifecycle_max_age_s, max_bytes=settings.lifecycle_max_bytes,
+        duplicate_window=settings.duplicate_window_s)
+
+
 def stream_configs(subjects: Subjects, settings: LogSettings) -> list[StreamConfig]:
-    """Every stream of the room log: the durable namespaces' (sorted), then the inbox."""
-    return [*(log_config(subjects, settings, nsp) for nsp in sorted(settings.durable)),
-            inbox_config(subjects, settings)]
+    """Every stream of the room log: the durable namespaces' (sorted), the inbox, and the
+    lifecycle stream when some namespace has hooks."""
+    configs = [*(log_config(subjects, settings, nsp) for nsp in sorted(settings.durable)),
+               inbox_config(subjects, settings)]
+    if settings.lifecycle:
+        configs.append(lifecycle_config(subjects, settings))
+    return configs
 
 
 async def ensure_streams(js: JetStreamContext, subjects: Subjects, settings: LogSettings,

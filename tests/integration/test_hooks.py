@@ -413,3 +413,30 @@ async def test_hook_client_outcomes(nats_server: NatsServer) -> None:
     finally:
         client.close()
         await nc.close()
+
+
+async def test_connects_and_disconnects_reach_the_lifecycle_stream(
+        cluster: Cluster, worker: Worker, nats_server: NatsServer, js: JsClients) -> None:
+    nc = await nats.connect(nats_server.url)
+    try:
+        stream = Subjects(cluster.prefix).lifecycle_stream()
+        reply = await js.connect("life", cluster.gateways[0].url, "/log",
+                                 token=make_token("u-life"))
+        sid = reply["sid"]
+        await js._send({"op": "close", "id": "life"})
+        seen: list[tuple[str, dict[str, Any]]] = []
+        sub = await nc.jetstream().subscribe(f"{cluster.prefix}.lifecycle.log.*", stream=stream,
+                                             ordered_consumer=True)
+        async with asyncio.timeout(10 * UNIT):
+            while len([s for s in seen if s[1]["sid"] == sid]) < 2:
+                msg = await sub.next_msg(timeout=10 * UNIT)
+                seen.append((msg.subject.rsplit(".", 1)[1], orjson.loads(msg.data)))
+        mine = [(kind, body) for kind, body in seen if body["sid"] == sid]
+        assert [kind for kind, _ in mine] == ["connect", "disconnect"]
+        for _, body in mine:
+            assert body["nsp"] == "/log" and body["user"] == "u-life"
+            assert body["gateway"] == cluster.gateways[0].env["SB_INSTANCE_ID"]
+            assert isinstance(body["ts"], int)
+        assert mine[1][1]["reason"] == "left"
+    finally:
+        await nc.close()
