@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import nats
 import pytest
 import websockets.asyncio.client as wsclient
+from nats.aio.msg import Msg
 from websockets.exceptions import InvalidStatus
 
 from devcluster.natsserver import free_ports
@@ -51,6 +53,10 @@ class Live:
     gateways: list[str]
     router: str
     prometheus: str
+    nats: str = ""
+
+
+NAMESPACES = '[namespaces."/orders"]\nhooks = true\n'
 
 
 def _bindable(port: int) -> bool:
@@ -76,7 +82,9 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     """devcluster with 2 gateways and Prometheus; every process is gone afterwards."""
     (prom_port,) = free_ports(1)
     stderr_path = tmp_path / "devcluster.stderr"
+    (tmp_path / "namespaces.toml").write_text(NAMESPACES)
     env = {**os.environ, "SB_JWT_SECRET": SECRET, "SB_API_KEY": API_KEY,
+           "SB_NAMESPACES_FILE": str(tmp_path / "namespaces.toml"),
            "SB_ENV": "development", "SB_SEND_BUDGET_BYTES": str(SEND_BUDGET),
            "SB_CHAT_RATE": "100000", "SB_CHAT_BURST": "100000"}
     with stderr_path.open("wb") as stderr:
@@ -94,7 +102,8 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
         text = line.decode()
         assert text.startswith("READY "), stderr_path.read_text(errors="replace")
         ready = json.loads(text.removeprefix("READY "))
-        yield Live(ready["gateways"], ready["router"], f"http://127.0.0.1:{prom_port}")
+        yield Live(ready["gateways"], ready["router"], f"http://127.0.0.1:{prom_port}",
+                   ready["nats"])
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
@@ -156,8 +165,35 @@ class Socket:
         await self.ws.close()
 
 
+async def application_and_polling_traffic(live: Live, http: aiohttp.ClientSession) -> None:
+    """An application event answered by a worker (the hook panels), and a polling session
+    whose requests go to the other gateway (the forwarding panel)."""
+    nc = await nats.connect(live.nats)
+    try:
+        async def answer(msg: Msg) -> None:
+            connect = msg.subject.endswith(".connect")
+            await msg.respond(b'{"ok":true}' if connect else b'{"ok":true,"ack":[{"ok":true}]}')
+
+        await nc.subscribe("sb.hook.orders.>", queue="hooks", cb=answer)
+        await nc.flush()
+        worker_client = await Socket.open(live.gateways[0])
+        await worker_client.connect("/orders", {"token": make_token("olga", secret=SECRET)})
+        assert await worker_client.call("/orders", "order:place", {"id": "o-1"}) == {"ok": True}
+        await worker_client.close()
+    finally:
+        await nc.close()
+    query_string = "/socket.io/?EIO=4&transport=polling"
+    async with http.get(live.gateways[0] + query_string) as response:
+        sid = json.loads((await response.text())[1:])["sid"]
+    connect = "40/chat," + json.dumps({"token": make_token("pat", secret=SECRET)})
+    async with http.post(f"{live.gateways[1]}{query_string}&sid={sid}",
+                         data=connect.encode()) as response:
+        assert await response.text() == "ok"
+
+
 async def make_traffic(live: Live, http: aiohttp.ClientSession) -> None:
     gw1, gw2 = live.gateways
+    await application_and_polling_traffic(live, http)
     # Refused upgrade: a 401 handshake and an auth failure.
     with pytest.raises(InvalidStatus):
         await Socket.open(gw1, token="not-a-jwt")
