@@ -135,6 +135,13 @@ class EngineEndpoint:
         return Upgrade(switching_protocols(accept), lambda: WebSocketProtocol(
             self._max_payload, lambda ws: Prober(channel, ws, self._metrics.upgrades.inc)))
 
+    def finished(self, sid: str) -> None:
+        """A connection ended: an upgraded session's channel goes with it (one still polling
+        lingers on its own, to answer a late GET with the close packet)."""
+        channel = self.polling.get(sid)
+        if channel is not None and channel.upgraded:
+            del self.polling[sid]
+
     def _gone(self, channel: PollingChannel) -> None:
         if self.polling.get(channel.sid) is channel:
             del self.polling[channel.sid]

@@ -186,6 +186,7 @@ class Gateway:
 
     def _finished(self, connection: Connection) -> None:
         self.connections.discard(connection)
+        self.endpoint.finished(connection.eio_sid)
         if self.draining and not self.connections:
             self._drained.set()
 

@@ -97,3 +97,15 @@ async def test_a_preflight_is_answered_from_the_allow_list() -> None:
     result = ep(request("OPTIONS", POLL, Origin="http://a.example"))
     assert isinstance(result, Response) and result.status == 204
     assert ("Access-Control-Allow-Origin", "*") in result.headers
+
+
+async def test_an_upgraded_sessions_channel_goes_when_its_connection_ends() -> None:
+    ep, started = endpoint()
+    ep(request("GET", POLL))
+    ep(request("GET", POLL))
+    upgraded, polling = (channel for channel, _, _ in started.opened)
+    assert isinstance(upgraded, PollingChannel) and isinstance(polling, PollingChannel)
+    upgraded.upgraded = True
+    ep.finished("sid-0")
+    ep.finished("sid-1")
+    assert list(ep.polling) == ["sid-1"]
