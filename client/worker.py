@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import time
@@ -55,6 +56,8 @@ from client.worker_dedup import (
     MemoryReplyStore,
     Reply,
     ReplyStore,
+    StoreOpener,
+    kv_replies,
 )
 from client.worker_dispatch import ConnectHandler, EventHandler, Handlers, encode
 from client.worker_metrics import CONNECT_LABEL, WorkerMetrics
@@ -81,6 +84,7 @@ __all__ = [
     "Refuse",
     "ReplyStore",
     "Worker",
+    "kv_replies",
 ]
 
 log = logging.getLogger("switchboard.worker")
@@ -94,8 +98,9 @@ class Worker:
     """The handlers of one namespace and the NATS subscriptions that serve them.
 
     ``prefix``: the subject prefix (default ``SB_SUBJECT_PREFIX``, else ``sb``).
-    ``dedup``: a :class:`ReplyStore` (``MemoryReplyStore()``, or ``KvReplyStore`` shared by
-    every replica) to answer retries of an ``id`` with the first answer.
+    ``dedup``: a :class:`ReplyStore` (``MemoryReplyStore()``), or a coroutine function
+    opening one on the worker's connection (``kv_replies()``: a KV bucket shared by every
+    replica), to answer retries of an ``id`` with the first answer.
     ``max_in_flight``: requests handled at once; more wait in NATS's pending queue.
     ``all_events``: subscribe to every event of the namespace and answer ``unknown_event``
     for those without a handler; ``False`` subscribes only the registered events, so several
@@ -106,12 +111,13 @@ class Worker:
     accept = staticmethod(accept)
 
     def __init__(self, namespace: str, *, prefix: str | None = None,
-                 dedup: ReplyStore | None = None,
+                 dedup: ReplyStore | StoreOpener | None = None,
                  max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, all_events: bool = True,
                  registry: CollectorRegistry | None = None) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
-        self.handlers = Handlers(namespace, Deduplicator(dedup) if dedup else None)
+        self.handlers = Handlers(namespace)
+        self._dedup = dedup
         self.namespace = self.handlers.nsp
         self._prefix_given = prefix is not None
         self.prefix = prefix if prefix is not None else os.environ.get(
@@ -176,6 +182,10 @@ class Worker:
     async def start(self, nc: Client) -> None:
         """Subscribe on ``nc``; requests are served from now until :meth:`stop`."""
         self._nc = nc
+        if self._dedup is not None and self.handlers.dedup is None:
+            store = self._dedup(nc) if callable(self._dedup) else self._dedup
+            store = await store if inspect.isawaitable(store) else store
+            self.handlers.dedup = Deduplicator(store)
         for subject in self.subjects():
             handle = (self._answer_connect if subject.endswith(".connect")
                       else self._answer_event)

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import orjson
+from nats.aio.client import Client
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
@@ -119,6 +120,18 @@ class KvReplyStore:
 
     async def put(self, key: str, reply: bytes) -> None:
         await self._kv.put(key, reply)
+
+
+StoreOpener = Callable[[Client], Awaitable[ReplyStore]]
+"""Opens a store on the worker's connection when it starts (see :func:`kv_replies`)."""
+
+
+def kv_replies(bucket: str = "sb-hook-replies",
+               window_s: float = DEFAULT_WINDOW_S) -> StoreOpener:
+    """A :class:`KvReplyStore` on ``bucket``, opened (and created) when the worker starts."""
+    async def open_store(nc: Client) -> ReplyStore:
+        return await KvReplyStore.open(nc.jetstream(), bucket, window_s)
+    return open_store
 
 
 class Deduplicator:

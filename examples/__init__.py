@@ -1,0 +1,1 @@
+"""Example applications behind Switchboard, each runnable as ``python -m examples.<name>``."""

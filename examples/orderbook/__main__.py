@@ -1,0 +1,5 @@
+"""``python -m examples.orderbook``: serve ``/orders`` until SIGTERM."""
+
+from examples.orderbook.worker import app
+
+app.run()
