@@ -16,9 +16,9 @@ import logging
 import os
 import sys
 
-from devcluster import prometheus
+from devcluster import apps, prometheus
 from devcluster.cluster import run
-from devcluster.layout import DEMO_OFFSET, MAX_GATEWAYS, Options
+from devcluster.layout import DEMO_OFFSET, MAX_GATEWAYS, LayoutError, Options
 
 
 def parse_args(argv: list[str] | None = None
@@ -57,9 +57,11 @@ def parse_args(argv: list[str] | None = None
     parser.add_argument("--prometheus-interval", type=float,
                         default=prometheus_defaults.interval, metavar="S",
                         help="scrape and rule evaluation interval (default %(default)s)")
+    apps.add_arguments(parser)
     args = parser.parse_args(argv)
     options = Options(gateways=args.gateways, base_port=args.base_port,
-                      ready_timeout=args.ready_timeout, stop_timeout=args.stop_timeout)
+                      ready_timeout=args.ready_timeout, stop_timeout=args.stop_timeout,
+                      app=args.app, app_replicas=args.app_replicas)
     if not args.prometheus:
         return options, None
     return options, prometheus.PrometheusOptions(port=args.prometheus_port,
@@ -70,9 +72,14 @@ def main() -> int:
     """Entry point; the exit code is 0 after a requested stop, 1 after any failure."""
     options, prometheus_options = parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="devcluster: %(message)s")
+    try:
+        environ = apps.environ_for(options, os.environ)
+    except LayoutError as exc:
+        logging.error("%s", exc)
+        return 1
     if prometheus_options is not None:
-        return asyncio.run(prometheus.run(options, prometheus_options, dict(os.environ)))
-    return asyncio.run(run(options, dict(os.environ)))
+        return asyncio.run(prometheus.run(options, prometheus_options, environ))
+    return asyncio.run(run(options, environ))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import aiohttp
 from aiohttp import web
 
-from devcluster import demo
+from devcluster import apps, demo
 from devcluster.child import Child, ChildFailed
 from devcluster.layout import (
     HOST,
@@ -77,7 +77,7 @@ class Cluster:
 
     async def run(self, stop: asyncio.Event) -> int:
         """Start everything, announce READY, then supervise until stopped or broken."""
-        layout = plan(self._options, *free_ports(2))
+        layout = apps.with_apps(plan(self._options, *free_ports(2)), self._options)
         _check_free(layout)
         keys = resolve_secrets(self._environ)
         _announce_generated(keys)
@@ -124,6 +124,7 @@ class Cluster:
             gateways=tuple(gateway.url for gateway in layout.gateways),
             jwt_secret=keys.jwt_secret,
             development=is_development(self._environ),
+            pages=apps.pages(self._options),
         )
         try:
             self._demo = await demo.serve(config, HOST, layout.demo_port)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,8 @@ class DemoConfig:
     jwt_secret: str
     development: bool
     web_dir: Path = WEB_DIR
+    pages: Mapping[str, Path] = field(default_factory=dict)
+    """URL prefix (``/orderbook/``) → directory of an application's page (``--app``)."""
 
 
 def issue_dev_token(name: str, secret: str, now: int) -> str:
@@ -78,6 +82,9 @@ def make_app(config: DemoConfig) -> web.Application:
         app.router.add_get(path, _page(config.web_dir / filename, content_type))
     app.router.add_get("/socket.io.min.js", _socket_io(config.web_dir / SOCKET_IO_BUILD))
     app.router.add_get("/config.json", _config(config))
+    for prefix, directory in config.pages.items():
+        app.router.add_get(prefix, _page(directory / "index.html", _TYPES[".html"]))
+        app.router.add_get(prefix + "{name}", _app_file(directory))
     app.router.add_post("/dev-token", _dev_token(config))
     app.router.add_get("/healthz", _ok)
     app.router.add_get("/readyz", _ok)
@@ -112,6 +119,22 @@ def _page(path: Path, content_type: str) -> Handler:
         if not await asyncio.to_thread(path.is_file):
             raise web.HTTPNotFound(text=f"{path.name} is missing from {path.parent}")
         return web.FileResponse(path, headers={"Content-Type": content_type})
+
+    return handler
+
+
+_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+          ".css": "text/css; charset=utf-8"}
+_APP_FILE = re.compile(r"[A-Za-z0-9_-]+\.(?:html|js|css)")
+
+
+def _app_file(directory: Path) -> Handler:
+    """An application page's own files: plain names of the page's types, nothing else."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if _APP_FILE.fullmatch(name) is None:
+            raise web.HTTPNotFound()
+        return await _page(directory / name, _TYPES[Path(name).suffix])(request)
 
     return handler
 

@@ -32,6 +32,9 @@ class Options:
     """Seconds every child has to answer ``/readyz`` with 200."""
     stop_timeout: float = 20.0
     """Seconds a child has after SIGTERM (gateways drain) before it gets SIGKILL."""
+    app: str | None = None
+    """``--app``: the application module run as ``python -m <app>`` (see devcluster.apps)."""
+    app_replicas: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +59,13 @@ class Layout:
     presence: ChildSpec
     gateways: tuple[ChildSpec, ...]
     demo_port: int
+    apps: tuple[ChildSpec, ...] = ()
+    """The ``--app`` replicas (devcluster.apps.with_apps)."""
 
     @property
     def children(self) -> tuple[ChildSpec, ...]:
         """All service processes; router and presence first so gateways find them up."""
-        return (self.router, self.presence, *self.gateways)
+        return (self.router, self.presence, *self.gateways, *self.apps)
 
     @property
     def demo_url(self) -> str:
