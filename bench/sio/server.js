@@ -10,7 +10,10 @@
 //   `room:join` {room} -> ack {ok: true, room};
 //   `message:send` {room, id, text} from a member of the room -> ack {ok, id, seq} and
 //     `message:received` {room, id, from, text, ts} to the room through the adapter, so every
-//     publish crosses redis to the other process (a non-member gets {ok: false, error}).
+//     publish crosses redis to the other process (a non-member gets {ok: false, error});
+//   namespace /bench (the same auth): `order:place` {id, qty} -> ack {ok: true, id}, answered
+//     in-process (the application-hooks benchmark, bench/hooks.py; a non-string id gets
+//     {ok: false, error: bad_request}). No broadcast: the adapter carries nothing for it.
 //
 // `seq` is a per-process, per-room counter: Socket.IO has no log, and a cluster-wide counter
 // would add a redis round trip per message that no Socket.IO application pays by default.
@@ -102,14 +105,15 @@ async function main() {
     pingTimeout: 20000,
   });
 
-  const chat = io.of('/chat');
-  const seqs = new Map(); // room -> last seq given out by this process
-  chat.use((socket, next) => {
+  const authenticate = (socket, next) => {
     const claims = verify(tokenOf(socket.handshake));
     if (!claims) return next(new Error('unauthorized'));
     socket.data.sub = claims.sub;
     return next();
-  });
+  };
+  const chat = io.of('/chat');
+  const seqs = new Map(); // room -> last seq given out by this process
+  chat.use(authenticate);
   chat.on('connection', (socket) => {
     socket.on('room:join', (payload, ack) => {
       const room = payload && payload.room;
@@ -133,6 +137,17 @@ async function main() {
         room, id: payload.id, from: socket.data.sub, text: payload.text, ts: Date.now(),
       });
       reply({ ok: true, id: payload.id, seq });
+    });
+  });
+
+  const bench = io.of('/bench');
+  bench.use(authenticate);
+  bench.on('connection', (socket) => {
+    socket.on('order:place', (order, ack) => {
+      if (typeof ack !== 'function') return;
+      const id = order && order.id;
+      if (typeof id !== 'string') ack({ ok: false, error: 'bad_request' });
+      else ack({ ok: true, id });
     });
   });
 
