@@ -12,6 +12,8 @@ processes + redis-server; raw = one ``websockets`` process):
   with its presence service, as devcluster runs it);
 - **S3** connects/s, 100 handshakes in flight (``handshakes.py --instances 2 --presence
   --skip-sends``);
+- **hooks** (``--only hooks``) acked application events through 2 gateways and 2 NATS workers
+  against Socket.IO answering in-process (``hooks.py``; no raw target);
 - with ``--recovery``, the reconnect storm (``recovery.py``, Switchboard only), as its own CLI
   runs it; its result lines are included when it wrote any.
 
@@ -47,7 +49,7 @@ from fanout import MACHINE_KEYS, Overtime, Recorder, label, serving_cpu, time_bo
 
 BENCH = Path(__file__).resolve().parent
 TARGETS = ("switchboard", "sio", "raw")
-SCENARIOS = ("s1", "s1-live", "s2", "s3", "recovery")
+SCENARIOS = ("s1", "s1-live", "s2", "s3", "hooks", "recovery")
 NAMES = {"switchboard": "Switchboard", "sio": "Socket.IO-Node + redis", "raw": "raw websockets"}
 
 
@@ -193,6 +195,15 @@ def s3_line(line: dict[str, Any]) -> dict[str, Any]:
             "failures": line["failures"], "cpu": line["cpu"]}
 
 
+def hooks_line(line: dict[str, Any]) -> dict[str, Any]:
+    top, half = line.get("max"), line.get("half") or {}
+    if not top:
+        return {"held": False}
+    return {"events_per_s": round(top["acked_per_s"]), "p99_ms": top["latency_ms"]["p99"],
+            "half_p50_ms": (half.get("latency_ms") or {}).get("p50"),
+            "half_p99_ms": (half.get("latency_ms") or {}).get("p99"), "cpu": top["cpu"]}
+
+
 def recovery_figures(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     runs = [line for line in lines if line.get("type") == "run"]
     if not runs:
@@ -300,6 +311,15 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
             ("CPU % per process", lambda f: procs(f["cpu"]), 0),
             ("other processes' CPU %", other_cpu, 0),
         ], out)
+    if "hooks" in results:
+        rows_for("hooks", results["hooks"], [
+            ("max sustained acked events/s (p99 < 50 ms)", lambda f: f["events_per_s"], 0),
+            ("p99 ms at that rate", lambda f: f["p99_ms"], 1),
+            ("p50 ms at half of it", lambda f: f["half_p50_ms"], 2),
+            ("p99 ms at half of it", lambda f: f["half_p99_ms"], 2),
+            ("CPU % per process", lambda f: procs(f["cpu"]), 0),
+            ("other processes' CPU %", other_cpu, 0),
+        ], out)
     if results.get("recovery"):
         rows_for("reconnect storm", results["recovery"], [
             ("clients", lambda f: f["clients"], 0),
@@ -324,10 +344,12 @@ def plan(args: argparse.Namespace, stem: Path) -> list[tuple[str, list[str], flo
         "s3": ["bench/handshakes.py", "--instances", "2", "--presence", "--skip-sends",
                "--seconds", "3" if args.quick else "5",
                "--tokens", "10000" if args.quick else "40000"],
+        "hooks": ["bench/hooks.py", "--max-minutes", "4.5"],
         "recovery": ["bench/recovery.py", *quick],
     }
     bounds = {"s1": s1_minutes * 60 + 60, "s1-live": s1_minutes * 30 + 60,
-              "s2": (6 if args.quick else 15) * 60 + 60, "s3": 200, "recovery": 600}
+              "s2": (6 if args.quick else 15) * 60 + 60, "s3": 200, "hooks": 320,
+              "recovery": 600}
     chosen = [s for s in SCENARIOS if s in args.only]
     if args.recovery and "recovery" not in chosen:
         chosen.append("recovery")
@@ -344,7 +366,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="every benchmark's quick variant")
     parser.add_argument("--only", default="s1,s1-live,s2,s3", type=benchproc.comma_list(SCENARIOS),
-                        help="comma list of s1, s1-live, s2, s3, recovery (default: the first 4)")
+                        help="comma list of s1, s1-live, s2, s3, hooks, recovery (default: the "
+                        "first 4)")
     parser.add_argument("--recovery", action="store_true",
                         help="also run bench/recovery.py (Switchboard's reconnect storm)")
     parser.add_argument("--live-all", action="store_true",
@@ -382,6 +405,7 @@ def main(argv: list[str]) -> int:
         "s1-live": s1_figures,
         "s2": lambda lines: by_target(lines, "memory", s2_line),
         "s3": lambda lines: by_target(lines, "handshakes", s3_line),
+        "hooks": lambda lines: by_target(lines, "result", hooks_line),
         "recovery": recovery_figures,
     }
     results: dict[str, dict[str, dict[str, Any]]] = {}

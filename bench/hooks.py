@@ -337,7 +337,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="Switchboard's hook workers")
     parser.add_argument("--hook-concurrency", type=int, default=1,
                         help="the namespace's hook_concurrency (1, the default, keeps order)")
-    parser.add_argument("--start-rate", type=float, default=Plan.start_rate)
+    parser.add_argument("--start-rate", type=float, default=500.0)
     parser.add_argument("--gateway-env", action="append", default=[], metavar="SB_X=VALUE")
     parser.add_argument("--max-minutes", type=float, default=4.5, help="bound on the whole run")
     parser.add_argument("--out", type=Path, default=None,
