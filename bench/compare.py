@@ -201,7 +201,8 @@ def hooks_line(line: dict[str, Any]) -> dict[str, Any]:
         return {"held": False}
     return {"events_per_s": round(top["acked_per_s"]), "p99_ms": top["latency_ms"]["p99"],
             "half_p50_ms": (half.get("latency_ms") or {}).get("p50"),
-            "half_p99_ms": (half.get("latency_ms") or {}).get("p99"), "cpu": top["cpu"]}
+            "half_p99_ms": (half.get("latency_ms") or {}).get("p99"), "cpu": top["cpu"],
+            "unconfirmed": line.get("unconfirmed", False)}
 
 
 def recovery_figures(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
