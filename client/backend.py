@@ -7,6 +7,7 @@ await backend.publish("/chat", "room:lobby", "announcement", {"text": "hi"})  # 
 await backend.send("alice", "/notifications", "note", {"n": 1})  # {ok, connections, offline}
 await backend.connections("alice")                               # {ok, connections: [...]}
 await backend.kick("alice", reason="banned")                     # {ok, kicked, reason}
+await backend.emit_to_socket(sid, "order:filled", {"id": 7})     # {ok, delivered: 1}
 ```
 
 Requests go to ``<prefix>.api.<operation>``, which every router replica serves in one queue
@@ -28,6 +29,7 @@ from nats.aio.client import Client
 from nats.errors import NoRespondersError
 
 from client.errors import SwitchboardError
+from client.worker_wire import dumps
 from shared.subjects import Subjects
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -87,6 +89,14 @@ class Backend:
         """Disconnect every connection of ``user``: ``{ok, kicked, unreached, reason}``."""
         return await self._call("kick", {"user": user, "reason": reason})
 
+    async def emit_to_socket(self, sid: str, event: str, *args: Any) -> dict[str, Any]:
+        """Send ``event`` with ``args`` to the one socket ``sid`` (the socket's own id, as a
+        hook request names it): ``{ok, delivered: 1}``; :class:`BackendError` ``not_found``
+        when no such socket is connected, ``unavailable`` when its gateway did not answer.
+        ``bytes`` arguments reach the client as Socket.IO binary. Not logged and not
+        retried by the gateway: a retry after a timeout may deliver twice."""
+        return await self._call("emit", {"sid": sid, "event": event, "args": list(args)})
+
     async def room_presence(self, room: str, namespace: str = "/chat") -> dict[str, Any]:
         """Who is in a room: ``{ok, room, namespace, users, count, truncated}`` (users whose
         last socket left within the presence grace are still listed)."""
@@ -94,7 +104,7 @@ class Backend:
 
     async def _call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
         subject = self._subjects.api(operation)
-        data = orjson.dumps(payload)
+        data = dumps(payload)  # bytes as {"$bin": base64}
         try:
             reply = await self._nc.request(subject, data, timeout=self.timeout)
         except (TimeoutError, NoRespondersError):

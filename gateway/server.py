@@ -23,6 +23,7 @@ from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
 from prometheus_client import CollectorRegistry
 
+from gateway.actions import NamespaceSocket
 from gateway.admission import Admission
 from gateway.broker import Broker
 from gateway.channel import Channel
@@ -45,11 +46,12 @@ from gateway.http_server import HttpProtocol
 from gateway.lifecycle import Lifecycle
 from gateway.nats_broker import NatsBroker
 from gateway.nats_client import FanoutClient
-from gateway.outbox import Flusher
+from gateway.outbox import Flusher, Outbox
 from gateway.polling_forward import PollingForwarder, get_timeout_s
 from gateway.presence_emitter import PresenceEmitter
 from gateway.recovery_store import RecoveryStore
 from gateway.session import Session
+from gateway.socket_emit import serve_emits
 from gateway.websocket_protocol import CLOSE_TIMEOUT_S
 from shared.config import GatewaySettings
 from shared.jwtauth import Identity
@@ -98,6 +100,7 @@ async def serve_gateway_requests(nc: Client, subjects: Subjects, settings: Gatew
     """What other processes ask this gateway: the router's kicks, and the polling requests
     of this gateway's sessions that other gateways took (this one forwards theirs)."""
     await serve_kicks(nc, subjects, settings.instance_id, gateway.admission)
+    await serve_emits(nc, subjects, settings.instance_id, gateway.socket)
     endpoint = gateway.endpoint
     endpoint.forwarder = PollingForwarder(
         nc, subjects, settings.instance_id, endpoint.polling.get,
@@ -165,6 +168,15 @@ class Gateway:
     def new_sid(self) -> str:
         """A sid naming this gateway, so any other can find it (polling, server API)."""
         return secrets.token_urlsafe(RANDOM_BYTES) + self._sid_suffix
+
+    def socket(self, sid: str) -> tuple[Outbox, NamespaceSocket] | None:
+        """The open namespace socket with ``sid`` and its outbox. A scan: an emit to one
+        socket is rare beside fan-out, and an index would cost every connect."""
+        for connection in self.connections:
+            for socket in connection.session.sockets.values():
+                if socket.sid == sid and socket.nsp in connection.members:
+                    return connection.outbox, socket
+        return None
 
     def _open(self, channel: Channel, identity: Identity | None, sid: str,
               upgrades: tuple[str, ...], headers: Mapping[str, str] | None = None

@@ -59,7 +59,10 @@ async def _input(operation: str, request: web.Request) -> object | Failure:
         return {}
     if operation == "presence":
         return presence_body(request)
-    return await _body(request)
+    body = await _body(request)
+    if operation == "emit" and isinstance(body, dict):  # the path's sid wins over the body's
+        body = {**body, "sid": request.match_info.get("sid")}
+    return body
 
 
 async def _body(request: web.Request) -> object | Failure:
@@ -105,5 +108,6 @@ def add_routes(app: web.Application, api: Api, api_key: str,
                        _handler(api, "connections", api_key, clock))
     app.router.add_delete(f"{PREFIX}/users/{{user}}/connections",
                           _handler(api, "kick", api_key, clock))
+    app.router.add_post(f"{PREFIX}/sockets/{{sid}}/emit", _handler(api, "emit", api_key, clock))
     app.router.add_get(f"{PREFIX}/rooms/{{room}}/presence",
                        _handler(api, "presence", api_key, clock))

@@ -11,9 +11,8 @@ import logging
 
 import orjson
 from nats.aio.client import Client
-from nats.errors import Error as NatsError
-from nats.errors import NoRespondersError
 
+from router.gateway_ask import ask_gateway
 from router.operations import Kicker
 from shared.subjects import Subjects
 
@@ -37,16 +36,11 @@ def kicked_count(reply: bytes) -> int | None:
 def gateway_kicker(nc: Client, subjects: Subjects, timeout: float = KICK_TIMEOUT_S) -> Kicker:
     async def kick(gateway: str, user: str, reason: str | None) -> int | None:
         payload = orjson.dumps({"user": user, "reason": reason})
-        try:
-            reply = await nc.request(subjects.gateway_kick(gateway), payload, timeout=timeout)
-        except NoRespondersError:
-            log.warning("kick: gateway %s has no kick handler (gone?); 0 kicked there", gateway)
+        reply = await ask_gateway(nc, subjects.gateway_kick(gateway), payload, timeout,
+                                  "kick (0 kicked there)")
+        if reply is None:
             return None
-        except (NatsError, TimeoutError) as exc:
-            log.warning("kick: gateway %s did not answer (%s); 0 kicked there", gateway,
-                        type(exc).__name__)
-            return None
-        kicked = kicked_count(reply.data)
+        kicked = kicked_count(reply)
         if kicked is None:
             log.warning("kick: gateway %s answered something other than {kicked: n}", gateway)
         return kicked

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from router.answers import Answer, bad_request, failed, ok, unavailable
 from router.requests import Kick, ListConnections, Publish, Request, RoomPresence, Send
+from router.socket_emit import EmitToSocket, SocketEmitter, emit_to_socket
 from shared.namespaces import INBOX_NAMESPACE
 from shared.registry import ConnectionInfo
 from shared.registry_kv import RegistryUnavailable
@@ -95,10 +96,16 @@ def _unreadable(request: RoomPresence, what: str) -> Answer:
     return failed(unavailable("presence gave an answer the router cannot read; see its log"))
 
 
+async def no_gateway(gateway: str, body: bytes) -> bytes | None:
+    """The emitter of a router that reaches no gateway: every emit is ``unavailable``."""
+    return None
+
+
 class Operations:
     def __init__(self, lookup: Lookup, publisher: Publisher, kicker: Kicker,
-                 presence: PresenceAsker) -> None:
+                 presence: PresenceAsker, emitter: SocketEmitter | None = None) -> None:
         self._lookup = lookup
+        self._emitter = emitter or no_gateway
         self._publisher = publisher
         self._kicker = kicker
         self._presence = presence
@@ -114,6 +121,8 @@ class Operations:
                 return await self._send(request)
             if isinstance(request, ListConnections):
                 return ok(connections=listing(await self._lookup(request.user)))
+            if isinstance(request, EmitToSocket):
+                return await emit_to_socket(request, self._emitter)
             if isinstance(request, RoomPresence):
                 reply = await self._presence(request.namespace, request.room)
                 return presence_answer(request, reply)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from router.answers import Failure, bad_request, too_large
+from router.socket_emit import EmitToSocket, parse_emit
 from shared.namespaces import BUILT_IN, DEFAULT_PRESENCE_NAMESPACE, NamespaceTable
 from shared.protocol.events import RESERVED
 from shared.room_log import api_message_id
@@ -23,7 +24,7 @@ EVENT_RE = re.compile(r"[A-Za-z0-9_:@-]{1,64}")
 IDEMPOTENCY_ID_RE = re.compile(r"[A-Za-z0-9_:@.-]{1,64}")
 DATA_MAX_BYTES = 64 * 1024
 REASON_MAX = 256
-OPERATIONS = ("publish", "send", "connections", "kick", "presence")
+OPERATIONS = ("publish", "send", "connections", "kick", "presence", "emit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ class RoomPresence:
     room: str
 
 
-Request = Publish | Send | ListConnections | Kick | RoomPresence
+Request = Publish | Send | ListConnections | Kick | RoomPresence | EmitToSocket
 
 
 def decode_json(raw: bytes) -> object | Failure:
@@ -98,6 +99,8 @@ def parse(operation: str, body: object, user: object = None,
         return _publish(body, room, namespaces)
     if operation == "presence":
         return _room_presence(body, namespaces)
+    if operation == "emit":
+        return parse_emit(body)
     if operation not in OPERATIONS:
         return Failure(404, "not_found", f"no operation {operation!r}")
     if not is_valid_sub(user):

@@ -22,6 +22,7 @@ from router.nats_api import NatsApi
 from router.operations import Operations
 from router.presence_query import presence_asker
 from router.reaper import Reaper
+from router.socket_emit import gateway_emitter
 from shared import httpservice
 from shared.config import RouterSettings
 from shared.light_client import LightClient
@@ -70,7 +71,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event) -> None:
     await ensure_missing_streams(nc, subjects, log_settings)
     room_log = NatsRoomLog(nc, subjects, log_settings)
     api = Api(Operations(lookup, room_log, gateway_kicker(nc, subjects),
-                         presence_asker(nc.request, subjects)),
+                         presence_asker(nc.request, subjects), gateway_emitter(nc, subjects)),
               TokenBucket.full(settings.api_rate, settings.api_burst, loop.time()), metrics,
               settings.namespaces)
     nats_api = NatsApi(nc, subjects, api, loop.time)

@@ -146,6 +146,11 @@ class Subjects:
         """Request/reply: ``{"user", "reason"}`` → ``{"kicked": n}`` from that gateway."""
         return f"{self.prefix}.gw.{encode_token(gateway_id)}.kick"
 
+    def gateway_emit(self, gateway_id: str) -> str:
+        """Request/reply: ``{"sid", "event", "args"}`` → ``{"ok", "delivered"}`` from the
+        gateway a sid names (:mod:`shared.sids`), which writes the event to that socket."""
+        return f"{self.prefix}.gw.{encode_token(gateway_id)}.emit"
+
     def polling_forward(self, gateway_id: str) -> str:
         """Request/reply: a polling request of a session that gateway owns, forwarded by the
         gateway it landed on (method and sid in headers, the body raw)."""

@@ -24,7 +24,7 @@ def test_every_route_is_documented_with_its_method() -> None:
     add_routes(app, Api(fakes.operations(), TokenBucket.full(1, 1, 0)), "key", lambda: 0.0)
     routes = {(r.method.lower(), r.resource.canonical) for r in app.router.routes()
               if r.resource is not None and r.method != "HEAD"}
-    assert len(routes) == 5
+    assert len(routes) == 6
     for method, path in routes:
         at = OPENAPI.index(f"  {path}:\n")
         assert f"    {method}:\n" in OPENAPI[at:], (method, path)
