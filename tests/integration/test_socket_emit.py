@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import nats
 import pytest
 import socketio
 from nats.aio.client import Client
@@ -21,6 +20,7 @@ from devcluster.natsserver import NatsServer
 from router.gateway_ask import ask_gateway
 from shared.sids import new_sid, owner_of
 from shared.subjects import Subjects
+from tests.integration import test_router_api
 from tests.integration.test_router_api import call, router
 from tests.support.processes import Service
 from tests.support.timing import UNIT
@@ -29,6 +29,7 @@ from tests.support.tokens import make_token
 pytestmark = pytest.mark.integration
 
 NSP = "/live-updates"
+http, nc = test_router_api.http, test_router_api.nc  # the same fixtures
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +40,6 @@ def api(nats_server: NatsServer, service_logs: Path) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10 * UNIT)) as s:
-        yield s
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 class Socket:
