@@ -3,16 +3,20 @@
 Only the named files are served (never a directory listing or ``node_modules`` at large),
 and ``socket.io.min.js`` is the unmodified build from npm, so the demo proves the gateways
 work with the client users actually run. ``POST /dev-token`` exists so a person can log in
-without an identity provider; it is refused outside ``SB_ENV=development``.
+without an identity provider; it is refused outside ``SB_ENV=development``, as are
+``/dev/gateways`` and ``POST /dev/kill-gateway``, the page's "kill my gateway" button (a
+SIGKILL, as ``kill -9`` from a terminal, so a person can watch the page recover elsewhere).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +31,12 @@ TOKEN_LIFETIME_S = 3600
 NAME_MAX_CHARS = 128
 """Same bound as a JWT ``sub`` the gateways accept."""
 
+_MODULES = ("app.js", "events.js", "connection_state.js", "dev_tools.js", "members.js",
+            "room_log.js", "room_view.js", "rooms.js", "typing.js")
 _PAGES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
-    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-    "/events.js": ("events.js", "text/javascript; charset=utf-8"),
+    **{f"/{name}": (name, "text/javascript; charset=utf-8") for name in _MODULES},
 }
 
 
@@ -42,6 +47,8 @@ class DemoConfig:
     gateways: tuple[str, ...]
     jwt_secret: str
     development: bool
+    gateway_pids: Callable[[], Mapping[str, int]] | None = None
+    """Development: the running gateways' pids by instance id (``/dev/gateways``)."""
     web_dir: Path = WEB_DIR
     pages: Mapping[str, Path] = field(default_factory=dict)
     """URL prefix (``/orderbook/``) → directory of an application's page (``--app``)."""
@@ -86,6 +93,8 @@ def make_app(config: DemoConfig) -> web.Application:
         app.router.add_get(prefix, _page(directory / "index.html", _TYPES[".html"]))
         app.router.add_get(prefix + "{name}", _app_file(directory))
     app.router.add_post("/dev-token", _dev_token(config))
+    app.router.add_get("/dev/gateways", _dev_gateways(config))
+    app.router.add_post("/dev/kill-gateway", _kill_gateway(config))
     app.router.add_get("/healthz", _ok)
     app.router.add_get("/readyz", _ok)
     return app
@@ -173,6 +182,45 @@ def _dev_token(config: DemoConfig) -> Handler:
             return _error(400, f"name must be a non-blank string of 1-{NAME_MAX_CHARS} chars")
         now = int(time.time())
         return web.json_response({"token": issue_dev_token(name, config.jwt_secret, now)})
+
+    return handler
+
+
+def _running_gateways(config: DemoConfig) -> Mapping[str, int]:
+    return config.gateway_pids() if config.gateway_pids is not None else {}
+
+
+def _dev_gateways(config: DemoConfig) -> Handler:
+    """The gateways' pids, for the page's hint (``kill -9 PID``) and its button."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not config.development:
+            return _error(404, "/dev/gateways exists only when SB_ENV=development")
+        pids = sorted(_running_gateways(config).items())
+        return web.json_response({"gateways": [{"id": id_, "pid": pid} for id_, pid in pids]})
+
+    return handler
+
+
+def _kill_gateway(config: DemoConfig) -> Handler:
+    """SIGKILL one gateway. JSON only: another site's form cannot post one without a preflight."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not config.development:
+            return _error(404, "/dev/kill-gateway exists only when SB_ENV=development")
+        try:
+            body = await request.json() if request.content_type == "application/json" else None
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        gateway = body.get("gateway") if isinstance(body, dict) else None
+        if not isinstance(gateway, str):
+            return _error(400, 'expected Content-Type: application/json and {"gateway": "..."}')
+        pid = _running_gateways(config).get(gateway)
+        if pid is None:
+            return _error(404, f"no running gateway {gateway!r} known to this demo server")
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return _error(404, f"gateway {gateway!r} (pid {pid}) has already exited")
+        return web.json_response({"gateway": gateway, "pid": pid})
 
     return handler
 

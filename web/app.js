@@ -1,182 +1,101 @@
-// Switchboard demo chat: the `/chat` namespace through the unmodified socket.io-client
-// (the global `io` from socket.io.min.js, served from web/node_modules).
+// Switchboard demo chat: the `/chat` namespace through the unmodified socket.io-client (the
+// global `io` from socket.io.min.js, served from web/node_modules) with its default options:
+// HTTP long-polling first, then the upgrade to WebSocket, through devcluster's load balancer.
 //
-// socket.io-client runs with its default options: HTTP long-polling first, then the upgrade
-// to WebSocket.
-//
+// This module wires the page; the parts live beside it: connection_state.js (what the status
+// line says), room_log.js and room_view.js (messages by seq, one log per room), members.js,
+// typing.js, rooms.js (room names, what a reload remembers), dev_tools.js (kill my gateway).
 // Everything a server or another user sent is rendered with textContent, never innerHTML.
 //
-// Presence: the members panel is loaded with `room:presence` after every join and every
-// (re)connection, then kept current by `presence:update` (joined/left/online/offline); a
-// `{room, count}` summary (big rooms) means the list is stale, so it is fetched again.
-// Typing: `typing:start`/`typing:stop` from the presence service, which sends the stop when a
-// typist goes quiet; the page also forgets a typist who sends a message or stays silent.
+// Exactly-once is the server's promise: after a transport close socket.io-client reconnects
+// and the server recovers the session (`socket.recovered`), replaying what was missed. When a
+// session cannot be recovered (or after a reload) the page re-joins its rooms with `since`
+// (the last seq it holds) or loads the newest page of `room:history`, and any `prev` that
+// skips past the last seq held is filled from `room:history {since}`.
 import {
   MESSAGE_RECEIVED,
   MESSAGE_SEND,
   PRESENCE_UPDATE,
   REQUEST_ERROR,
+  ROOM_HISTORY,
   ROOM_JOIN,
   ROOM_LEAVE,
-  ROOM_PRESENCE,
   TYPING_START,
   TYPING_STOP,
 } from "./events.js";
+import {
+  explainConnectError,
+  explainDisconnect,
+  gatewayOf,
+  nominalDelayMs,
+  statusText,
+} from "./connection_state.js";
+import { DevTools } from "./dev_tools.js";
+import { Members } from "./members.js";
+import { fillRequest, HISTORY_PAGE, NEWEST, pageIsFull } from "./room_log.js";
+import { RoomViews } from "./room_view.js";
+import { joinHint, loadSaved, normaliseRoom, save } from "./rooms.js";
+import { Typing } from "./typing.js";
 
 const NAMESPACE = "/chat";
 const ACK_TIMEOUT_MS = 5000;
-const TYPING_SEND_EVERY_MS = 1000; // throttle for our typing:start (the server coalesces too)
-const TYPING_FORGET_MS = 30000; // safety net for a lost typing:stop: a typist is announced once per stretch, however long
+const FILL_PAGES_MAX = 20; // a gap larger than this many history pages is left to scroll-back
 
 const $ = (id) => document.getElementById(id);
+const saved = loadSaved(globalThis.localStorage);
 const state = {
   socket: null,
-  me: null, // our user id: the token's `sub`, which /dev-token sets to the name
-  room: null,
-  typingSentAt: 0, // when we last sent typing:start; 0 = not typing
-  typists: new Map(), // user -> timer that forgets them
-  members: new Map(), // user -> online?
-  membersTotal: null, // the server's count when the list was truncated
-  membersLoad: 0, // generation of the latest room:presence request
-  pendingUpdates: null, // presence updates seen while a room:presence request is in flight
+  me: saved.name, // our user id: the token's `sub`, which /dev-token sets to the name
+  url: null,
+  lb: null,
+  wanted: saved.connected, // connect by itself after a reload
+  conn: { phase: "disconnected" },
+  countdown: null,
+  fills: new Map(), // room -> the chain of gap fills, one after the other
 };
 
-// ---- rendering -----------------------------------------------------------------------
+const views = new RoomViews({ logs: $("logs"), list: $("rooms"), general: $("log-general") }, pick, leave);
+const members = new Members({ panel: $("people"), list: $("members"), title: $("members-title"),
+  note: $("members-note") }, () => state.me);
+const typing = new Typing($("typing"));
+const notice = (text, room) => views.notice("system", text, room);
+const error = (text, room) => views.notice("error", text, room);
+const dev = new DevTools({ panel: $("dev"), button: $("kill"), hint: $("kill-hint") }, notice, error);
 
-function line(kind, ...parts) {
-  const item = document.createElement("li");
-  item.className = kind;
-  for (const [cls, text] of parts) {
-    const span = document.createElement("span");
-    if (cls) span.className = cls;
-    span.textContent = String(text);
-    item.append(span);
+function remember() {
+  save(globalThis.localStorage, { name: state.me, rooms: views.names(), active: views.active,
+    connected: state.wanted });
+}
+
+// ---- the status line -----------------------------------------------------------------
+
+function setConnection(next) {
+  const changed = next.phase !== state.conn.phase || next.gateway !== state.conn.gateway;
+  state.conn = next;
+  clearInterval(state.countdown);
+  state.countdown = null;
+  if (next.phase === "reconnecting" && next.nextInMs > 0) {
+    const deadline = Date.now() + next.nextInMs;
+    state.countdown = setInterval(() => {
+      showStatus({ ...state.conn, nextInMs: Math.max(deadline - Date.now(), 0) });
+    }, 250);
   }
-  $("log").append(item);
-  item.scrollIntoView({ block: "end" });
-}
-
-const system = (text) => line("system", ["", text]);
-const error = (text) => line("error", ["", text]);
-
-function formatTime(ts) {
-  // `ts` is epoch milliseconds (or seconds, or an ISO string): show whatever parses.
-  const value = typeof ts === "number" && ts < 1e11 ? ts * 1000 : ts;
-  const date = new Date(value);
-  return Number.isNaN(date.getTime()) ? String(ts ?? "") : date.toLocaleTimeString();
-}
-
-function showMessage(msg) {
-  if (!msg || typeof msg !== "object") return;
-  if (msg.room === state.room && state.typists.has(msg.from)) setTypist(msg.from, false);
-  line("message", ["meta", `${formatTime(msg.ts)} ${msg.room ?? ""}`], ["from", msg.from ?? "?"],
-    ["text", msg.text ?? ""]);
-}
-
-function renderMembers() {
-  const names = [...state.members.keys()].sort((a, b) => a.localeCompare(b));
-  const items = names.map((name) => {
-    const item = document.createElement("li");
-    const online = state.members.get(name);
-    item.textContent = name + (name === state.me ? " (you)" : "") + (online ? "" : " (offline)");
-    if (!online) item.classList.add("offline");
-    if (name === state.me) item.classList.add("you");
-    return item;
-  });
-  $("members").replaceChildren(...items);
-  const total = state.membersTotal ?? names.length;
-  $("members-title").textContent = state.room ? `Members (${total})` : "Members";
-  $("members-note").textContent = names.length < total ? `showing ${names.length} of ${total}` : "";
-}
-
-// room:presence for the current room; a newer request or a room change discards the answer.
-async function loadMembers() {
-  const room = state.room;
-  const load = ++state.membersLoad;
-  state.pendingUpdates = [];
-  const ack = await request(ROOM_PRESENCE, { room });
-  if (load !== state.membersLoad || room !== state.room) return;
-  const pending = state.pendingUpdates;
-  state.pendingUpdates = null;
-  if (failed(ROOM_PRESENCE, ack)) {
-    $("members-note").textContent = "the member list is unavailable";
-    return;
-  }
-  state.members = new Map((ack.users ?? []).map((user) => [user, true]));
-  if (state.me) state.members.set(state.me, true); // we have joined, whatever the snapshot says
-  state.membersTotal = ack.truncated ? ack.count : null;
-  // Updates that crossed the request: re-applying them in order is harmless and catches up.
-  for (const update of pending) applyPresence(update);
-  renderMembers();
-}
-
-function applyPresence(update) {
-  const { user, status } = update;
-  if (user === state.me) return; // while we are in the room we are a member, and online
-  if (status === "joined") state.members.set(user, true);
-  else if (status === "left") state.members.delete(user);
-  else if ((status === "online" || status === "offline") && state.members.has(user)) {
-    state.members.set(user, status === "online");
-  }
-}
-
-function onPresence(update) {
-  if (!update || typeof update !== "object" || !state.room) return;
-  if (update.room !== undefined && update.room !== state.room) return;
-  if (update.count !== undefined) { // a big room's summary: the list is stale
-    loadMembers();
-    return;
-  }
-  if (state.pendingUpdates) state.pendingUpdates.push(update);
-  applyPresence(update);
-  renderMembers();
-  if (update.room && update.user !== state.me) system(`${update.user} ${update.status} ${update.room}`);
-}
-
-function clearMembers() {
-  state.membersLoad++;
-  state.pendingUpdates = null;
-  state.members.clear();
-  state.membersTotal = null;
-  renderMembers();
-}
-
-// "A is typing…", "A and B are typing…", "A, B and C are typing…", "A, B and 3 others are typing…"
-function typingText(names) {
-  if (names.length === 0) return "";
-  if (names.length === 1) return `${names[0]} is typing…`;
-  const shown = names.length > 3 ? [...names.slice(0, 2), `${names.length - 2} others`] : names;
-  return `${shown.slice(0, -1).join(", ")} and ${shown.at(-1)} are typing…`;
-}
-
-function renderTyping() {
-  $("typing").textContent = typingText([...state.typists.keys()]);
-}
-
-function setTypist(user, typing) {
-  clearTimeout(state.typists.get(user));
-  if (typing) state.typists.set(user, setTimeout(() => setTypist(user, false), TYPING_FORGET_MS));
-  else state.typists.delete(user);
-  renderTyping();
-}
-
-function onTyping(update, typing) {
-  if (!update || update.room !== state.room || update.user === state.me) return;
-  setTypist(update.user, typing);
-}
-
-function clearTypists() {
-  for (const timer of state.typists.values()) clearTimeout(timer);
-  state.typists.clear();
-  renderTyping();
-}
-
-function setStatus(text, connected) {
-  $("status").textContent = text;
+  showStatus(next);
   $("disconnect").disabled = !state.socket;
-  for (const form of ["room-form", "send-form"]) {
-    $(form).querySelector("button").disabled = !connected;
-  }
+  if (!changed) return;
+  const connected = next.phase === "connected";
+  for (const form of ["room-form", "send-form"]) $(form).querySelector("button").disabled = !connected;
+  members.setStale(!connected);
+  if (!connected) typing.clear(); // stops may be missed while away
+  dev.update(connected ? next.gateway : null, state.url === state.lb);
+}
+
+function showStatus(conn) {
+  const status = $("status");
+  status.textContent = statusText(conn);
+  status.dataset.phase = conn.phase;
+  status.dataset.gateway = conn.gateway ?? "";
+  status.dataset.recovered = String(Boolean(conn.recovered));
 }
 
 // ---- requests ------------------------------------------------------------------------
@@ -184,6 +103,10 @@ function setStatus(text, connected) {
 // Resolve with the server's ack, or a failure ack shaped like the server's when none came.
 function request(event, payload) {
   return new Promise((resolve) => {
+    if (!state.socket?.connected) {
+      resolve({ ok: false, error: { code: "unavailable", message: "not connected" } });
+      return;
+    }
     state.socket.timeout(ACK_TIMEOUT_MS).emit(event, payload, (err, ack) => {
       if (err) resolve({ ok: false, error: { code: "timeout", message: `no ack in ${ACK_TIMEOUT_MS} ms` } });
       else resolve(ack ?? { ok: false, error: { code: "internal", message: "empty ack" } });
@@ -191,10 +114,12 @@ function request(event, payload) {
   });
 }
 
-function failed(event, ack) {
+// `where`: the log the error goes to (a room's, or null for the one on screen).
+function failed(event, ack, room = null, where = room) {
   if (ack && ack.ok !== false) return false;
   const { code = "?", message = "" } = ack?.error ?? {};
-  error(`${event} failed: ${code}${message ? ` (${message})` : ""}`);
+  const hint = event === ROOM_JOIN && room ? joinHint(room, code) : "";
+  error(`${event} failed: ${code}${message ? ` (${message})` : ""}${hint ? ` — ${hint}` : ""}`, where);
   return true;
 }
 
@@ -204,49 +129,106 @@ function idempotencyKey() {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function join(room) {
-  if (state.room && state.room !== room) {
-    stopTyping();
-    failed(ROOM_LEAVE, await request(ROOM_LEAVE, { room: state.room }));
-    state.room = null;
-    clearMembers();
-    clearTypists();
+// ---- rooms and history ---------------------------------------------------------------
+
+// Join `room` (again): with `since` when we hold messages of it, so the server replays what
+// was missed; otherwise the newest page of its history is loaded.
+// The room's log exists before the request: what the server replays ahead of the ack has a
+// place to go. A refusal of a room typed just now is said in the log on screen.
+async function joinRoom(room) {
+  const known = views.has(room);
+  let since = views.ensure(room).log.last;
+  let ack = await request(ROOM_JOIN, since ? { room, since } : { room });
+  if (since && ack?.ok === false && ack.error?.code === "not_recoverable") {
+    notice(`messages after #${since} are no longer in the log`, room);
+    since = 0;
+    ack = await request(ROOM_JOIN, { room });
   }
-  const ack = await request(ROOM_JOIN, { room });
-  if (failed(ROOM_JOIN, ack)) return;
-  state.room = room;
-  state.members.set(state.me, true);
-  renderMembers();
-  system(`joined ${room}`);
-  await loadMembers();
-}
-
-async function send(text) {
-  stopTyping();
-  const ack = await request(MESSAGE_SEND, { room: state.room, text, id: idempotencyKey() });
-  return !failed(MESSAGE_SEND, ack);
-}
-
-// On every input event: typing:start at most once a second (each one keeps the server's 5 s
-// quiet timer from expiring), typing:stop when the input is cleared.
-function noteTyping() {
-  if (!$("text").value) {
-    stopTyping();
-    return;
+  if (failed(ROOM_JOIN, ack, room, known ? room : null)) {
+    const later = ack?.error?.code === "timeout" || ack?.error?.code === "unavailable";
+    if (!known || !later) forget(room); // a room we were in is tried again on the next connect
+    return false;
   }
-  if (!state.room || !state.socket?.connected) return;
-  if (Date.now() - state.typingSentAt < TYPING_SEND_EVERY_MS) return;
-  state.typingSentAt = Date.now();
-  state.socket.emit(TYPING_START, { room: state.room }, () => {});
+  if (!since) await loadNewest(room);
+  if (room === views.active) members.load(request, failed);
+  remember();
+  return true;
 }
 
-function stopTyping() {
-  if (!state.typingSentAt) return;
-  state.typingSentAt = 0;
-  if (state.room && state.socket?.connected) state.socket.emit(TYPING_STOP, { room: state.room }, () => {});
+async function loadNewest(room) {
+  const ack = await request(ROOM_HISTORY, { room, before: NEWEST, limit: HISTORY_PAGE });
+  if (failed(ROOM_HISTORY, ack, room)) return;
+  for (const message of ack.messages ?? []) views.addMessage(room, message, false);
 }
 
-// ---- connection ----------------------------------------------------------------------
+function fillGap(room, since) {
+  const chain = (state.fills.get(room) ?? Promise.resolve()).then(() => fill(room, since));
+  state.fills.set(room, chain);
+}
+
+async function fill(room, since) {
+  for (let page = 0; page < FILL_PAGES_MAX && views.has(room); page++) {
+    const ack = await request(ROOM_HISTORY, fillRequest(room, since));
+    if (failed(ROOM_HISTORY, ack, room)) return;
+    for (const message of ack.messages) views.addMessage(room, message, false);
+    if (!pageIsFull(ack)) return;
+    since = ack.messages.at(-1).seq;
+  }
+}
+
+function pick(room) {
+  typing.stop(state.socket, views.active);
+  typing.clear();
+  views.show(room);
+  members.reset(room);
+  if (room && state.socket?.connected) members.load(request, failed);
+  remember();
+}
+
+function forget(room) {
+  views.remove(room);
+  if (views.active === room) pick(views.names()[0] ?? null);
+  remember();
+}
+
+async function leave(room) {
+  if (state.socket?.connected) failed(ROOM_LEAVE, await request(ROOM_LEAVE, { room }), room);
+  forget(room);
+}
+
+async function joinTyped(input) {
+  const { room, hint, error: problem } = normaliseRoom(input);
+  if (problem) return error(problem);
+  if (hint) notice(hint);
+  if (views.has(room)) return pick(room);
+  if (await joinRoom(room)) {
+    pick(room);
+    notice(`joined ${room}`, room);
+  }
+}
+
+// ---- events from the server ----------------------------------------------------------
+
+function onMessage(message) {
+  const room = message?.room;
+  if (!views.has(room)) return;
+  if (room === views.active) typing.set(message.from, false);
+  const gapSince = views.addMessage(room, message, true);
+  if (gapSince !== null) fillGap(room, gapSince);
+}
+
+function onPresence(update) {
+  if (members.onUpdate(update, request, failed) && update.room && update.user !== state.me) {
+    notice(`${update.user} ${update.status}`, update.room);
+  }
+}
+
+function onTyping(update, typist) {
+  if (!update || update.room !== views.active || update.user === state.me) return;
+  typing.set(update.user, typist);
+}
+
+// ---- the connection ------------------------------------------------------------------
 
 async function fetchToken(name) {
   const response = await fetch("dev-token", {
@@ -259,60 +241,94 @@ async function fetchToken(name) {
   return body.token;
 }
 
-function connect(name, gatewayUrl) {
-  const socket = io(gatewayUrl + NAMESPACE, {
+function connect(name, url) {
+  const socket = io(url + NAMESPACE, {
     // A function, so every (re)connection gets a fresh token rather than an expired one.
     auth: (cb) => fetchToken(name).then(
       (token) => cb({ token }),
       (err) => { error(`no token: ${err.message}`); cb({}); },
     ),
   });
-  state.socket = socket;
-  state.me = name;
-  socket.on("connect", () => {
-    setStatus(`connected to ${gatewayUrl} as ${name}${socket.recovered ? " (recovered)" : ""}`, true);
-    if (!socket.recovered) join(state.room ?? $("room").value);
-    else if (state.room) loadMembers(); // recovery replays messages, not presence
+  Object.assign(state, { socket, me: name, url, wanted: true });
+  setConnection({ phase: "connecting", url });
+  socket.on("connect", () => onConnect(socket));
+  socket.on("disconnect", (reason) => onDisconnect(socket, reason));
+  socket.on("connect_error", (err) => onConnectError(socket, err));
+  socket.io.on("open", () => socket.io.engine.on("upgrade", (transport) => {
+    if (state.conn.phase === "connected") setConnection({ ...state.conn, transport: transport.name });
+  }));
+  socket.io.on("reconnect_attempt", (attempt) => {
+    setConnection({ phase: "reconnecting", attempt, nextInMs: 0, why: state.conn.why });
   });
-  socket.on("disconnect", (reason) => {
-    setStatus(`disconnected: ${reason}`, false);
-    state.typingSentAt = 0;
-    clearTypists(); // stops may be missed while away
-  });
-  socket.on("connect_error", (err) => {
-    const code = err.data?.code ? ` [${err.data.code}]` : "";
-    error(`connect error: ${err.message}${code}${socket.active ? " (retrying)" : ""}`);
-    if (!socket.active) setStatus("refused by the server", false);
-  });
-  socket.on(MESSAGE_RECEIVED, showMessage);
+  socket.io.on("reconnect_failed", () => setConnection({ phase: "disconnected", why: "gave up reconnecting" }));
+  socket.on(MESSAGE_RECEIVED, onMessage);
   socket.on(PRESENCE_UPDATE, onPresence);
   socket.on(TYPING_START, (update) => onTyping(update, true));
   socket.on(TYPING_STOP, (update) => onTyping(update, false));
   socket.on(REQUEST_ERROR, (e) => error(`request error${e?.event ? ` on ${e.event}` : ""}: ${e?.code} ${e?.message ?? ""}`));
 }
 
+async function onConnect(socket) {
+  const { engine } = socket.io;
+  setConnection({ phase: "connected", gateway: gatewayOf(engine.id), transport: engine.transport.name,
+    recovered: socket.recovered });
+  remember();
+  if (socket.recovered) { // the server gave back our rooms and replayed what we missed
+    members.load(request, failed);
+    return;
+  }
+  const rooms = views.names();
+  if (rooms.length === 0) return joinTyped($("room").value);
+  for (const room of rooms) await joinRoom(room);
+}
+
+function onDisconnect(socket, reason) {
+  if (socket !== state.socket) return;
+  const why = explainDisconnect(reason);
+  if (!socket.active) return setConnection({ phase: "disconnected", why });
+  const nextInMs = nominalDelayMs(1, socket.io.reconnectionDelay(), socket.io.reconnectionDelayMax());
+  setConnection({ phase: "reconnecting", attempt: 1, nextInMs, why });
+}
+
+// Also fired for a failed reconnection attempt (before the Manager schedules the next one).
+function onConnectError(socket, err) {
+  if (socket !== state.socket) return;
+  const why = explainConnectError(err);
+  if (!socket.active) { // a refusal (CONNECT_ERROR): socket.io-client does not retry
+    error(`connection refused: ${why}`);
+    return setConnection({ phase: "disconnected", why: `refused: ${why}` });
+  }
+  const attempt = (state.conn.phase === "reconnecting" ? state.conn.attempt : 0) + 1;
+  const nextInMs = nominalDelayMs(attempt, socket.io.reconnectionDelay(), socket.io.reconnectionDelayMax());
+  setConnection({ phase: "reconnecting", attempt, nextInMs, why });
+}
+
 function disconnect() {
-  stopTyping();
-  state.socket?.disconnect();
-  state.socket = null;
-  state.room = null;
-  clearMembers();
-  clearTypists();
-  setStatus("disconnected", false);
+  const socket = state.socket;
+  if (!socket) return;
+  typing.stop(socket, views.active);
+  Object.assign(state, { socket: null, wanted: false });
+  socket.disconnect();
+  setConnection({ phase: "disconnected", why: "you disconnected" });
+  remember();
 }
 
 // ---- wiring --------------------------------------------------------------------------
 
-async function loadGateways() {
-  const { gateways = [] } = await (await fetch("config.json")).json();
-  for (const url of gateways) {
+async function loadConfig() {
+  const { gateways = [], lb = null } = await (await fetch("config.json")).json();
+  state.lb = lb;
+  const options = [...(lb ? [[lb, `load balancer ${lb} (recommended)`]] : []),
+    ...gateways.map((url, i) => [url, `gateway ${i + 1} only: ${url}`])];
+  for (const [url, label] of options) {
     const option = document.createElement("option");
     option.value = url;
-    option.textContent = url;
+    option.textContent = label;
     $("gateway").append(option);
   }
-  // Different tabs land on different gateways by default, which is the point of the demo.
-  $("gateway").selectedIndex = Math.floor(Math.random() * gateways.length);
+  // Without a balancer, different tabs land on different gateways, which is the demo's point.
+  $("gateway").selectedIndex = lb ? 0 : Math.floor(Math.random() * gateways.length);
+  await dev.enable();
 }
 
 $("login").addEventListener("submit", (event) => {
@@ -323,18 +339,28 @@ $("login").addEventListener("submit", (event) => {
 $("disconnect").addEventListener("click", disconnect);
 $("room-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  join($("room").value.trim());
+  joinTyped($("room").value);
 });
 $("send-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const text = $("text").value;
-  if (!text.trim() || !state.room) return;
-  if (await send(text)) $("text").value = "";
+  const room = views.active;
+  if (!text.trim() || !room) return;
+  typing.stop(state.socket, room);
+  const ack = await request(MESSAGE_SEND, { room, text, id: idempotencyKey() });
+  if (!failed(MESSAGE_SEND, ack, room)) $("text").value = "";
 });
-$("text").addEventListener("input", noteTyping);
+$("text").addEventListener("input", () => typing.noteInput(state.socket, views.active, $("text").value));
+
+$("name").value = saved.name;
+for (const room of saved.rooms) views.ensure(room);
+if (saved.active) pick(saved.active);
 
 if (typeof io !== "function") {
   error("socket.io.min.js did not load: run `npm ci --prefix web` and reload");
 } else {
-  loadGateways().catch((err) => error(`cannot load config.json: ${err.message}`));
+  loadConfig().then(
+    () => { if (state.wanted && saved.name) connect(saved.name, $("gateway").value); },
+    (err) => error(`cannot load config.json: ${err.message}`),
+  );
 }
