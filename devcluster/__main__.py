@@ -1,11 +1,11 @@
 """``python -m devcluster``: the whole Switchboard cluster on 127.0.0.1 in one command.
 
-Ports: gateway *i* on base+i (default 8001, 8002, ...), the demo page on base+100 (default
-8100), router, presence and NATS on free ports; with ``--prometheus``, a local Prometheus
-scraping them all on base+90 (8090). stdout carries exactly one line,
-``READY {"gateways": [...], "nats": ..., "router": ..., "presence": ..., "demo": ...}``; the
-log, each child's output (prefixed ``[name]``) and lines ``devcluster: started NAME pid=PID
-url=URL`` go to stderr.
+Ports: the load balancer on base (default 8000), gateway *i* on base+i (8001, 8002, ...), the
+demo page on base+100 (8100), router, presence and NATS on free ports; with ``--prometheus``, a
+local Prometheus scraping them all on base+90 (8090). stdout carries exactly one line,
+``READY {"lb": ..., "gateways": [...], "nats": ..., "router": ..., "presence": ...,
+"demo": ...}``; the log, each child's output (prefixed ``[name]``) and lines
+``devcluster: started NAME pid=PID url=URL`` go to stderr.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ def parse_args(argv: list[str] | None = None
     parser = argparse.ArgumentParser(
         prog="python -m devcluster",
         description=(
-            "Start NATS, router, presence, N gateways and the demo page on 127.0.0.1. "
-            f"Gateway i listens on BASE+i, the demo page on BASE+{DEMO_OFFSET}; the rest on "
+            "Start NATS, router, presence, N gateways, a round-robin balancer and the demo page "
+            f"on 127.0.0.1. The balancer listens on BASE, gateway i on BASE+i, the demo page on "
+            f"BASE+{DEMO_OFFSET}; the rest on "
             "free ports. Prints one READY line with every URL to stdout when all are ready. "
             "SB_* variables are passed to every child; SB_JWT_SECRET and SB_API_KEY get "
             "development keys (printed to stderr) when unset."

@@ -13,12 +13,14 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections import deque
 from collections.abc import Mapping
 
 import aiohttp
 
 from devcluster.layout import ChildSpec
+from devcluster.parent_death import die_with_parent
 
 log = logging.getLogger("devcluster")
 
@@ -44,6 +46,8 @@ class Child:
         self._proc: asyncio.subprocess.Process | None = None
         self._relay: asyncio.Task[None] | None = None
         self._tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        self.started_at = 0.0
+        """``time.monotonic()`` of the last start."""
 
     @property
     def pid(self) -> int:
@@ -68,7 +72,9 @@ class Child:
             stderr=asyncio.subprocess.STDOUT,
             env=self._env,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
+        self.started_at = time.monotonic()
         assert self._proc.stdout is not None
         self._relay = asyncio.create_task(self._relay_output(self._proc.stdout))
         log.info("started %s pid=%d url=%s", self.spec.name, self._proc.pid, self.spec.url)
@@ -103,6 +109,13 @@ class Child:
     def describe_exit(self) -> str:
         """An unexpected exit, with the child's last output, for the log."""
         return self._describe(f"exited unexpectedly with code {self.returncode}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (a second Ctrl-C); :meth:`stop` reaps it."""
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
     async def stop(self, grace: float) -> None:
         """SIGTERM, then SIGKILL to its whole process group after ``grace`` seconds."""

@@ -1,10 +1,14 @@
 """Start, watch and stop the whole local cluster.
 
 Order matters both ways: NATS first (every service needs it), then router, presence and the
-gateways together, then the demo page; on the way down gateways first (they drain and clean
-up their registry entries while router, presence and NATS still run), then the others, NATS
-last. The one line on stdout, ``READY {...}``, is printed only when every child answered
-``/readyz`` with 200, so scripts and tests can wait on it.
+gateways together, then the balancer and the demo page; on the way down gateways first (they
+drain and clean up their registry entries while router, presence and NATS still run), then
+the others, NATS last. The one line on stdout, ``READY {...}``, is printed only when every
+child answered ``/readyz`` with 200, so scripts and tests can wait on it.
+
+Once ready, a child that dies is logged and restarted under its name while the rest keep
+serving (clients behind the balancer recover on another gateway meanwhile); only NATS dying
+stops the cluster, since every service's state lives there. A second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import logging
 import signal
 import socket
 import sys
+import time
 from collections.abc import Mapping
 
 import aiohttp
 from aiohttp import web
 
 from devcluster import apps, demo
+from devcluster.balancer import Balancer
 from devcluster.child import Child, ChildFailed
 from devcluster.layout import (
     HOST,
@@ -35,6 +41,7 @@ from devcluster.layout import (
     shared_env,
 )
 from devcluster.natsserver import NatsServer, NatsServerError, free_ports
+from devcluster.restarts import RestartPolicy
 
 log = logging.getLogger("devcluster")
 
@@ -51,9 +58,16 @@ async def run(options: Options, environ: Mapping[str, str],
     ``cluster`` is a :class:`Cluster` (subclass) built for ``options``, if not the plain one."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     cluster = cluster or Cluster(options, environ)
+
+    def on_signal() -> None:
+        if stop.is_set():
+            log.warning("second stop signal: killing everything now")
+            cluster.kill()
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
     try:
         return await cluster.run(stop)
     except (StartupError, ChildFailed, NatsServerError, LayoutError) as exc:
@@ -71,9 +85,10 @@ class Cluster:
     def __init__(self, options: Options, environ: Mapping[str, str]) -> None:
         self._options = options
         self._environ = environ
-        self._nats = NatsServer(monitoring=True, server_name="sb-dev")
+        self._nats = NatsServer(monitoring=True, server_name="sb-dev", die_with_parent=True)
         self._children: list[Child] = []
         self._demo: web.AppRunner | None = None
+        self._balancer: Balancer | None = None
 
     async def run(self, stop: asyncio.Event) -> int:
         """Start everything, announce READY, then supervise until stopped or broken."""
@@ -86,6 +101,7 @@ class Cluster:
             return 0
         env = shared_env(self._environ, self._nats.url, keys)
         await self._start_children(layout, env)
+        await self._start_balancer(layout)
         await self._start_demo(layout, keys)
         if not await self._wait_ready(stop):
             return 0
@@ -96,6 +112,8 @@ class Cluster:
         """Stop the demo page, gateways, router and presence, and NATS, in that order."""
         if self._demo is not None:
             await self._demo.cleanup()
+        if self._balancer is not None:
+            await self._balancer.stop()
         grace = self._options.stop_timeout
         gateways = [c for c in self._children if c.spec.module == "gateway"]
         others = [c for c in self._children if c.spec.module != "gateway"]
@@ -105,6 +123,13 @@ class Cluster:
         await asyncio.to_thread(self._nats.stop)  # also removes its directory
         if pid is not None:
             log.info("stopped nats pid=%d", pid)
+
+    def kill(self) -> None:
+        """SIGKILL every child and NATS now; :meth:`shutdown` then only reaps them."""
+        for child in self._children:
+            child.kill()
+        if self._nats.is_running():
+            self._nats.kill()
 
     # -- start -----------------------------------------------------------------------------
 
@@ -119,13 +144,27 @@ class Cluster:
             self._children.append(child)
             await child.start()
 
+    async def _start_balancer(self, layout: Layout) -> None:
+        balancer = Balancer(HOST, layout.lb_port, [(HOST, g.port) for g in layout.gateways])
+        try:
+            await balancer.start()
+        except OSError as exc:
+            raise StartupError(f"the balancer cannot listen on {layout.lb_url}: {exc}") from exc
+        self._balancer = balancer
+        log.info("balancer at %s over %d gateways (round-robin, no stickiness)",
+                 layout.lb_url, len(layout.gateways))
+
     async def _start_demo(self, layout: Layout, keys: Secrets) -> None:
         config = demo.DemoConfig(
             gateways=tuple(gateway.url for gateway in layout.gateways),
             jwt_secret=keys.jwt_secret,
             development=is_development(self._environ),
             pages=apps.pages(self._options),
+            lb=layout.lb_url,
         )
+        if not (config.web_dir / demo.SOCKET_IO_BUILD).is_file():
+            log.warning("the demo page will not work: %s is missing; run `npm ci --prefix web` "
+                        "(scripts/run does)", config.web_dir / demo.SOCKET_IO_BUILD)
         try:
             self._demo = await demo.serve(config, HOST, layout.demo_port)
         except OSError as exc:
@@ -148,27 +187,33 @@ class Cluster:
     # -- supervise -------------------------------------------------------------------------
 
     async def _supervise(self, stop: asyncio.Event) -> int:
-        """Wait for a stop signal (0) or any child or NATS exiting on its own (1)."""
+        """Wait for a stop signal (0) or NATS exiting (1), restarting children that die."""
         stopped = asyncio.create_task(stop.wait())
-        exits = {asyncio.create_task(child.wait()): child for child in self._children}
         nats_exit = asyncio.create_task(self._watch_nats())
-        done, pending = await asyncio.wait(
-            {stopped, nats_exit, *exits}, return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
+        keepers = [asyncio.create_task(self._keep_running(child)) for child in self._children]
+        done, _ = await asyncio.wait({stopped, nats_exit}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (stopped, nats_exit, *keepers):
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(stopped, nats_exit, *keepers, return_exceptions=True)
         if stopped in done:
             log.info("stopping (signal received)")
             return 0
-        for task, child in exits.items():
-            if task in done:
-                log.error("%s", child.describe_exit())
-        if nats_exit in done:
-            log.error("nats-server exited unexpectedly with code %s:\n%s",
-                      self._nats.returncode, self._nats.log_tail())
-        log.error("stopping everything because a process died")
+        log.error("nats-server exited unexpectedly with code %s:\n%s",
+                  self._nats.returncode, self._nats.log_tail())
+        log.error("stopping everything: every service's state lives in NATS")
         return 1
+
+    async def _keep_running(self, child: Child) -> None:
+        """Restart ``child`` under its name each time it dies, with the policy's delays."""
+        policy = RestartPolicy()
+        while True:
+            await child.wait()
+            log.error("%s", child.describe_exit())
+            delay = policy.after_exit(time.monotonic() - child.started_at)
+            log.warning("restarting %s in %gs (restart %d)", child.spec.name, delay,
+                        policy.restarts)
+            await asyncio.sleep(delay)
+            await child.start()
 
     async def _watch_nats(self) -> None:
         """Return when nats-server exits; a Popen offers no awaitable exit, so it is polled."""
@@ -191,7 +236,8 @@ def _check_free(layout: Layout) -> None:
             except OSError as exc:
                 raise StartupError(
                     f"port {port} on {HOST} is in use ({exc.strerror}); pick another "
-                    f"--base-port (gateways use base+1..base+N, the demo page base+100)"
+                    f"--base-port (the balancer uses base, gateways base+1..base+N, the demo "
+                    f"page base+100)"
                 ) from None
 
 
@@ -213,6 +259,7 @@ def _first(failures: BaseExceptionGroup[BaseException]) -> BaseException:
 
 def _print_ready(layout: Layout, nats_url: str) -> None:
     announcement = {
+        "lb": layout.lb_url,
         "gateways": [gateway.url for gateway in layout.gateways],
         "nats": nats_url,
         "router": layout.router.url,

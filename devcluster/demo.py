@@ -52,6 +52,13 @@ class DemoConfig:
     web_dir: Path = WEB_DIR
     pages: Mapping[str, Path] = field(default_factory=dict)
     """URL prefix (``/orderbook/``) → directory of an application's page (``--app``)."""
+    lb: str | None = None
+    """The balancer in front of the gateways: the URL the page connects to when there is one."""
+
+    @property
+    def socket_urls(self) -> tuple[str, ...]:
+        """Every URL the page may open a socket to (the CSP's ``connect-src``)."""
+        return ((self.lb,) if self.lb else ()) + self.gateways
 
 
 def issue_dev_token(name: str, secret: str, now: int) -> str:
@@ -109,7 +116,7 @@ async def serve(config: DemoConfig, host: str, port: int) -> web.AppRunner:
 
 
 def _headers(config: DemoConfig) -> Middleware:
-    policy = content_security_policy(config.gateways)
+    policy = content_security_policy(config.socket_urls)
 
     @web.middleware
     async def add_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -164,7 +171,7 @@ def _socket_io(path: Path) -> Handler:
 
 def _config(config: DemoConfig) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
-        return web.json_response({"gateways": list(config.gateways)})
+        return web.json_response({"gateways": list(config.gateways), "lb": config.lb})
 
     return handler
 

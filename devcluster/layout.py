@@ -1,8 +1,9 @@
 """What devcluster runs where: ports, names and environments, decided before anything starts.
 
 Kept free of I/O so the port rule and the environment each child gets are plain function
-calls in tests. The rule (also in ``python -m devcluster --help``): gateway *i* listens on
-base+i, the demo page on base+100, router and presence on free ports, NATS on free ports.
+calls in tests. The rule (also in ``python -m devcluster --help``): the load balancer listens
+on the base port, gateway *i* on base+i, the demo page on base+100, router, presence and NATS
+on free ports.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class Layout:
     presence: ChildSpec
     gateways: tuple[ChildSpec, ...]
     demo_port: int
+    lb_port: int = 0
+    """The balancer in front of the gateways (devcluster.balancer): the URL clients use."""
     apps: tuple[ChildSpec, ...] = ()
     """The ``--app`` replicas (devcluster.apps.with_apps)."""
 
@@ -73,9 +76,14 @@ class Layout:
         return f"http://{HOST}:{self.demo_port}"
 
     @property
+    def lb_url(self) -> str:
+        """The one URL clients connect to; any gateway behind it serves any session."""
+        return f"http://{HOST}:{self.lb_port}"
+
+    @property
     def fixed_ports(self) -> tuple[int, ...]:
         """Ports derived from the base port, which must be free before anything starts."""
-        return (*(gateway.port for gateway in self.gateways), self.demo_port)
+        return (self.lb_port, *(gateway.port for gateway in self.gateways), self.demo_port)
 
 
 def plan(options: Options, router_port: int, presence_port: int) -> Layout:
@@ -98,6 +106,7 @@ def plan(options: Options, router_port: int, presence_port: int) -> Layout:
         presence=ChildSpec(name="presence", module="presence", port=presence_port),
         gateways=gateways,
         demo_port=options.base_port + DEMO_OFFSET,
+        lb_port=options.base_port,
     )
 
 
@@ -134,6 +143,8 @@ def shared_env(environ: Mapping[str, str], nats_url: str, keys: Secrets) -> dict
     """The parent's environment plus what every child of this cluster must agree on."""
     env = dict(environ)
     env.setdefault("SB_ENV", "development")
+    # A local drain need not outlast a supervisor's patience; production keeps its 10 s.
+    env.setdefault("SB_DRAIN_WINDOW_S", "2")
     env.update(
         SB_NATS_URL=nats_url,
         SB_JWT_SECRET=keys.jwt_secret,

@@ -31,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from devcluster.parent_death import die_with_parent
+
 HOST = "127.0.0.1"
 _POLL_S = 0.02
 
@@ -102,6 +104,9 @@ class NatsServer:
     ready_timeout: float = 10.0
     binary: str | None = None
     extra_args: Sequence[str] = ()
+    die_with_parent: bool = False
+    """Have the kernel kill the server when this process dies (devcluster's own NATS; a
+    fixture leaves it off, since it may start the server from a short-lived thread)."""
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _dir: Path | None = field(default=None, init=False, repr=False)
     _port: int = field(default=-1, init=False)
@@ -194,6 +199,7 @@ class NatsServer:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches our supervisor, which stops us in order
+                preexec_fn=die_with_parent() if self.die_with_parent else None,
             )
 
     def wait_ready(self) -> None:

@@ -31,6 +31,7 @@ import aiohttp
 from devcluster import cluster
 from devcluster.cluster import Cluster, StartupError
 from devcluster.layout import HOST, Layout, LayoutError, Options
+from devcluster.parent_death import die_with_parent
 
 log = logging.getLogger("devcluster")
 
@@ -133,6 +134,7 @@ class LocalPrometheus:
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # like every child: devcluster alone decides when it stops
+            preexec_fn=die_with_parent(),
         )
         assert self._proc.stdout is not None
         self._relay = asyncio.create_task(_relay(self._proc.stdout))

@@ -59,7 +59,7 @@ class SwitchProxy:
         assert task is not None
         self._tasks.add(task)
         try:
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            await splice(reader, writer, up_reader, up_writer)
         except asyncio.CancelledError:
             pass  # only stop() cancels, and nobody awaits the result of a connection handler
         finally:
@@ -67,17 +67,6 @@ class SwitchProxy:
             for w in (writer, up_writer):
                 self._writers.discard(w)
                 w.transport.abort()
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.transport.abort()
 
     async def stop(self) -> None:
         self.cut()
@@ -87,3 +76,21 @@ class SwitchProxy:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def splice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter) -> None:
+    """Copy bytes both ways until either side ends; an end on one side aborts the other, as a
+    balancer's closed backend resets its client."""
+    await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.transport.abort()

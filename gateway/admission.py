@@ -42,7 +42,7 @@ class Admission:
         key = (conn.eio_sid, user)
         namespaces = tuple(sorted({*self._namespaces.get(key, ()), nsp}))
         if self._registry is not None:
-            info = ConnectionInfo(self._gateway, namespaces, time.time())
+            info = ConnectionInfo(self._gateway, namespaces, time.time(), self._registry.boot)
             try:
                 verdict = await self._registry.admit(user, conn.eio_sid, info, self._limit)
             except RegistryUnavailable:

@@ -281,12 +281,14 @@ async def _open_state(settings: GatewaySettings, client: FanoutClient, subjects:
         settings.recovery_window_s + lease_seconds(settings), settings.stream_replicas))
     registry = await when_ready("opening the registry", lambda: RegistryKV.open(
         client, settings.subject_prefix, settings.gateway_ttl_s, settings.stream_replicas))
-    await when_ready("registering this gateway", lambda: registry.beat(settings.instance_id))
+    boot = new_id()
+    await when_ready("registering this gateway",
+                     lambda: registry.beat(settings.instance_id, boot))
     await registry.watch()
     await when_ready("creating the presence queue", lambda: ensure_queue(
         client.jetstream(timeout=5.0), subjects, settings.stream_replicas))
     presence = PresenceEmitter(client.jetstream(timeout=5.0), subjects.presence_events(),
-                               settings.instance_id, new_id(), settings.namespaces.presence,
+                               settings.instance_id, boot, settings.namespaces.presence,
                                client.request, subjects.presence_query())
     presence.start()
     return store, registry, presence

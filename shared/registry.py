@@ -1,15 +1,17 @@
 """The cluster-wide connection registry as pure data: who is connected where, and admission.
 
 One KV entry per user holds that user's connections (id → gateway, namespaces, connected-at).
-Liveness is per gateway, not per entry: an entry counts only while its gateway's liveness key
-lives, so a SIGKILLed gateway's connections stop counting when its key expires even though
-other gateways keep rewriting the same user entry. Admission is a pure function of the entry
-and the set of live gateways; the I/O shell applies it with compare-and-set and retries.
+Liveness is per gateway run, not per entry: an entry counts only while its gateway's liveness
+key lives and holds the boot id the entry was written under, so a SIGKILLed gateway's
+connections stop counting when its key expires (even though other gateways keep rewriting the
+same user entry) or as soon as the gateway restarts under the same id with a new boot.
+Admission is a pure function of the entry and the live gateways' boots; the I/O shell applies
+it with compare-and-set and retries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -22,10 +24,18 @@ class ConnectionInfo:
     gateway: str
     namespaces: tuple[str, ...]
     connected_at: float
+    boot: str = ""
+    """The gateway run that holds the connection; empty in entries written before boots."""
 
     def to_json(self) -> dict[str, object]:
+        """The public view (the router's API); the boot is the registry's own business."""
         return {"gateway": self.gateway, "namespaces": list(self.namespaces),
                 "connected_at": self.connected_at}
+
+    def alive_in(self, live: Mapping[str, str]) -> bool:
+        """Its gateway's liveness key is there and names this connection's run."""
+        current = live.get(self.gateway)
+        return current is not None and (not self.boot or not current or current == self.boot)
 
 
 @dataclass(slots=True)
@@ -34,7 +44,8 @@ class UserEntry:
 
     def encode(self) -> bytes:
         return orjson.dumps({"v": VERSION, "connections": {
-            conn_id: info.to_json() for conn_id, info in self.connections.items()}})
+            conn_id: {**info.to_json(), "boot": info.boot}
+            for conn_id, info in self.connections.items()}})
 
     @classmethod
     def decode(cls, raw: bytes | None) -> UserEntry:
@@ -46,16 +57,17 @@ class UserEntry:
             conns = {
                 str(conn_id): ConnectionInfo(str(info["gateway"]),
                                              tuple(str(n) for n in info["namespaces"]),
-                                             float(info["connected_at"]))
+                                             float(info["connected_at"]),
+                                             str(info.get("boot", "")))
                 for conn_id, info in data["connections"].items()
             }
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             return cls()
         return cls(conns)
 
-    def live(self, gateways: Iterable[str]) -> dict[str, ConnectionInfo]:
-        alive = set(gateways)
-        return {cid: info for cid, info in self.connections.items() if info.gateway in alive}
+    def live(self, gateways: Mapping[str, str]) -> dict[str, ConnectionInfo]:
+        """The connections that count: ``gateways`` maps each live gateway to its boot."""
+        return {cid: info for cid, info in self.connections.items() if info.alive_in(gateways)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +80,11 @@ class Refused:
     live: int
 
 
-def admit(entry: UserEntry, conn_id: str, info: ConnectionInfo, live_gateways: Iterable[str],
-          limit: int) -> Admitted | Refused:
+def admit(entry: UserEntry, conn_id: str, info: ConnectionInfo,
+          live_gateways: Mapping[str, str], limit: int) -> Admitted | Refused:
     """Add ``conn_id`` unless the user already has ``limit`` live connections. Entries of dead
-    gateways are dropped on the way (they no longer count); re-admitting a connection that is
-    already there reuses its slot."""
+    gateways and of earlier runs are dropped on the way (they no longer count); re-admitting
+    a connection that is already there reuses its slot."""
     alive = entry.live(live_gateways)
     if conn_id not in alive and len(alive) >= limit:
         return Refused(len(alive))

@@ -102,7 +102,10 @@ class RegistryKV:
         self._subject_prefix = kv_subject_prefix(bucket)
         self._gateways = gateways
         self.gateway_ttl_s = gateway_ttl_s
-        self.live: set[str] = set()
+        self.live: dict[str, str] = {}
+        """Live gateway → the boot id its liveness key holds."""
+        self.boot = ""
+        """This process's gateway run, once :meth:`beat` has registered it."""
         self.on_gateway_gone: Callable[[str], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._known: OrderedDict[str, tuple[UserEntry, int]] = OrderedDict()
@@ -133,16 +136,19 @@ class RegistryKV:
 
     # --- gateway liveness -----------------------------------------------------------------
 
-    async def beat(self, gateway: str) -> None:
-        """Keep ``gateway``'s liveness key alive (refreshing three times per TTL)."""
+    async def beat(self, gateway: str, boot: str) -> None:
+        """Keep ``gateway``'s liveness key alive, holding ``boot`` (refreshing three times per
+        TTL): a restart under the same id replaces the boot, and its dead run's connections
+        stop counting at once."""
+        self.boot = boot
         await self.refresh(gateway)
-        self.live.add(gateway)
+        self.live[gateway] = boot
         self._tasks.append(asyncio.get_running_loop().create_task(self._beat(gateway)))
 
     async def refresh(self, gateway: str) -> None:
         """Put ``gateway``'s liveness key (again): the beat does, and a gateway whose key
         lapsed while it lived does at once."""
-        await self._gateways.put(gateway_key(gateway), b"1")
+        await self._gateways.put(gateway_key(gateway), (self.boot or "1").encode())
 
     async def _beat(self, gateway: str) -> None:
         while True:
@@ -167,11 +173,11 @@ class RegistryKV:
                 except ValueError:
                     continue
                 if entry.operation in ("DEL", "PURGE") or entry.value in (None, b""):
-                    self.live.discard(gateway)
+                    self.live.pop(gateway, None)
                     if self.on_gateway_gone is not None:
                         self.on_gateway_gone(gateway)
                 else:
-                    self.live.add(gateway)
+                    self.live[gateway] = _boot_of(entry.value)
 
         self._tasks.append(asyncio.get_running_loop().create_task(follow()))
         with contextlib.suppress(TimeoutError):
@@ -339,3 +345,9 @@ def _conflict(exc: Exception) -> bool:
     if isinstance(exc, KeyWrongLastSequenceError):
         return True
     return "wrong last sequence" in str(exc) or "key exists" in str(exc)
+
+
+def _boot_of(value: bytes) -> str:
+    """The boot a liveness key holds; ``""`` for a gateway that predates boots (``b"1"``)."""
+    text = value.decode(errors="replace")
+    return "" if text == "1" else text

@@ -49,7 +49,7 @@ def free_base_port() -> int:
     """A base below the ephemeral range whose gateway ports and demo port are all free."""
     for _ in range(100):
         base = random.randrange(20_000, 32_000)
-        if all(_bindable(base + offset) for offset in (*range(1, GATEWAYS + 1), 100)):
+        if all(_bindable(base + offset) for offset in (*range(GATEWAYS + 1), 100)):
             return base
     raise RuntimeError("no free base port found")
 
@@ -114,12 +114,12 @@ async def read_ready(run: Run) -> dict[str, object]:
 
 async def test_devcluster_starts_serves_and_stops_everything(devcluster: Run) -> None:
     ready = await read_ready(devcluster)
-    assert set(ready) == {"gateways", "nats", "router", "presence", "demo"}
+    assert set(ready) == {"lb", "gateways", "nats", "router", "presence", "demo"}
     gateways = ready["gateways"]
     assert isinstance(gateways, list) and len(gateways) == GATEWAYS
     assert all(isinstance(url, str) for url in gateways)
     assert str(ready["nats"]).startswith("nats://127.0.0.1:")
-    http_urls = [*gateways, ready["router"], ready["presence"], ready["demo"]]
+    http_urls = [*gateways, ready["router"], ready["presence"], ready["demo"], ready["lb"]]
     assert all(str(url).startswith("http://127.0.0.1:") for url in http_urls)
 
     await check_urls(http_urls, str(ready["demo"]))
@@ -146,7 +146,9 @@ async def check_urls(http_urls: list[object], demo: str) -> None:
             assert response.status == 200, "run `npm ci --prefix web`"
             assert "Socket.IO v4.8.4" in await response.text()
         async with session.get(f"{demo}/config.json") as response:
-            assert (await response.json())["gateways"] == http_urls[:GATEWAYS]
+            config = await response.json()
+            assert config["gateways"] == http_urls[:GATEWAYS]
+            assert config["lb"] == http_urls[-1]
         async with session.post(f"{demo}/dev-token", json={"name": "alice"}) as response:
             assert response.status == 200
             token = (await response.json())["token"]

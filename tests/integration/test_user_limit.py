@@ -78,3 +78,21 @@ async def test_a_dead_gateways_connections_stop_counting(
             if reply["type"] == "connect":
                 break
             await asyncio.sleep(0.25)
+
+
+async def test_a_gateway_restarted_under_its_id_does_not_bring_back_its_dead_runs_slots(
+    js: JsClients, start_gateway: Callable[..., Service]
+) -> None:
+    # Its own prefix and a long liveness TTL: the dead run's key cannot lapse during the test,
+    # so only the boot id tells the runs apart.
+    env = {"SB_SUBJECT_PREFIX": f"reborn{id(js)}", "SB_GATEWAY_TTL_S": "60",
+           "SB_INSTANCE_ID": "gw-reborn"}
+    first = start_gateway(**env)
+    replies = await connect_many(js, "phoenix", [f"phx-{i}" for i in range(5)], [first])
+    assert all(r["type"] == "connect" for r in replies)
+    assert (await js.connect("phx-over", first.url, "/chat",
+                             make_token("phoenix")))["type"] == "connect_error"
+    first.kill()
+    second = start_gateway(**env)
+    reply = await js.connect("phx-again", second.url, "/chat", make_token("phoenix"))
+    assert reply["type"] == "connect", reply

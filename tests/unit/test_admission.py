@@ -22,6 +22,7 @@ class FakeRegistry:
     held: dict[str, dict[str, ConnectionInfo]] = field(default_factory=dict)
     released: list[tuple[str, str]] = field(default_factory=list)
     down: bool = False
+    boot: str = "boot-1"
 
     async def admit(self, user: str, conn_id: str, info: ConnectionInfo,
                     limit: int) -> Admitted | Refused:

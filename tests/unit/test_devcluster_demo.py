@@ -58,7 +58,7 @@ async def test_only_named_files_are_served(client: Client) -> None:
 
 async def test_config_lists_the_gateways(client: Client) -> None:
     response = await client.get("/config.json")
-    assert await response.json() == {"gateways": list(GATEWAYS)}
+    assert await response.json() == {"gateways": list(GATEWAYS), "lb": None}
 
 
 async def test_dev_token_is_an_hs256_token_for_the_name(

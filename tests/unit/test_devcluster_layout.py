@@ -24,7 +24,8 @@ def test_gateway_i_listens_on_base_plus_i_and_the_demo_on_base_plus_100() -> Non
     assert layout.demo_url == "http://127.0.0.1:9100"
     assert layout.router.url == "http://127.0.0.1:40001"
     assert [c.module for c in layout.children] == ["router", "presence", *["gateway"] * 3]
-    assert layout.fixed_ports == (9001, 9002, 9003, 9100)
+    assert layout.fixed_ports == (9000, 9001, 9002, 9003, 9100)
+    assert layout.lb_url == "http://127.0.0.1:9000"
 
 
 @pytest.mark.parametrize(
@@ -61,3 +62,9 @@ def test_children_get_the_parent_environment_plus_the_cluster_settings() -> None
     assert (env["SB_JWT_SECRET"], env["SB_API_KEY"]) == ("secret", "key")
     assert env["SB_ENV"] == "development"
     assert shared_env({"SB_ENV": "production"}, "n", keys)["SB_ENV"] == "production"
+
+
+def test_the_drain_window_is_short_locally_unless_set() -> None:
+    keys = Secrets("secret", "key", ())
+    assert shared_env({}, "n", keys)["SB_DRAIN_WINDOW_S"] == "2"
+    assert shared_env({"SB_DRAIN_WINDOW_S": "7"}, "n", keys)["SB_DRAIN_WINDOW_S"] == "7"

@@ -73,10 +73,10 @@ class _Msg:
     headers: dict[str, str] | None = None
 
 
-def registry(bucket: FakeBucket, live: set[str] | None = None) -> RegistryKV:
+def registry(bucket: FakeBucket, live: dict[str, str] | None = None) -> RegistryKV:
     kv = RegistryKV(cast(Any, None), cast(Any, None), 3.0, cast(Any, bucket), BUCKET,
                     bucket.request)
-    kv.live = live if live is not None else {"gw-1", "gw-2"}
+    kv.live = live if live is not None else {"gw-1": "", "gw-2": ""}
     return kv
 
 
