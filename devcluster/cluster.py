@@ -161,6 +161,7 @@ class Cluster:
             development=is_development(self._environ),
             pages=apps.pages(self._options),
             lb=layout.lb_url,
+            gateway_pids=self._gateway_pids,
         )
         if not (config.web_dir / demo.SOCKET_IO_BUILD).is_file():
             log.warning("the demo page will not work: %s is missing; run `npm ci --prefix web` "
@@ -170,6 +171,11 @@ class Cluster:
         except OSError as exc:
             raise StartupError(f"demo page cannot listen on {layout.demo_url}: {exc}") from exc
         log.info("demo page at %s (web files from %s)", layout.demo_url, config.web_dir)
+
+    def _gateway_pids(self) -> dict[str, int]:
+        """Running gateways by name (the demo page's "kill my gateway" in development)."""
+        return {child.spec.name: child.pid for child in self._children
+                if child.spec.module == "gateway" and child.returncode is None}
 
     async def _wait_ready(self, stop: asyncio.Event) -> bool:
         """All children ready (True), or stopped first (False); the first failure raises."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import time
 
@@ -55,7 +54,14 @@ async def test_the_balancer_spreads_and_a_killed_gateway_comes_back(devcluster: 
         assert owners == {"gw-1", "gw-2"}
 
         old = devcluster.child_pids()["gw-1"]
-        os.kill(old, signal.SIGKILL)
+        demo = str(ready["demo"])
+        async with session.get(f"{demo}/dev/gateways") as response:
+            listed = (await response.json())["gateways"]
+        assert {g["id"]: g["pid"] for g in listed} == {
+            name: pid for name, pid in devcluster.child_pids().items() if name.startswith("gw-")}
+        # The demo page's "kill my gateway" button: a SIGKILL, as kill -9 would.
+        async with session.post(f"{demo}/dev/kill-gateway", json={"gateway": "gw-1"}) as answer:
+            assert (await answer.json())["pid"] == old
         # Until the balancer's health check notices, a refused connect moves on to gw-2.
         for _ in range(6):
             assert await handshake_owner(session, lb) in {"gw-1", "gw-2"}
