@@ -12,6 +12,7 @@ profiles. ``pytest -s`` prints each soak's counts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import subprocess
@@ -123,6 +124,12 @@ async def test_relay_keeps_order_through_its_delay_and_cuts() -> None:
         relay.cut()
         assert await asyncio.wait_for(reader.read(), 5) == b""
         writer.close()
+        relay.refuse = 1.0
+        reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+        with contextlib.suppress(ConnectionError):
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+        assert relay.refused == 1
     finally:
         await relay.stop()
         server.close()
@@ -179,8 +186,9 @@ async def test_soak_delivers_every_message_once_in_order(
     assert report.problems == []
     assert set(report.delivered.values()) == {report.sent} and report.sent > 0
     assert report.gateways["closes_4000"] > 0, "the silences never failed a heartbeat"
-    assert report.gateways["recovered"] > 0 and report.reconnects["recovered"] > 0
-    assert report.sdk["recoveries"] > 0
+    assert report.reconnects["socket.io-client recovered"] > 0 and report.sdk["recoveries"] > 0
+    assert report.gateways["recovered"] > 0 and report.gateways["fresh"] == 0
+    assert not [kind for kind in report.reconnects if kind.endswith(" fresh")]
 
 
 async def test_sdk_peer_answers_as_remote_mjs_does(gateway_pair: list[Service]) -> None:

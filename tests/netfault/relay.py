@@ -14,21 +14,21 @@ import contextlib
 import random as _random
 from collections.abc import Callable
 
+from devcluster.tcpproxy import SwitchProxy
+
 Chunk = tuple[float, bytes]
 
 
-class DelayRelay:
+class DelayRelay(SwitchProxy):
+    """A :class:`~devcluster.tcpproxy.SwitchProxy` to one upstream whose pairs are delayed
+    (its ``cut`` and ``stop`` as they are), listening on ``listen_host``."""
+
     def __init__(self, listen_host: str, upstream: tuple[str, int], *, delay: float = 0.0,
                  jitter: float = 0.0, refuse: float = 0.0,
                  random: Callable[[], float] = _random.random) -> None:
-        self.listen_host, self.upstream = listen_host, upstream
-        self.delay, self.jitter, self.refuse = delay, jitter, refuse
+        super().__init__([upstream])
+        self.listen_host, self.delay, self.jitter, self.refuse = listen_host, delay, jitter, refuse
         self._random = random
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
-        self.accepted = self.refused = self.cuts = 0
 
     @property
     def url(self) -> str:
@@ -39,26 +39,19 @@ class DelayRelay:
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self
 
-    def cut(self) -> None:
-        """Reset every open pair."""
-        self.cuts += 1
-        for writer in list(self._writers):
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
-        task = asyncio.current_task()
-        assert task is not None
         if self._random() < self.refuse:
             self.refused += 1
             writer.transport.abort()
             return
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+            up_reader, up_writer = await asyncio.open_connection(*self.upstreams[0])
         except OSError:
             writer.transport.abort()
             return
+        task = asyncio.current_task()
+        assert task is not None
         self._tasks.add(task)
         self._writers.update((writer, up_writer))
         try:
@@ -67,9 +60,9 @@ class DelayRelay:
             pass  # only stop() cancels a pair
         finally:
             self._tasks.discard(task)
-            for w in (writer, up_writer):
-                self._writers.discard(w)
-                w.transport.abort()
+            self._writers.difference_update((writer, up_writer))
+            writer.transport.abort()
+            up_writer.transport.abort()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         queue: asyncio.Queue[Chunk | None] = asyncio.Queue()
@@ -95,12 +88,3 @@ class DelayRelay:
             await asyncio.sleep(max(0.0, due - loop.time()))
             writer.write(data)
             await writer.drain()
-
-    async def stop(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -94,7 +94,8 @@ async def run_soak(plan: FaultPlan, clients: Sequence[Client], gateways: Sequenc
     run = secrets.token_hex(4)
     rooms = [f"room:nf-{run}-a", f"room:nf-{run}-b"]
     await join_all(clients, rooms)
-    receivers = [Receiver(c.js, c.name) for c in clients]
+    receivers = [Receiver(c.js, c.name, "sdk" if c.sdk else "socket.io-client")
+                 for c in clients]
     publishers = [Publisher(c.js, c.name, run, rooms, interval, ack_wait=2 * UNIT)
                   for c in clients if c.sends]
     tasks = [asyncio.create_task(x.run()) for x in (*receivers, *publishers)]

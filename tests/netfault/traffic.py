@@ -65,6 +65,7 @@ class Receiver:
 
     js: JsClients
     client: str
+    kind: str = "socket.io-client"
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     reconnects: Counter[str] = field(default_factory=Counter)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -80,9 +81,10 @@ class Receiver:
                 self.messages.setdefault(message["room"], []).append(message)
                 self.changed.set()
             elif msg["type"] == "connect":
-                self.reconnects["recovered" if msg["recovered"] else "fresh"] += 1
+                self.reconnects[f"{self.kind} recovered" if msg["recovered"]
+                                else f"{self.kind} fresh"] += 1
             else:
-                self.reconnects[msg["type"]] += 1
+                self.reconnects[f"{self.kind} {msg['type']}"] += 1
 
     def count(self) -> int:
         return sum(len(got) for got in self.messages.values())
