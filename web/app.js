@@ -199,12 +199,13 @@ async function leave(room) {
 async function joinTyped(input) {
   const { room, hint, error: problem } = normaliseRoom(input);
   if (problem) return error(problem);
-  if (hint) notice(hint);
-  if (views.has(room)) return pick(room);
-  if (await joinRoom(room)) {
+  if (views.has(room)) {
+    pick(room);
+  } else if (await joinRoom(room)) {
     pick(room);
     notice(`joined ${room}`, room);
   }
+  if (hint) notice(hint); // in the log on screen, whichever room that is now
 }
 
 // ---- events from the server ----------------------------------------------------------
