@@ -7,8 +7,9 @@ In: ``connect`` (``opts.auth.token``; ``opts.sdk`` = SwitchboardClient keyword o
 ``emit`` of ``room:join`` / ``message:send`` with an ``ack`` tag, ``close``, ``exit``.
 Out: ``connect`` (again after every reconnect, with ``recovered``), ``disconnect``,
 ``connect_error``, ``event`` (``message:received`` once per message, as the SDK delivers it
-to the app), ``ack`` (the request's answer, or ``{ok: false, error: {code}}``) and, on
-``close``, the client's ``counters``.
+to the app), ``ack`` (the request's answer, or ``{ok: false, error: {code}}``), on
+``close`` the client's ``counters``, and ``failure`` for a command to a client that does not
+exist.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ class Peers:
 
     async def handle(self, cmd: dict[str, Any]) -> bool:
         op = cmd["op"]
-        if op == "connect":
+        if op in ("emit", "close") and cmd["id"] not in self.clients:
+            out({"type": "failure", "id": cmd["id"], "message": f"no client {cmd['id']}"})
+        elif op == "connect":
             self.spawn(self.connect(cmd))
         elif op == "emit":
             self.spawn(self.emit(cmd))

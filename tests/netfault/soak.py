@@ -69,7 +69,16 @@ def layout(host: JsClients, node: JsClients, sdk: JsClients, gateways: Sequence[
     ]
 
 
+async def started(js: JsClients) -> None:
+    """Wait until the process reads its commands (a loaded machine may take seconds to start
+    node or Python): an emit for a client that does not exist answers ``failure``."""
+    await js.emit("nobody", "ping")
+    await js.expect("nobody", {"failure"}, within=60 * UNIT)
+
+
 async def join_all(clients: Sequence[Client], rooms: Sequence[str]) -> None:
+    for js in {id(c.js): c.js for c in clients}.values():
+        await started(js)
     for c in clients:
         opts: dict[str, Any] = {"sdk": SDK_OPTS} if c.sdk else NODE_OPTS
         report = await c.js.connect(c.name, c.url, "/chat", make_token(f"nf-{c.name}"), **opts)

@@ -79,19 +79,25 @@ class Receiver:
             if msg["type"] == "event" and msg["event"] == "message:received":
                 message = msg["args"][0]
                 self.messages.setdefault(message["room"], []).append(message)
-                self.changed.set()
             elif msg["type"] == "connect":
                 self.reconnects[f"{self.kind} recovered" if msg["recovered"]
                                 else f"{self.kind} fresh"] += 1
             else:
                 self.reconnects[f"{self.kind} {msg['type']}"] += 1
+            self.changed.set()
 
     def count(self) -> int:
         return sum(len(got) for got in self.messages.values())
 
+    def connected(self) -> bool:
+        """Every disconnect was followed by a connect."""
+        r, kind = self.reconnects, self.kind
+        return r[f"{kind} recovered"] + r[f"{kind} fresh"] >= r[f"{kind} disconnect"]
+
     async def wait_for(self, total: int, within: float) -> None:
+        """Until ``total`` messages arrived and the client is connected again."""
         async with asyncio.timeout(within):
-            while self.count() < total:
+            while self.count() < total or not self.connected():
                 self.changed.clear()
                 await self.changed.wait()
 
