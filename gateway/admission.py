@@ -58,19 +58,25 @@ class Admission:
         self.by_user.setdefault(user, set()).add(conn)
         return True
 
-    async def release(self, conn: Kickable) -> None:
-        """The connection is gone: free its slot for every user it carried."""
-        eio_sid = conn.eio_sid
-        for user in self._users.pop(eio_sid, ()):
-            del self._namespaces[(eio_sid, user)]
+    def forget(self, conn: Kickable) -> None:
+        """The connection moved to another gateway, which took its registry slot over: drop
+        it from the local indexes only."""
+        for user in self._users.pop(conn.eio_sid, ()):
+            del self._namespaces[(conn.eio_sid, user)]
             holders = self.by_user.get(user)
             if holders is not None:
                 holders.discard(conn)
                 if not holders:
                     del self.by_user[user]
+
+    async def release(self, conn: Kickable) -> None:
+        """The connection is gone: free its slot for every user it carried."""
+        users = self._users.get(conn.eio_sid, set())
+        self.forget(conn)
+        for user in users:
             if self._registry is not None:
                 try:
-                    await self._registry.release(user, eio_sid)
+                    await self._registry.release(user, conn.eio_sid)
                 except RegistryUnavailable:
                     log.warning("registry unavailable: a slot frees when this gateway's "
                                 "entries are reaped")

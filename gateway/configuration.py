@@ -71,6 +71,14 @@ def lease_seconds(settings: GatewaySettings) -> float:
     return max(1.0, settings.recovery_window_s / 4)
 
 
+def settle_seconds(settings: GatewaySettings) -> float:
+    """How long an owner waits for a session to settle before handing it over: past the
+    longest hook timeout and a publish's ack timeout, so whatever is in flight has ended."""
+    hooks = [spec.hook_timeout_ms / 1000 for spec in settings.namespaces.values()
+             if spec.hooks or spec.auth == "hook"]
+    return max([2.0, *hooks]) + 1.0
+
+
 def log_settings(settings: GatewaySettings) -> LogSettings:
     return LogSettings(
         durable=settings.namespaces.durable,

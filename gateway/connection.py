@@ -1,11 +1,11 @@
 """The I/O shell of one Engine.IO connection (over WebSocket or polling, see ``Channel``).
 
 Each message read goes to :class:`~gateway.session.Session`; what comes back is performed:
-frames to the outbox, joins and publishes to the fan-out and the broker, closes after a
-flush; the I/O results go back into the core, which words the reply. No task per connection:
-actions run inside the read callback, and only one that really waits (a NATS round trip) gets
-a task, while later messages queue behind it (reading pauses past ``BACKLOG_LIMIT``): one
-connection's messages keep their order. A timer at the core's next deadline drives heartbeats."""
+frames to the outbox, joins and publishes to the fan-out and the broker, closes after a flush;
+I/O results go back into the core, which words the reply. No task per connection: actions run
+in the read callback, and only one that waits (a NATS round trip) gets a task, later messages
+queueing behind it (reading pauses past ``BACKLOG_LIMIT``), so they keep their order. A timer
+drives heartbeats; a takeover moves the session elsewhere (:mod:`gateway.connection_handoff`)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from gateway.actions import (
 from gateway.admission import Admission
 from gateway.broker import Broker, BrokerUnavailable, PublishResult
 from gateway.channel import Channel
+from gateway.connection_handoff import ConnectionHandoff
 from gateway.delivery import Member
 from gateway.durable import DurableSockets, JoinFailed
 from gateway.eager import start
@@ -59,13 +60,12 @@ from shared.protocol.frames import BINARY, ws_frame
 from shared.room_log import client_message_id
 
 log = logging.getLogger(__name__)
-
 BACKLOG_LIMIT = 64  # messages queued behind a waiting action before reading pauses
 Produce = Callable[[], list[Action]]  # an I/O result fed to the core in turn (a hook's answer)
 INTERNAL_ERROR = 1011
 
 
-class Connection:
+class Connection(ConnectionHandoff):
     def __init__(
         self,
         ws: Channel,

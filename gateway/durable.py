@@ -179,6 +179,10 @@ class DurableSockets:
             record.until = time.time() + self._window_s
             self._store.put_later(socket.pid, record)
 
+    def forget(self, socket: NamespaceSocket) -> None:
+        """The socket moved to another gateway, which keeps its record live from now on."""
+        self._live.pop(socket.pid or "", None)
+
     # --- history --------------------------------------------------------------------------
 
     async def history(self, nsp: str, room: str, since: int | None, before: int | None,

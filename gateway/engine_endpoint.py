@@ -10,8 +10,9 @@ bodies.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gateway.channel import Channel
 from gateway.connection import Connection
@@ -29,6 +30,8 @@ from gateway.polling_codec import (
     PollingError,
 )
 from gateway.polling_forward import PollingForwarder
+from gateway.takeover import Takeovers
+from gateway.takeover_state import SessionState
 from gateway.websocket import check_upgrade, switching_protocols
 from gateway.websocket_protocol import MessageHandler, WebSocketProtocol
 from shared.jwtauth import Identity
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 Opener = Callable[[Channel, Identity | None, str, tuple[str, ...], RequestHeaders], Connection]
 """Start a connection over a channel: (channel, identity, sid, upgrades, the handshake's
 headers) → its handler."""
+Adopter = Callable[[PollingChannel, SessionState], Awaitable[bool]]
+"""Carry a taken-over session on over a channel of this gateway: ``False`` if it could not."""
 
 
 class EngineEndpoint:
@@ -54,6 +59,10 @@ class EngineEndpoint:
         self._draining = draining
         self.polling: dict[str, PollingChannel] = {}
         self.forwarder: PollingForwarder | None = None
+        self.takeovers: Takeovers | None = None
+        self.adopt: Adopter | None = None
+        self.arriving: dict[str, asyncio.Future[None]] = {}
+        """Sessions being taken over right now: their forwarded requests wait for them."""
         self._gateway_id = gateway_id
         self._owner_of = owner_of
 
@@ -108,9 +117,14 @@ class EngineEndpoint:
     def _resume(self, request: Request, verdict: Resume, cors: Headers) -> Result:
         channel = self.polling.get(verdict.sid)
         if verdict.transport == "websocket":
-            return self._upgrade(request, channel)
+            return self._upgrade(request, channel, verdict.sid)
         if channel is None:
             return self._elsewhere(request, verdict.sid, cors)
+        if channel.moved_to is not None and self.forwarder is not None:
+            if request.method not in ("GET", "POST"):
+                return error_response(BAD_REQUEST, cors)
+            return self.forwarder.forward(channel.moved_to, verdict.sid, request.method,
+                                          request.body, cors)
         if request.method == "GET":
             return channel.get(cors)
         if request.method == "POST":
@@ -125,15 +139,52 @@ class EngineEndpoint:
             return error_response(UNKNOWN_SID, cors)
         return self.forwarder.forward(owner, sid, request.method, request.body, cors)
 
-    def _upgrade(self, request: Request, channel: PollingChannel | None) -> Response | Upgrade:
-        """The WebSocket of a polling session's upgrade: once, and only while it polls."""
-        if channel is None or channel.closed or channel.upgraded or channel.upgrading:
-            return error_response(UNKNOWN_SID if channel is None else BAD_REQUEST)
+    def _upgrade(self, request: Request, channel: PollingChannel | None, sid: str) -> Result:
+        """The WebSocket of a polling session's upgrade: once, and only while it polls; for
+        a session another gateway holds, once that gateway handed it over."""
+        owner = self._owner_of(sid)
+        if channel is None:
+            if self.takeovers is None or owner is None or owner == self._gateway_id:
+                return error_response(UNKNOWN_SID)
+        elif (channel.closed or channel.upgraded or channel.upgrading
+              or channel.moved_to is not None):
+            return error_response(BAD_REQUEST)
         accept = check_upgrade(request)
         if isinstance(accept, Response):
             return accept
+        if channel is None and owner is not None:
+            return self._take_over(owner, sid, accept)
+        assert channel is not None
+        return self._prober(channel, accept)
+
+    def _prober(self, channel: PollingChannel, accept: str) -> Upgrade:
         return Upgrade(switching_protocols(accept), lambda: WebSocketProtocol(
             self._max_payload, lambda ws: Prober(channel, ws, self._metrics.upgrades.inc)))
+
+    async def _take_over(self, owner: str, sid: str, accept: str) -> Response | Upgrade:
+        if sid in self.arriving:  # a second WebSocket for the same session
+            return error_response(BAD_REQUEST)
+        arrived = self.arriving[sid] = asyncio.get_running_loop().create_future()
+        try:
+            channel = await self._adopted(owner, sid)
+        finally:
+            del self.arriving[sid]
+            arrived.set_result(None)
+        return error_response(BAD_REQUEST) if channel is None else self._prober(channel, accept)
+
+    async def _adopted(self, owner: str, sid: str) -> PollingChannel | None:
+        assert self.takeovers is not None and self.adopt is not None
+        state = await self.takeovers.take(owner, sid)
+        if state is None:
+            return None
+        channel = self.polling[sid] = PollingChannel(sid, self._gone)
+        channel.freeze()
+        channel.preload(state.packets)
+        if not await self.adopt(channel, state):
+            return None
+        channel.held[:0] = state.posted
+        channel.thaw()
+        return channel
 
     def finished(self, sid: str) -> None:
         """A connection ended: an upgraded session's channel goes with it (one still polling

@@ -112,7 +112,7 @@ class Upgrade:
     protocol: Callable[[], asyncio.Protocol]
 
 
-Result = Response | Upgrade | Awaitable[Response]
+Result = Response | Upgrade | Awaitable[Response] | Awaitable[Response | Upgrade]
 Handler = Callable[[Request], Result]
 
 

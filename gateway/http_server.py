@@ -35,7 +35,7 @@ class HttpProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._parser: RequestParser | None = None
         self._queue: deque[Request | Response] = deque()
-        self._answering: asyncio.Future[Response] | None = None
+        self._answering: asyncio.Future[Response | Upgrade] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
 
@@ -90,7 +90,7 @@ class HttpProtocol(asyncio.Protocol):
             self._resume()
             self._arm_timer()
 
-    def _answered(self, request: Request, done: asyncio.Future[Response]) -> None:
+    def _answered(self, request: Request, done: asyncio.Future[Response | Upgrade]) -> None:
         self._answering = None
         if done.cancelled():
             return
@@ -98,7 +98,11 @@ class HttpProtocol(asyncio.Protocol):
         if error is not None:
             log.error("HTTP handler failed on %s %s", request.method, request.path,
                       exc_info=error)
-        self._answer(request, INTERNAL_ERROR if error is not None else done.result())
+        result = INTERNAL_ERROR if error is not None else done.result()
+        if isinstance(result, Upgrade):  # decided after a wait (a takeover)
+            self._upgrade(request, result)
+            return
+        self._answer(request, result)
         self._next()
 
     def _answer(self, request: Request, response: Response) -> None:

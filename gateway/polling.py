@@ -106,6 +106,11 @@ class PollingChannel:
         self._limit: int | None = None
         self._on_gone = on_gone
         self._loop = asyncio.get_running_loop()
+        self.frozen = False
+        self.held: list[str | bytes] = []
+        """Posted while frozen: read by whoever holds the session once it thaws."""
+        self.moved_to: str | None = None
+        """The gateway that took this session over; its requests are forwarded there."""
 
     # --- what the connection calls (as on a WebSocket) ---------------------------------------
 
@@ -113,7 +118,7 @@ class PollingChannel:
         messages, _ = unframe(data)
         self._packets.extend(messages)
         self.buffered += len(data)
-        if self._waiter is not None and not self.upgrading:
+        if self._waiter is not None and not self.upgrading and not self.frozen:
             self._answer_get()
 
     def close(self, code: int, reason: str = "") -> None:
@@ -152,7 +157,7 @@ class PollingChannel:
             return error_response(BAD_REQUEST, cors)
         if self.upgrading:
             return self._payload([NOOP], cors)
-        if self._packets:
+        if self._packets and not self.frozen:
             return self._take(cors)
         if self.closed:
             return error_response(UNKNOWN_SID, cors)
@@ -178,6 +183,9 @@ class PollingChannel:
         packets = decode_payload(body)
         if packets is None:
             return error_response(BAD_REQUEST, cors)
+        if self.frozen:
+            self.held.extend(packets)
+            return self._ok(cors)
         handler = self.handler
         if handler is not None:
             for packet in packets:
@@ -194,7 +202,7 @@ class PollingChannel:
 
     def lose(self, code: int) -> None:
         """The client is gone (its GET was cancelled, or it broke the rules)."""
-        if self.closed:
+        if self.closed or self.moved_to is not None:
             return
         self.close_code = code
         self.closed = True
@@ -202,6 +210,46 @@ class PollingChannel:
         if waiter is not None and not waiter.done():
             waiter.set_result(self._payload([CLOSE], self._waiter_cors))
         self._finish()
+
+    # --- a takeover by another gateway -------------------------------------------------------
+
+    def freeze(self) -> None:
+        """Hold the session still while it is handed over: polls wait, posts are kept."""
+        self.frozen = True
+
+    def thaw(self) -> None:
+        """Carry on here: what was posted meanwhile is read, in order, and a poll answered."""
+        self.frozen = False
+        held, self.held = self.held, []
+        for packet in held:
+            if self.handler is None or self.closed:
+                break
+            self.handler.receive(packet)
+        if self._packets and self._waiter is not None:
+            self._answer_get()
+
+    def moved(self, gateway: str) -> list[str | bytes]:
+        """The session now lives on ``gateway``: a waiting poll returns a noop (the client
+        polls again, and that request is forwarded there). Returns the packets that were
+        waiting for the client, which move with the session."""
+        self.moved_to = gateway
+        self.handler = None
+        packets, self._packets, self.buffered = self._packets, [], 0
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self._payload([NOOP], self._waiter_cors))
+        self._loop.call_later(LINGER_S * 2, self._on_gone, self)
+        return packets
+
+    @property
+    def waiting(self) -> list[str | bytes]:
+        """The packets waiting for the client's next poll."""
+        return self._packets
+
+    def preload(self, packets: list[str | bytes]) -> None:
+        """Packets a taken-over session was owed, ahead of anything written here."""
+        self._packets[:0] = packets
+        self.buffered += payload_size(packets)
 
     # --- the upgrade ------------------------------------------------------------------------
 

@@ -59,6 +59,8 @@ class PollingForwarder:
         self._get_timeout_s = get_timeout_s
         self.answer_limit = max(1024, nc.max_payload - ANSWER_ROOM)
         self._parked: set[asyncio.Future[None]] = set()
+        self.arriving: Callable[[str], asyncio.Future[None] | None] = lambda _: None
+        """A session being taken over here right now: its requests wait for it."""
 
     async def start(self) -> None:
         await self._nc.subscribe(self._subjects.polling_forward(self._gateway_id),
@@ -101,24 +103,43 @@ class PollingForwarder:
         """nats-py runs one subscription's callbacks one after the other: a parked GET is
         answered from a task of its own, so the POSTs behind it are not held up."""
         headers = msg.headers or {}
-        channel = self._sessions(headers.get(SID, ""))
+        sid = headers.get(SID, "")
+        channel = self._sessions(sid)
+        arriving = self.arriving(sid) if channel is None else None
+        if arriving is not None:
+            self._park(self._serve_after(arriving, msg))
+            return
         if headers.get(CANCEL):
             if channel is not None:
                 channel.forwarded_get_cancelled()
             return
         answer: Response | Awaitable[Response]
+        method = headers.get(METHOD)
         if channel is None:
             answer = error_response(UNKNOWN_SID)
-        elif headers.get(METHOD) == "POST":
+        elif channel.moved_to is not None:  # taken over: on to the new owner
+            answer = self.forward(channel.moved_to, sid, method or "GET", msg.data, ())
+        elif method == "POST":
             answer = channel.post(msg.data, ())
         else:
             answer = channel.get((), limit=self.answer_limit, forwarded=True)
         if isinstance(answer, Response):
             await self._reply(msg, answer)
             return
-        task = asyncio.ensure_future(self._reply_when(msg, answer))
+        self._park(self._reply_when(msg, answer))
+
+    def _park(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
         self._parked.add(task)
         task.add_done_callback(self._parked.discard)
+
+    async def _serve_after(self, arriving: asyncio.Future[None], msg: Msg) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(arriving)
+        if self._sessions((msg.headers or {}).get(SID, "")) is not None:
+            await self._serve(msg)
+        elif not (msg.headers or {}).get(CANCEL):
+            await self._reply(msg, error_response(UNKNOWN_SID))
 
     async def _reply_when(self, msg: Msg, answer: Awaitable[Response]) -> None:
         await self._reply(msg, await answer)

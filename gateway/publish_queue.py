@@ -40,6 +40,11 @@ class PublishQueue(Generic[T]):
         self._closed = False
 
     @property
+    def idle(self) -> bool:
+        """No publish is waiting for its result."""
+        return not self._queue
+
+    @property
     def full(self) -> bool:
         return len(self._queue) >= self._max
 

@@ -33,6 +33,7 @@ from gateway.configuration import (
     log_settings,
     namespace_chains,
     session_config,
+    settle_seconds,
     tls_context,
     verifier_for,
 )
@@ -47,11 +48,14 @@ from gateway.lifecycle import Lifecycle
 from gateway.nats_broker import NatsBroker
 from gateway.nats_client import FanoutClient
 from gateway.outbox import Flusher, Outbox
+from gateway.polling import PollingChannel
 from gateway.polling_forward import PollingForwarder, get_timeout_s
 from gateway.presence_emitter import PresenceEmitter
 from gateway.recovery_store import RecoveryStore
 from gateway.session import Session
 from gateway.socket_emit import serve_emits
+from gateway.takeover import Takeovers
+from gateway.takeover_state import SessionState
 from gateway.websocket_protocol import CLOSE_TIMEOUT_S
 from shared.config import GatewaySettings
 from shared.jwtauth import Identity
@@ -105,7 +109,12 @@ async def serve_gateway_requests(nc: Client, subjects: Subjects, settings: Gatew
     endpoint.forwarder = PollingForwarder(
         nc, subjects, settings.instance_id, endpoint.polling.get,
         get_timeout_s(settings.ping_interval_ms, settings.ping_timeout_ms), gateway.metrics)
+    endpoint.forwarder.arriving = endpoint.arriving.get
     await endpoint.forwarder.start()
+    endpoint.takeovers = Takeovers(nc, subjects, settings.instance_id, endpoint.polling.get,
+                                   settle_seconds(settings), gateway.metrics)
+    endpoint.adopt = gateway.adopt
+    await endpoint.takeovers.start()
 
 
 class Gateway:
@@ -183,18 +192,36 @@ class Gateway:
               ) -> Connection:
         """``headers``: the handshake's, of which the session keeps those a connect hook
         is to see (``hook_headers``)."""
-        loop = asyncio.get_running_loop()
-        if self._flusher is None:
-            self._flusher = Flusher(loop, self.settings.write_delay_ms / 1000)
         session = Session(sid, identity, self.config, self.namespaces, self.verifier,
-                          self.new_sid, loop.time(), wall_clock=time.time, headers=headers)
+                          self.new_sid, asyncio.get_running_loop().time(), wall_clock=time.time,
+                          headers=headers)
+        connection = self._connection(channel, session)
+        connection.start(upgrades)
+        return connection
+
+    def _connection(self, channel: Channel, session: Session) -> Connection:
+        if self._flusher is None:
+            self._flusher = Flusher(asyncio.get_running_loop(),
+                                    self.settings.write_delay_ms / 1000)
         connection = Connection(channel, session, self.fanout, self.durable, self.admission,
                                 self.broker, self.metrics,
                                 self._flusher, self.settings.send_budget_bytes,
                                 self.presence, self._finished, self.hooks, self.lifecycle)
         self.connections.add(connection)
-        connection.start(upgrades)
         return connection
+
+    async def adopt(self, channel: PollingChannel, state: SessionState) -> bool:
+        """A session another gateway handed over (:mod:`gateway.takeover`), carried on here
+        over ``channel``; closed, for the client to reconnect and recover, if it cannot be."""
+        session = Session(state.sid, state.upgrade_identity, self.config, self.namespaces,
+                          self.verifier, self.new_sid, asyncio.get_running_loop().time(),
+                          wall_clock=time.time, headers=state.headers)
+        connection = self._connection(channel, session)
+        channel.handler = connection
+        if await connection.take_over(state):
+            return True
+        connection.close(CloseCode.TRY_AGAIN_LATER, "taken-over session not resumed")
+        return False
 
     def _finished(self, connection: Connection) -> None:
         self.connections.discard(connection)

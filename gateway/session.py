@@ -43,6 +43,7 @@ from gateway.replies import (
     connect_error,
 )
 from gateway.session_answers import Answers
+from gateway.session_handoff import Handoff
 from shared.abuse import AbuseMeter
 from shared.heartbeat import Beat, Heartbeat
 from shared.jwtauth import Identity, TokenVerifier
@@ -73,7 +74,7 @@ class SessionConfig:
     hook_request_max_bytes: int = 1_000_000
 
 
-class Session(Answers):
+class Session(Answers, Handoff):
     """Sans-I/O core of one connection. The shell calls :meth:`open` once, then
     :meth:`receive` per frame and :meth:`on_timer` at :meth:`next_deadline`."""
 

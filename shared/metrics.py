@@ -101,6 +101,10 @@ class GatewayMetrics:
             f"{PREFIX}_gateway_polling_forwarded", "polling requests of another gateway's "
             "session, forwarded to it (outcome: ok, gone, failed)", ["method", "outcome"],
             registry=r)
+        self.takeovers = Counter(
+            f"{PREFIX}_gateway_takeovers", "polling sessions moved between gateways by an upgrade "
+            "that landed elsewhere (outcome: taken, given; failed: the owner gave nothing, "
+            "refused: this owner could not hand over)", ["outcome"], registry=r)
         self.forward_seconds = Histogram(
             f"{PREFIX}_gateway_polling_forward_seconds", "forwarded POSTs: until the owner "
             "answered", buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),

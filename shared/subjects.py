@@ -156,6 +156,11 @@ class Subjects:
         gateway it landed on (method and sid in headers, the body raw)."""
         return f"{self.prefix}.gw.{encode_token(gateway_id)}.poll"
 
+    def session_takeover(self, gateway_id: str) -> str:
+        """Request/reply: the sid of a polling session that gateway owns → the whole session,
+        for the gateway its upgrade WebSocket landed on (:mod:`gateway.takeover`)."""
+        return f"{self.prefix}.gw.{encode_token(gateway_id)}.takeover"
+
     def hook_connect(self, namespace: str) -> str:
         """The application's connect hook for a namespace (workers subscribe in a queue
         group); the token needs no table, so a worker can build it from the name alone."""
