@@ -5,7 +5,8 @@ and ``socket.io.min.js`` is the unmodified build from npm, so the demo proves th
 work with the client users actually run. ``POST /dev-token`` exists so a person can log in
 without an identity provider; it is refused outside ``SB_ENV=development``, as are
 ``/dev/gateways`` and ``POST /dev/kill-gateway``, the page's "kill my gateway" button (a
-SIGKILL, as ``kill -9`` from a terminal, so a person can watch the page recover elsewhere).
+SIGKILL, as ``kill -9`` from a terminal, so a person can watch the page recover elsewhere), and
+``/dev/where``, which asks the router's registry which gateway holds the page's connection.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import aiohttp
 import jwt
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -49,6 +52,10 @@ class DemoConfig:
     development: bool
     gateway_pids: Callable[[], Mapping[str, int]] | None = None
     """Development: the running gateways' pids by instance id (``/dev/gateways``)."""
+    router: str | None = None
+    """Development: the router's URL and API key for ``/dev/where``. The sid names the gateway
+    that opened a session, but an upgrade through the balancer may move it to another."""
+    api_key: str | None = None
     web_dir: Path = WEB_DIR
     pages: Mapping[str, Path] = field(default_factory=dict)
     """URL prefix (``/orderbook/``) → directory of an application's page (``--app``)."""
@@ -102,6 +109,7 @@ def make_app(config: DemoConfig) -> web.Application:
     app.router.add_post("/dev-token", _dev_token(config))
     app.router.add_get("/dev/gateways", _dev_gateways(config))
     app.router.add_post("/dev/kill-gateway", _kill_gateway(config))
+    app.router.add_get("/dev/where", _dev_where(config))
     app.router.add_get("/healthz", _ok)
     app.router.add_get("/readyz", _ok)
     return app
@@ -230,6 +238,37 @@ def _kill_gateway(config: DemoConfig) -> Handler:
         return web.json_response({"gateway": gateway, "pid": pid})
 
     return handler
+
+
+def _dev_where(config: DemoConfig) -> Handler:
+    """``?user=&sid=`` → ``{"gateway": holder or null, "registry": whether it was asked}``."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not config.development:
+            return _error(404, "/dev/where exists only when SB_ENV=development")
+        user, sid = request.query.get("user"), request.query.get("sid")
+        if not user or not sid:
+            return _error(400, "expected ?user=<name>&sid=<Engine.IO sid>")
+        if config.router is None or config.api_key is None:
+            return web.json_response({"gateway": None, "registry": False})
+        connections = await _connections(config.router, config.api_key, user)
+        holder = next((c.get("gateway") for c in connections if c.get("id") == sid), None)
+        return web.json_response({"gateway": holder, "registry": True})
+
+    return handler
+
+
+async def _connections(router: str, api_key: str, user: str) -> list[dict[str, Any]]:
+    """The user's connections in the router's registry; none when it cannot be asked."""
+    url = f"{router}/api/v1/users/{quote(user, safe='')}/connections"
+    headers = {"Authorization": f"Bearer {api_key}"}
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session, \
+                session.get(url, headers=headers) as response:
+            body = await response.json() if response.status == 200 else {}
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return []
+    found = body.get("connections") if isinstance(body, dict) else None
+    return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
 
 
 async def _ok(request: web.Request) -> web.StreamResponse:

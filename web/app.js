@@ -256,7 +256,10 @@ function connect(name, url) {
   socket.on("disconnect", (reason) => onDisconnect(socket, reason));
   socket.on("connect_error", (err) => onConnectError(socket, err));
   socket.io.on("open", () => socket.io.engine.on("upgrade", (transport) => {
-    if (state.conn.phase === "connected") setConnection({ ...state.conn, transport: transport.name });
+    if (state.conn.phase !== "connected") return;
+    setConnection({ ...state.conn, transport: transport.name });
+    locate(socket);
+    setTimeout(() => locate(socket), 1000); // in case the registry lagged the takeover
   }));
   socket.io.on("reconnect_attempt", (attempt) => {
     setConnection({ phase: "reconnecting", attempt, nextInMs: 0, why: state.conn.why });
@@ -273,6 +276,7 @@ async function onConnect(socket) {
   const { engine } = socket.io;
   setConnection({ phase: "connected", gateway: gatewayOf(engine.id), transport: engine.transport.name,
     recovered: socket.recovered });
+  locate(socket);
   remember();
   if (socket.recovered) { // the server gave back our rooms and replayed what we missed
     members.load(request, failed);
@@ -281,6 +285,16 @@ async function onConnect(socket) {
   const rooms = views.names();
   if (rooms.length === 0) return joinTyped($("room").value);
   for (const room of rooms) await joinRoom(room);
+}
+
+// Development: the holder per the registry, where the sid's gateway may be out of date.
+async function locate(socket) {
+  const sid = socket.io.engine?.id;
+  const gateway = await dev.locate(state.me, sid);
+  if (gateway && socket === state.socket && socket.io.engine?.id === sid
+      && state.conn.phase === "connected" && gateway !== state.conn.gateway) {
+    setConnection({ ...state.conn, gateway });
+  }
 }
 
 function onDisconnect(socket, reason) {

@@ -1,7 +1,8 @@
 // "Kill my gateway", so a person can watch recovery happen (development only).
 //
-// devcluster's demo server lists the gateways' process ids at `dev/gateways` and SIGKILLs one
-// on `POST dev/kill-gateway`, both only when SB_ENV=development. devcluster restarts a killed
+// devcluster's demo server lists the gateways' process ids at `dev/gateways`, SIGKILLs one on
+// `POST dev/kill-gateway` and says which gateway holds a connection at `dev/where`, all only
+// when SB_ENV=development. devcluster restarts a killed
 // gateway under its id (with a new pid), so the list is read again on every connect. Where the
 // server has no process list, the page says how to find the pid instead.
 
@@ -53,6 +54,21 @@ export class DevTools {
     if (!this.gateway) this.hint.textContent = "connect first: then kill the gateway you are on and watch the page recover";
     else if (pid !== undefined) this.hint.textContent = `or in a terminal: kill -9 ${pid} — ${afterwards}`;
     else this.hint.textContent = `devcluster's log says "started ${this.gateway} pid=…": kill -9 that pid — ${afterwards}`;
+  }
+
+  // The gateway holding connection `sid` per the router's registry, or null when the demo
+  // server cannot say: the sid names the gateway that opened the session, and an upgrade
+  // through the balancer may have moved it (the gateway that got the upgrade takes it over).
+  async locate(user, sid) {
+    if (!this.available || !user || !sid) return null;
+    try {
+      const query = new URLSearchParams({ user, sid });
+      const response = await fetch(`dev/where?${query}`);
+      const body = response.ok ? await response.json() : {};
+      return typeof body.gateway === "string" ? body.gateway : null;
+    } catch {
+      return null;
+    }
   }
 
   async kill() {

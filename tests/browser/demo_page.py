@@ -10,17 +10,21 @@ its DOM only: the status line's ``data-phase``/``data-gateway``/``data-recovered
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import signal
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.integration.test_devcluster import STARTED, alive, free_base_port
 from tests.support.timing import UNIT
@@ -76,6 +80,17 @@ class Cluster:
     def pid_of(self, name: str) -> int:
         """The latest process started under ``name`` (devcluster restarts under the name)."""
         return [int(pid) for started, pid in STARTED.findall(self.stderr()) if started == name][-1]
+
+    def holder(self, user: str) -> str:
+        """The gateway holding ``user``'s one connection, per the router's registry (an upgrade
+        through the balancer may have moved it off the gateway its sid names)."""
+        request = urllib.request.Request(
+            f"{self.ready['router']}/api/v1/users/{urllib.parse.quote(user, safe='')}/connections",
+            headers={"Authorization": f"Bearer {ENV['SB_API_KEY']}"})
+        with urllib.request.urlopen(request, timeout=5 * UNIT) as answer:
+            connections = json.load(answer)["connections"]
+        assert len(connections) == 1, connections
+        return str(connections[0]["gateway"])
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL whatever devcluster started and left running."""
@@ -155,9 +170,23 @@ class Chat:
         self.page.wait_for_selector(f'#rooms li[data-room="{room}"]', timeout=WAIT_MS)
 
     def wait_connected(self, recovered: bool | None = None) -> None:
+        """Connected; ``recovered=True`` waits for a recovered session (a reconnection)."""
+        if recovered:
+            try:
+                self.page.wait_for_selector(
+                    '#status[data-phase="connected"][data-recovered="true"]',
+                    state="attached", timeout=WAIT_MS)
+            except PlaywrightTimeout:
+                raise AssertionError(f"not recovered; statuses: {self.statuses()}") from None
         self.wait_phase("connected")
         if recovered is not None:
             assert self.status("recovered") == str(recovered).lower(), self.statuses()
+
+    def settle(self) -> None:
+        """Let the upgrade to WebSocket finish (or fail: the page then stays on polling)."""
+        with contextlib.suppress(PlaywrightTimeout):
+            self.page.wait_for_selector("#status:has-text('over websocket')",
+                                        timeout=5_000 * UNIT)
 
     def wait_phase(self, phase: str) -> None:
         self.page.wait_for_function(

@@ -24,6 +24,7 @@ pytest.importorskip("playwright.sync_api",
 from playwright.sync_api import Browser, sync_playwright
 
 from tests.browser.demo_page import CHROMIUM, HEARTBEAT_S, WAIT_MS, Chat, Cluster, start_cluster
+from tests.integration.test_devcluster import alive
 
 pytestmark = [
     pytest.mark.integration,
@@ -79,20 +80,22 @@ def names() -> tuple[str, str, str]:
     return f"room:{tag}", f"ann-{tag}", f"bob-{tag}"
 
 
-def pair(open_chat: Iterator[Chat]) -> tuple[Chat, Chat, str]:
-    """Ann through the balancer; Bob straight to the other gateway, so they never share one."""
+def pair(open_chat: Iterator[Chat], cluster: Cluster) -> tuple[Chat, Chat, str, str]:
+    """Ann through the balancer; Bob straight to the gateway not holding Ann's session, so
+    they never share one. -> (ann, bob, room, Ann's gateway)."""
     room, ann_name, bob_name = names()
     ann, bob = next(open_chat), next(open_chat)
     ann.connect(ann_name, room)
-    other = 2 if ann.status("gateway") == "gw-1" else 1
-    bob.connect(bob_name, room, gateway=other)
-    assert {ann.status("gateway"), bob.status("gateway")} == {"gw-1", "gw-2"}
+    ann.settle()
+    holder = cluster.holder(ann_name)
+    bob.connect(bob_name, room, gateway=2 if holder == "gw-1" else 1)
+    assert cluster.holder(bob_name) != holder
     ann.page.wait_for_selector(f'#members li:text-is("{bob_name}")', timeout=WAIT_MS)
-    return ann, bob, room
+    return ann, bob, room, holder
 
 
-def test_two_pages_chat_across_gateways(open_chat: Iterator[Chat]) -> None:
-    ann, bob, room = pair(open_chat)
+def test_two_pages_chat_across_gateways(open_chat: Iterator[Chat], cluster: Cluster) -> None:
+    ann, bob, room, _ = pair(open_chat, cluster)
     assert re.fullmatch(r"connected to gateway gw-\d over (polling|websocket) \(fresh session\)",
                         ann.status_text()), ann.status_text()
     assert ann.phases() == ["disconnected", "connecting", "connected"]
@@ -120,8 +123,8 @@ def test_a_bare_room_name_is_prefixed_and_said_so(open_chat: Iterator[Chat]) -> 
     ann.page.wait_for_selector("#logs li.error:has-text('letters, digits')", timeout=WAIT_MS)
 
 
-def test_presence_and_typing(open_chat: Iterator[Chat]) -> None:
-    ann, bob, _ = pair(open_chat)
+def test_presence_and_typing(open_chat: Iterator[Chat], cluster: Cluster) -> None:
+    ann, bob, _, _ = pair(open_chat, cluster)
     ann_name, bob_name = ann.page.input_value("#name"), bob.page.input_value("#name")
     bob.page.wait_for_selector(f'#members li:text-is("{ann_name}")', timeout=WAIT_MS)
     assert bob.page.locator("#members li.you").inner_text() == f"{bob_name} (you)"
@@ -187,8 +190,9 @@ def noise_counts(chats: tuple[Chat, Chat], room: str) -> list[int]:
     return [len([n for n in chat.notices(room) if NOISE.search(n)]) for chat in chats]
 
 
-def test_offline_for_longer_than_a_heartbeat_then_recovered(open_chat: Iterator[Chat]) -> None:
-    ann, bob, room = pair(open_chat)
+def test_offline_for_longer_than_a_heartbeat_then_recovered(open_chat: Iterator[Chat],
+                                                            cluster: Cluster) -> None:
+    ann, bob, room, _ = pair(open_chat, cluster)
     ann.send("before the cut")
     ann.wait_texts(room, 1)
     quiet = noise_counts((ann, bob), room)
@@ -203,24 +207,58 @@ def test_offline_for_longer_than_a_heartbeat_then_recovered(open_chat: Iterator[
     ann.wait_connected(recovered=True)
     expected = ["before the cut", *during]
     assert ann.wait_texts(room, len(expected)) == expected
-    assert any(re.search(r"reconnecting \(attempt \d+, (next try in \d+ s|trying now)\)", s)
-               for s in ann.statuses()), ann.statuses()
+    assert any(re.search(r"reconnecting \(attempt \d+, (next try in \d+ s|trying now)\) — \w",
+                         s) for s in ann.statuses()), "attempt, wait and why"
     ann.send("after the cut")
     bob.wait_texts(room, len(expected) + 1)
     assert_whole_and_quiet((ann, bob), room, [*expected, "after the cut"], quiet)
     assert not ann.stale()
 
 
+def test_the_page_names_the_gateway_holding_its_session(open_chat: Iterator[Chat],
+                                                         cluster: Cluster) -> None:
+    """Through the balancer an upgrade may move the session off the gateway its sid names;
+    in development the page asks the registry (``/dev/where``), so it names the holder."""
+    room, name, _ = names()
+    for i in range(3):
+        chat = next(open_chat)
+        chat.connect(f"{name}-{i}", room)
+        chat.settle()
+        holder = cluster.holder(f"{name}-{i}")
+        where = chat.page.evaluate("(q) => fetch(`dev/where?${q}`).then((r) => r.json())",
+                                   f"user={name}-{i}&sid=x")
+        if not where["registry"]:
+            pytest.skip("devcluster does not give the demo server the router (DemoConfig.router "
+                        "and api_key), so the page can only name the gateway of its sid")
+        chat.page.wait_for_selector(f'#status[data-gateway="{holder}"]', state="attached",
+                                    timeout=WAIT_MS)
+
+
+def test_the_kill_my_gateway_button(open_chat: Iterator[Chat], cluster: Cluster) -> None:
+    """Development only: the page names its gateway's pid and kills it for the person. Straight
+    to gateway 1, the page waits for devcluster to restart it, then recovers there."""
+    room, ann_name, _ = names()
+    ann = next(open_chat)
+    ann.connect(ann_name, room, gateway=1)
+    pid = cluster.pid_of("gw-1")
+    ann.page.wait_for_selector("#kill:text-is('Kill my gateway (gw-1)')", timeout=WAIT_MS)
+    assert f"kill -9 {pid}" in ann.page.inner_text("#kill-hint")
+    ann.page.click("#kill")
+    ann.page.wait_for_selector(f"#logs li.system:has-text('killed gateway gw-1 (pid {pid})')",
+                               timeout=WAIT_MS)
+    ann.wait_connected(recovered=True)
+    assert ann.phases()[2:] == ["connected", "reconnecting", "connected"], ann.statuses()
+    assert not alive(pid)
+    assert cluster.pid_of("gw-1") != pid, "devcluster restarted gw-1 under its name"
+
+
 def test_sigkilled_gateway_then_recovered_elsewhere(open_chat: Iterator[Chat],
                                                     cluster: Cluster) -> None:
-    ann, bob, room = pair(open_chat)
+    ann, bob, room, gateway = pair(open_chat, cluster)
     ann.send("before the kill")
     ann.wait_texts(room, 1)
     quiet = noise_counts((ann, bob), room)
-    gateway = ann.status("gateway")
-    pid = cluster.pid_of(gateway)
-    ann.page.wait_for_selector(f"#kill-hint:has-text('kill -9 {pid}')", timeout=WAIT_MS)
-    os.kill(pid, signal.SIGKILL)
+    os.kill(cluster.pid_of(gateway), signal.SIGKILL)
     during = [f"while {gateway} is dead {i}" for i in range(4)]
     for text in during:
         bob.send(text)

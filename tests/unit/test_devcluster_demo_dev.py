@@ -90,3 +90,62 @@ async def test_no_dev_tools_outside_development(
         assert (await client.get("/dev/gateways")).status == 404
         assert (await client.post("/dev/kill-gateway", json={"gateway": "gw-1"})).status == 404
     assert victim.returncode is None
+
+
+API_KEY = "demo-test-api-key"
+ASKED: list[str] = []
+
+
+async def _router(request: web.Request) -> web.Response:
+    """The router's ``GET /api/v1/users/{user}/connections``, as far as /dev/where reads it."""
+    if request.headers.get("Authorization") != f"Bearer {API_KEY}":
+        return web.json_response({"ok": False}, status=401)
+    ASKED.append(request.match_info["user"])
+    return web.json_response({"ok": True, "connections": [
+        {"id": f"{'A' * 22}~gw-1", "gateway": "gw-2", "namespaces": ["/chat"]},
+        "not a connection",
+    ]})
+
+
+@pytest.fixture
+async def router() -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/api/v1/users/{user}/connections", _router)
+    async with TestServer(app) as server:
+        yield str(server.make_url("")).rstrip("/")
+
+
+async def test_where_asks_the_registry_for_the_holder_not_the_sid(
+    tmp_path: Path, router: str
+) -> None:
+    config = DemoConfig(GATEWAYS, SECRET, development=True, web_dir=tmp_path,
+                        router=router, api_key=API_KEY)
+    async with TestClient(TestServer(make_app(config))) as client:
+        sid = f"{'A' * 22}~gw-1"
+        taken_over = await client.get("/dev/where", params={"user": "a/b c", "sid": sid})
+        assert await taken_over.json() == {"gateway": "gw-2", "registry": True}
+        assert ASKED[-1] == "a/b c", "the name is one path segment, whatever it holds"
+        gone = await client.get("/dev/where", params={"user": "ann", "sid": "other"})
+        assert await gone.json() == {"gateway": None, "registry": True}
+        assert (await client.get("/dev/where", params={"user": "ann"})).status == 400
+
+
+async def test_where_without_a_router_or_with_a_wrong_key_knows_nothing(
+    tmp_path: Path, router: str
+) -> None:
+    sid = f"{'A' * 22}~gw-1"
+    for config in (DemoConfig(GATEWAYS, SECRET, development=True, web_dir=tmp_path),
+                   DemoConfig(GATEWAYS, SECRET, development=True, web_dir=tmp_path,
+                              router=router, api_key="wrong")):
+        async with TestClient(TestServer(make_app(config))) as client:
+            answer = await (await client.get("/dev/where", params={"user": "a", "sid": sid})).json()
+            assert answer["gateway"] is None
+    closed = DemoConfig(GATEWAYS, SECRET, development=True, web_dir=tmp_path,
+                        router="http://127.0.0.1:9", api_key=API_KEY)
+    async with TestClient(TestServer(make_app(closed))) as client:
+        answer = await (await client.get("/dev/where", params={"user": "a", "sid": sid})).json()
+        assert answer == {"gateway": None, "registry": True}
+    production = DemoConfig(GATEWAYS, SECRET, development=False, web_dir=tmp_path,
+                            router=router, api_key=API_KEY)
+    async with TestClient(TestServer(make_app(production))) as client:
+        assert (await client.get("/dev/where", params={"user": "a", "sid": sid})).status == 404
