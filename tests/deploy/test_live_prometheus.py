@@ -167,7 +167,7 @@ class Socket:
 
 async def application_and_polling_traffic(live: Live, http: aiohttp.ClientSession) -> None:
     """An application event answered by a worker (the hook panels), and a polling session
-    whose requests go to the other gateway (the forwarding panel)."""
+    whose requests and upgrade go to the other gateway (the forwarding and takeover panel)."""
     nc = await nats.connect(live.nats)
     try:
         async def answer(msg: Msg) -> None:
@@ -189,6 +189,12 @@ async def application_and_polling_traffic(live: Live, http: aiohttp.ClientSessio
     async with http.post(f"{live.gateways[1]}{query_string}&sid={sid}",
                          data=connect.encode()) as response:
         assert await response.text() == "ok"
+    # Its upgrade lands on the other gateway too, which takes the session over (the panel's
+    # takeovers).
+    upgrade = live.gateways[1].replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    async with wsclient.connect(f"{upgrade}&sid={sid}") as ws:
+        await ws.send("2probe")
+        assert await asyncio.wait_for(ws.recv(), 10 * UNIT) == "3probe"
 
 
 async def make_traffic(live: Live, http: aiohttp.ClientSession) -> None:

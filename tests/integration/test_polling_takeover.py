@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import pytest
+import socketio
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
@@ -123,6 +124,36 @@ async def test_socket_io_client_defaults_upgrade_onto_the_other_gateway(
     assert metric(await metrics_of(taker), taken) >= 1
     assert metric(await metrics_of(owner), taken.replace("taken", "given")) >= 1
     assert all(m["type"] not in ("disconnect", "connect") for m in js.pending("mover"))
+
+
+async def test_python_socketio_defaults_upgrade_onto_the_other_gateway(
+    split: tuple[str, Service, Service]
+) -> None:
+    url, _, taker = split
+    taken = 'switchboard_gateway_takeovers_total{outcome="taken"}'
+    before = metric(await metrics_of(taker), taken)
+    # A new TCP connection per request, as a browser behind a proxy may make: the upgrade then
+    # reaches the balancer on its own connection (aiohttp would reuse a polling one).
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+    client = socketio.AsyncClient(reconnection=False, http_session=http)
+    room, run = f"room:take-py-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:8]
+    try:
+        await client.connect(url, namespaces=["/chat"], auth={"token": make_token("pytake")},
+                             wait_timeout=5 * UNIT)
+        async with asyncio.timeout(10 * UNIT):
+            while client.transport() != "websocket":  # noqa: ASYNC110 (no event for it)
+                await asyncio.sleep(0.05)
+        assert (await client.call("room:join", {"room": room}, namespace="/chat",
+                                  timeout=5 * UNIT))["ok"] is True
+        for n in range(3):
+            ack = await client.call("message:send", {"room": room, "text": "x",
+                                                     "id": f"py-{run}-{n}"}, namespace="/chat",
+                                    timeout=5 * UNIT)
+            assert ack["ok"] is True, ack
+    finally:
+        await client.disconnect()
+        await http.close()
+    assert metric(await metrics_of(taker), taken) == before + 1
 
 
 async def test_the_taken_over_session_carries_what_it_was_owed_in_order(
