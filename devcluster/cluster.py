@@ -162,6 +162,8 @@ class Cluster:
             pages=apps.pages(self._options),
             lb=layout.lb_url,
             gateway_pids=self._gateway_pids,
+            router=layout.router.url,
+            api_key=keys.api_key,
         )
         if not (config.web_dir / demo.SOCKET_IO_BUILD).is_file():
             log.warning("the demo page will not work: %s is missing; run `npm ci --prefix web` "
