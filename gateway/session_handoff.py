@@ -72,5 +72,6 @@ class Handoff:
             self.sockets[s.nsp] = socket
         self._buckets = import_buckets(state.buckets, now)
         self._meters = import_meters(state.meters, now)
-        self._connect_deadline = None
+        if self.sockets:  # a session without one yet keeps its deadline for a CONNECT
+            self._connect_deadline = None
         return list(self.sockets.values())

@@ -9,7 +9,7 @@ from gateway.connection import Connection
 from gateway.connection_handoff import ConnectionHandoff
 from gateway.limits import LimitClass
 from gateway.polling import PollingChannel
-from gateway.session import Session
+from gateway.session import Session, SessionConfig
 from gateway.session_handoff import Handoff
 from gateway.takeover import Movable
 from gateway.takeover_state import (
@@ -73,6 +73,14 @@ def test_a_session_hands_over_its_sockets_and_the_other_core_takes_them_in() -> 
     assert socket.sid == moved.sid and socket.pid == moved.pid
     assert "room:a" in socket.rooms and taker.session.sockets["/chat"] is socket
     assert taker.session.next_deadline() > 100.0  # the heartbeat, no CONNECT deadline
+
+
+def test_a_session_taken_over_before_any_connect_keeps_its_connect_deadline() -> None:
+    owner = client()
+    state = owner.session.hand_over(1.0, {})
+    taker = client(config=SessionConfig(ping_interval_ms=1_000_000), now=50.0)
+    assert taker.session.take_over(state, 50.0) == []
+    assert taker.session.next_deadline() == 50.0 + 45.0
 
 
 def test_a_session_with_a_half_assembled_binary_packet_is_not_settled() -> None:
