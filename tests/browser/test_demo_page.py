@@ -123,6 +123,19 @@ def test_a_bare_room_name_is_prefixed_and_said_so(open_chat: Iterator[Chat]) -> 
     ann.page.wait_for_selector("#logs li.error:has-text('letters, digits')", timeout=WAIT_MS)
 
 
+def test_a_refused_connection_says_why(open_chat: Iterator[Chat]) -> None:
+    """A blank name gets no token; the gateway then refuses the connection for good."""
+    chat = next(open_chat)
+    chat.page.fill("#name", "   ")
+    chat.page.click("#connect")
+    chat.page.wait_for_selector('#status[data-phase="disconnected"]:has-text("refused")',
+                                timeout=WAIT_MS)
+    assert "refused the token" in chat.status_text(), chat.statuses()
+    chat.page.wait_for_selector("#logs li.error:has-text('no token: name must be a non-blank')",
+                                timeout=WAIT_MS)
+    assert chat.phases()[1:] == ["connecting", "disconnected"]
+
+
 def test_presence_and_typing(open_chat: Iterator[Chat], cluster: Cluster) -> None:
     ann, bob, _, _ = pair(open_chat, cluster)
     ann_name, bob_name = ann.page.input_value("#name"), bob.page.input_value("#name")
