@@ -255,16 +255,18 @@ function connect(name, url) {
   socket.on("connect", () => onConnect(socket));
   socket.on("disconnect", (reason) => onDisconnect(socket, reason));
   socket.on("connect_error", (err) => onConnectError(socket, err));
-  socket.io.on("open", () => socket.io.engine.on("upgrade", (transport) => {
+  // The Manager's events: a Manager may outlive this socket (socket.io-client caches them).
+  const mine = (handler) => (...args) => { if (socket === state.socket) handler(...args); };
+  socket.io.on("open", mine(() => socket.io.engine.on("upgrade", mine((transport) => {
     if (state.conn.phase !== "connected") return;
     setConnection({ ...state.conn, transport: transport.name });
     locate(socket);
     setTimeout(() => locate(socket), 1000); // in case the registry lagged the takeover
-  }));
-  socket.io.on("reconnect_attempt", (attempt) => {
+  }))));
+  socket.io.on("reconnect_attempt", mine((attempt) => {
     setConnection({ phase: "reconnecting", attempt, nextInMs: 0, why: state.conn.why });
-  });
-  socket.io.on("reconnect_failed", () => setConnection({ phase: "disconnected", why: "gave up reconnecting" }));
+  }));
+  socket.io.on("reconnect_failed", mine(() => setConnection({ phase: "disconnected", why: "gave up reconnecting" })));
   socket.on(MESSAGE_RECEIVED, onMessage);
   socket.on(PRESENCE_UPDATE, onPresence);
   socket.on(TYPING_START, (update) => onTyping(update, true));

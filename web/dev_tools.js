@@ -51,7 +51,7 @@ export class DevTools {
     const afterwards = this.behindBalancer
       ? "the page reconnects through the load balancer and recovers on another gateway"
       : "you picked one gateway: the page waits until devcluster has restarted it";
-    if (!this.gateway) this.hint.textContent = "connect first: then kill the gateway you are on and watch the page recover";
+    if (!this.gateway) this.hint.textContent = "not connected: once connected, kill the gateway you are on and watch the page recover";
     else if (pid !== undefined) this.hint.textContent = `or in a terminal: kill -9 ${pid} — ${afterwards}`;
     else this.hint.textContent = `devcluster's log says "started ${this.gateway} pid=…": kill -9 that pid — ${afterwards}`;
   }
