@@ -144,7 +144,15 @@ class Chat:
         self.context = context
         self.page = page
         self.dialogs: list[str] = []
+        self.engine_urls: list[str] = []
+        """Every Engine.IO request and WebSocket the page opened, in order."""
         page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("request", lambda request: self._note(request.url))
+        page.on("websocket", lambda websocket: self._note(websocket.url))
+
+    def _note(self, url: str) -> None:
+        if "/socket.io/" in url:
+            self.engine_urls.append(url)
 
     @classmethod
     def open(cls, browser: Browser, demo: str) -> Chat:

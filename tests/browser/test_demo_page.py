@@ -96,6 +96,11 @@ def pair(open_chat: Iterator[Chat], cluster: Cluster) -> tuple[Chat, Chat, str, 
 
 def test_two_pages_chat_across_gateways(open_chat: Iterator[Chat], cluster: Cluster) -> None:
     ann, bob, room, _ = pair(open_chat, cluster)
+    lb = str(cluster.ready["lb"]).removeprefix("http://")
+    first, *_ = ann.engine_urls
+    assert first.startswith(f"http://{lb}/socket.io/?EIO=4&transport=polling"), first
+    assert any(url.startswith(f"ws://{lb}/socket.io/?EIO=4&transport=websocket&sid=")
+               for url in ann.engine_urls), "socket.io-client's defaults: polling, then upgrade"
     assert re.fullmatch(r"connected to gateway gw-\d over (polling|websocket) \(fresh session\)",
                         ann.status_text()), ann.status_text()
     assert ann.phases() == ["disconnected", "connecting", "connected"]
