@@ -179,13 +179,17 @@ def test_xss_payloads_are_rendered_as_text(open_chat: Iterator[Chat]) -> None:
     viewer.page.wait_for_selector(f'#members li:text-is("{evil_name}")', timeout=WAIT_MS)
 
 
-def test_a_reload_restores_name_rooms_and_history(open_chat: Iterator[Chat]) -> None:
-    room, ann_name, _ = names()
+def test_history_on_join_and_after_a_reload(open_chat: Iterator[Chat]) -> None:
+    room, ann_name, bob_name = names()
     ann = next(open_chat)
     ann.connect(ann_name, room)
     for i in range(3):
         ann.send(f"before reload {i}")
     before = ann.messages(room)
+    newcomer = next(open_chat)
+    newcomer.connect(bob_name, room)
+    assert newcomer.wait_texts(room, 3) == [f"before reload {i}" for i in range(3)]
+    assert newcomer.messages(room) == before
     ann.page.reload()
     ann.wait_connected(recovered=False)
     assert ann.page.input_value("#name") == ann_name
