@@ -11,9 +11,11 @@ health check does once a gateway dies or drains), so new connections go to the n
 pairs already open
 are left alone and closed both ways when either end closes. When an upstream refuses the
 connect, the next one of the whole list is tried, as a round-robin balancer with
-retries does. Counters (accepted, relayed per upstream, refused, failed) are printed as one
-JSON line on stdout at exit (SIGTERM/SIGINT, or ``--max-seconds``); ``READY <port>`` is
-printed once listening.
+retries does. With ``--hash-source`` the pick is by the client's source address instead
+(HAProxy's ``balance source``): every connection of one address goes to the same upstream,
+the stickiness Socket.IO's long-polling needs. Counters (accepted, relayed per upstream,
+refused, failed) are printed as one JSON line on stdout at exit (SIGTERM/SIGINT, or
+``--max-seconds``); ``READY <port>`` is printed once listening.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import os
 import signal
@@ -34,8 +37,10 @@ BACKLOG = 4096
 
 
 class Balancer:
-    def __init__(self, upstreams: list[tuple[str, int]], active: int) -> None:
+    def __init__(self, upstreams: list[tuple[str, int]], active: int,
+                 hash_source: bool = False) -> None:
         self.upstreams = upstreams
+        self.hash_source = hash_source
         self.width = active  # how many healthy upstreams take new connections
         self.down: set[int] = set()
         self.active = self._healthy()
@@ -55,10 +60,12 @@ class Balancer:
             self.active = self._healthy()
             self.stats["switched"] += 1
 
-    def candidates(self) -> list[int]:
-        """The round-robin pick among the active upstreams, then every other one in order."""
+    def candidates(self, source: str = "") -> list[int]:
+        """The pick among the active upstreams (round-robin, or by ``source`` when hashing),
+        then every other one in order."""
         self._next += 1
-        first = self.active[self._next % len(self.active)]
+        key = int(ipaddress.ip_address(source)) if self.hash_source and source else self._next
+        first = self.active[key % len(self.active)]
         return [first] + [i for i in range(len(self.upstreams)) if i != first]
 
 
@@ -118,7 +125,8 @@ class ClientSide(Side):
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
-        for index in self.balancer.candidates():
+        source = (self.transport.get_extra_info("peername") or ("",))[0]
+        for index in self.balancer.candidates(source):
             host, port = self.balancer.upstreams[index]
             try:
                 _, up = await loop.create_connection(UpstreamSide, host, port)
@@ -159,7 +167,7 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
     for item in args.upstreams.split(","):
         host, port = item.rsplit(":", 1)
         upstreams.append((host, int(port)))
-    balancer = Balancer(upstreams, max(1, min(args.active, len(upstreams))))
+    balancer = Balancer(upstreams, max(1, min(args.active, len(upstreams))), args.hash_source)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -185,6 +193,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--active", type=int, default=1,
                         help="how many upstreams, from the first, take new connections at "
                              "start (SIGUSR1 drops the first of them)")
+    parser.add_argument("--hash-source", action="store_true",
+                        help="pick the upstream by the client's source address, not round-robin")
     parser.add_argument("--max-seconds", type=float, default=600.0,
                         help="exit by itself after this long whatever happens")
     args = parser.parse_args(argv)
