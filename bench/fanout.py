@@ -427,12 +427,38 @@ class Sweep:
 # -- running a target ---------------------------------------------------------------------------
 
 
+def loadgen_factory(target: Target, scenario: Scenario, secret: str, logs: Path,
+                    lifetime_s: float, rec: Recorder) -> Callable[[], LoadGen]:
+    """Each call: a new load generator for ``target``, every connection usable (fresh tokens
+    for each generation; its setup recorded and printed)."""
+    count = scenario.rooms * scenario.members_per_room + scenario.publishers
+    generation = 0
+
+    def make_loadgen() -> LoadGen:
+        nonlocal generation
+        generation += 1
+        tokens = logs / f"tokens-{target.name}-{generation}.txt"
+        mint_tokens(tokens, secret, count, f"bench-{generation}")
+        loadgen = LoadGen(target, scenario, tokens, logs, lifetime_s, generation)
+        try:
+            ready = loadgen.wait_ready(120)
+        except BaseException:
+            loadgen.quit()
+            raise
+        rec.write("setup", target=target.name, urls=target.urls, pids=target.pids,
+                  loadgen=ready)
+        polling = ready.get("polling_members")
+        print(f"[{target.name}] {ready['connections']} connections usable"
+              + (f" ({polling} members on polling)" if polling else "")
+              + f" in {ready['setup_ms'] / 1000:.1f} s", flush=True)
+        return loadgen
+
+    return make_loadgen
 
 
 def run_target(name: str, args: argparse.Namespace, plan: Plan, scenario: Scenario,
                logs: Path, rec: Recorder) -> dict[str, Any]:
     secret = secrets.token_urlsafe(32)
-    count = scenario.rooms * scenario.members_per_room + scenario.publishers
     lifetime = args.max_minutes * 60
     namespace = "/chat"
     with contextlib.ExitStack() as stack:
@@ -453,24 +479,7 @@ def run_target(name: str, args: argparse.Namespace, plan: Plan, scenario: Scenar
                                "receive_event": LIVE_EVENT}
         else:
             raise ValueError(f"unknown target {name!r} ({', '.join(TARGETS)})")
-        generation = 0
-
-        def make_loadgen() -> LoadGen:
-            nonlocal generation
-            generation += 1
-            tokens = logs / f"tokens-{name}-{generation}.txt"
-            mint_tokens(tokens, secret, count, f"bench-{generation}")
-            loadgen = LoadGen(target, scenario, tokens, logs, lifetime, generation)
-            try:
-                ready = loadgen.wait_ready(90)
-            except BaseException:
-                loadgen.quit()
-                raise
-            rec.write("setup", target=name, urls=target.urls, pids=target.pids, loadgen=ready)
-            print(f"[{name}] {ready['connections']} connections usable in "
-                  f"{ready['setup_ms'] / 1000:.1f} s", flush=True)
-            return loadgen
-
+        make_loadgen = loadgen_factory(target, scenario, secret, logs, lifetime, rec)
         sweep = Sweep(target, make_loadgen, plan, rec)
         stack.callback(sweep.close)
         best = sweep.run()

@@ -17,12 +17,18 @@
 //   {"cmd":"quit"}  (or EOF on stdin): close everything and exit.
 // Every stdout line is one JSON object; diagnostics go to stderr. The process exits by itself
 // after `max_lifetime_s` whatever happens.
+//
+// With `polling_share` > 0, that share of every room's members speaks HTTP long-polling
+// instead (polling.js), to `polling_url` (a balancer in front of the servers), each bound to
+// one of `polling_sources` in turn; publishers and the other members stay on WebSocket, spread
+// over `urls`. Latency is then also reported per transport.
 
 const fs = require('fs');
 const readline = require('readline');
 const { performance } = require('perf_hooks');
 const WebSocket = require('ws');
 const { Histogram } = require('./histogram');
+const { PollingLink } = require('./polling');
 
 const DEFAULTS = {
   urls: ['ws://127.0.0.1:8001'], // connection i goes to urls[gatewayOf(i) % urls.length]
@@ -42,6 +48,10 @@ const DEFAULTS = {
   connect_timeout_s: 60,
   max_lifetime_s: 900,
   run_tag: 'bench',
+  polling_share: 0, // of every room's members, on long-polling to polling_url
+  polling_url: null, // e.g. http://127.0.0.1:PORT (a balancer)
+  polling_sources: [], // source addresses, one per polling member in turn (e.g. 127.0.0.2...)
+  polling_keep_alive: false, // false: a new TCP connection per request (no stickiness)
 };
 
 const nowUs = () => performance.now() * 1000;
@@ -55,6 +65,13 @@ function loadConfig() {
   if (!cfg.tokens && cfg.tokens_file) {
     cfg.tokens = fs.readFileSync(cfg.tokens_file, 'utf8').split('\n').filter(Boolean);
   }
+  // (the runner's wire settings are strings: "0.25", "127.0.0.2,127.0.0.3", "true")
+  cfg.polling_share = Number(cfg.polling_share) || 0;
+  if (typeof cfg.polling_sources === 'string') {
+    cfg.polling_sources = cfg.polling_sources.split(',').filter(Boolean);
+  }
+  cfg.polling_keep_alive = cfg.polling_keep_alive === true || cfg.polling_keep_alive === 'true';
+  if (cfg.polling_share > 0 && !cfg.polling_url) throw new Error('polling_share needs polling_url');
   const total = cfg.rooms * cfg.members_per_room + cfg.publishers;
   if (!Array.isArray(cfg.tokens) || cfg.tokens.length < total) {
     throw new Error(`need ${total} tokens, got ${cfg.tokens ? cfg.tokens.length : 0}`);
@@ -96,6 +113,7 @@ const totals = {
   bad_frames: 0,
   closed: 0,
   close_codes: {},
+  close_reasons: [], // the first few of polling sessions ended after the setup
 };
 let step = null; // the running step's accounting
 
@@ -106,6 +124,8 @@ function newStepStats(id) {
     end: null, // Int32Array(P) once the window closed
     windowEndUs: Infinity,
     hist: new Histogram(),
+    pollHist: new Histogram(), // deliveries to polling members (when there are any)
+    wsHist: new Histogram(),
     ackHist: new Histogram(),
     delivered: 0,
     deliveredInWindow: 0,
@@ -193,6 +213,7 @@ function onDelivery(conn, buf, t) {
     s.delivered++;
     if (t <= s.windowEndUs) s.deliveredInWindow++;
     s.hist.add(t - sentUs);
+    (conn.polling ? s.pollHist : s.wsHist).add(t - sentUs);
   } else if (num < s.start[p]) {
     s.late++;
   }
@@ -221,27 +242,107 @@ function onAck(conn, buf, t) {
 // ---------------------------------------------------------------------------------------------
 // Connections
 
+// Member i is the k-th of its room (k = floor(i / rooms)); of every room's members, the k for
+// which floor(k * share) steps up are on polling, so each room has its share of them.
+const memberRank = (i) => Math.floor(i / cfg.rooms);
+const polledBefore = (k) => Math.floor(k * cfg.polling_share);
+const isPolling = (i) => i < MEMBERS && polledBefore(memberRank(i) + 1) > polledBefore(memberRank(i));
+
 function gatewayOf(i) {
   // members: 10 consecutive indexes cover the 10 rooms, so alternating blocks of 10 put half
-  // of every room on each gateway; publishers alternate.
-  return i < MEMBERS ? Math.floor(i / cfg.rooms) % cfg.urls.length : (i - MEMBERS) % cfg.urls.length;
+  // of every room's WebSocket members on each gateway; publishers alternate.
+  if (i >= MEMBERS) return (i - MEMBERS) % cfg.urls.length;
+  const k = memberRank(i);
+  return (k - polledBefore(k)) % cfg.urls.length;
 }
+
+let pollingMembers = 0;
 
 function makeConn(i) {
   const isPub = i >= MEMBERS;
   const p = i - MEMBERS;
+  const polling = isPolling(i);
   return {
     i,
     role: isPub ? 'pub' : 'member',
     room: isPub ? roomOfPublisher(p) : i % cfg.rooms,
-    url: cfg.urls[gatewayOf(i)] + cfg.path,
+    url: polling ? cfg.polling_url : cfg.urls[gatewayOf(i)] + cfg.path,
+    polling,
+    pollIndex: polling ? pollingMembers++ : -1,
     token: cfg.tokens[i],
-    ws: null,
+    link: null,
     state: 'new',
     nextAck: 1,
     pendingAcks: new Map(),
     last: isPub ? null : new Int32Array(P).fill(-1),
   };
+}
+
+// The WebSocket link: the same shape as polling.js's PollingLink.
+function wsLink(conn, events) {
+  const ws = new WebSocket(conn.url, {
+    headers: { Authorization: `Bearer ${conn.token}` },
+    perMessageDeflate: false,
+    skipUTF8Validation: true,
+  });
+  ws.on('unexpected-response', (_req, res) => events.fail(`HTTP ${res.statusCode} on upgrade`));
+  ws.on('error', (e) => events.fail(`socket error ${e.message}`));
+  ws.on('close', (code, reason) => events.closed(code, reason));
+  ws.on('message', (buf, isBinary) => events.frame(buf, isBinary));
+  return { send: (text) => ws.send(text), terminate: () => ws.terminate() };
+}
+
+function openLink(conn, events) {
+  if (!conn.polling) return wsLink(conn, events);
+  const sources = cfg.polling_sources;
+  const localAddress = sources.length ? sources[conn.pollIndex % sources.length] : undefined;
+  return new PollingLink(conn.url, { localAddress, keepAlive: cfg.polling_keep_alive }, events);
+}
+
+// One frame (an Engine.IO packet) from the server; `finish` ends the setup of `conn`.
+function onFrame(conn, buf, isBinary, finish) {
+  const t = nowUs();
+  if (step) {
+    step.bytesIn += buf.length;
+    step.framesIn++;
+  }
+  if (buf.length === 1 && buf[0] === 50 /* '2' ping */) {
+    conn.link.send('3');
+    return;
+  }
+  if (conn.state === 'ready') {
+    if (startsWith(buf, PFX_EVENT_RECEIVED)) onDelivery(conn, buf, t);
+    else if (startsWith(buf, PFX_ACK)) onAck(conn, buf, t);
+    else totals.other_frames++;
+    return;
+  }
+  const s = buf.toString('utf8');
+  if (isBinary) return finish(`unexpected binary frame in state ${conn.state}`);
+  if (conn.state === 'open-wait') {
+    if (s[0] !== '0') return finish(`expected open packet, got ${s.slice(0, 200)}`);
+    conn.state = 'connect-wait';
+    conn.link.send(`40${NSP_PREFIX}${JSON.stringify({ token: conn.token })}`);
+  } else if (conn.state === 'connect-wait') {
+    if (s.startsWith(PFX_CONNECT)) {
+      if (conn.role === 'pub' && !cfg.publishers_join) {
+        conn.state = 'ready';
+        finish();
+        return;
+      }
+      conn.state = 'join-wait';
+      conn.joinAck = conn.nextAck++;
+      const join = JSON.stringify(['room:join', { room: roomName(conn.room) }]);
+      conn.link.send(`42${NSP_PREFIX}${conn.joinAck}${join}`);
+    } else if (s.startsWith(PFX_CONNECT_ERROR)) {
+      finish(`CONNECT_ERROR ${s.slice(0, 300)}`);
+    } // anything else before the CONNECT reply is ignored
+  } else if (conn.state === 'join-wait') {
+    if (s.startsWith(`43${NSP_PREFIX}${conn.joinAck}[`)) {
+      if (!s.includes('"ok":true')) return finish(`join refused: ${s.slice(0, 300)}`);
+      conn.state = 'ready';
+      finish();
+    }
+  }
 }
 
 function openConn(conn, timeoutMs) {
@@ -252,74 +353,27 @@ function openConn(conn, timeoutMs) {
       done = true;
       clearTimeout(timer);
       if (err) {
-        try { conn.ws.terminate(); } catch (_) { /* already gone */ }
+        try { conn.link.terminate(); } catch (_) { /* already gone */ }
         reject(new Error(`conn ${conn.i} (${conn.url}): ${err}`));
       } else {
         resolve();
       }
     };
     const timer = setTimeout(() => finish(`not usable after ${timeoutMs} ms (state ${conn.state})`), timeoutMs);
-    const ws = new WebSocket(conn.url, {
-      headers: { Authorization: `Bearer ${conn.token}` },
-      perMessageDeflate: false,
-      skipUTF8Validation: true,
-    });
-    conn.ws = ws;
     conn.state = 'open-wait';
-    ws.on('unexpected-response', (_req, res) => finish(`HTTP ${res.statusCode} on upgrade`));
-    ws.on('error', (e) => finish(`socket error ${e.message}`));
-    ws.on('close', (code, reason) => {
-      if (!done) {
-        finish(`closed ${code} ${reason} during setup (state ${conn.state})`);
-        return;
-      }
-      totals.closed++;
-      totals.close_codes[code] = (totals.close_codes[code] || 0) + 1;
-      if (step) step.closed++;
-    });
-    ws.on('message', (buf, isBinary) => {
-      const t = nowUs();
-      if (step) {
-        step.bytesIn += buf.length;
-        step.framesIn++;
-      }
-      if (buf.length === 1 && buf[0] === 50 /* '2' ping */) {
-        ws.send('3');
-        return;
-      }
-      if (conn.state === 'ready') {
-        if (startsWith(buf, PFX_EVENT_RECEIVED)) onDelivery(conn, buf, t);
-        else if (startsWith(buf, PFX_ACK)) onAck(conn, buf, t);
-        else totals.other_frames++;
-        return;
-      }
-      const s = buf.toString('utf8');
-      if (isBinary) return finish(`unexpected binary frame in state ${conn.state}`);
-      if (conn.state === 'open-wait') {
-        if (s[0] !== '0') return finish(`expected open packet, got ${s.slice(0, 200)}`);
-        conn.state = 'connect-wait';
-        ws.send(`40${NSP_PREFIX}${JSON.stringify({ token: conn.token })}`);
-      } else if (conn.state === 'connect-wait') {
-        if (s.startsWith(PFX_CONNECT)) {
-          if (conn.role === 'pub' && !cfg.publishers_join) {
-            conn.state = 'ready';
-            finish();
-            return;
-          }
-          conn.state = 'join-wait';
-          conn.joinAck = conn.nextAck++;
-          const join = JSON.stringify(['room:join', { room: roomName(conn.room) }]);
-          ws.send(`42${NSP_PREFIX}${conn.joinAck}${join}`);
-        } else if (s.startsWith(PFX_CONNECT_ERROR)) {
-          finish(`CONNECT_ERROR ${s.slice(0, 300)}`);
-        } // anything else before the CONNECT reply is ignored
-      } else if (conn.state === 'join-wait') {
-        if (s.startsWith(`43${NSP_PREFIX}${conn.joinAck}[`)) {
-          if (!s.includes('"ok":true')) return finish(`join refused: ${s.slice(0, 300)}`);
-          conn.state = 'ready';
-          finish();
+    conn.link = openLink(conn, {
+      fail: finish,
+      frame: (buf, isBinary) => onFrame(conn, buf, isBinary, finish),
+      closed: (code, reason) => {
+        if (!done) {
+          finish(`closed ${code} ${reason} during setup (state ${conn.state})`);
+          return;
         }
-      }
+        totals.closed++;
+        totals.close_codes[code] = (totals.close_codes[code] || 0) + 1;
+        if (conn.polling && totals.close_reasons.length < 5) totals.close_reasons.push(`${reason}`);
+        if (step) step.closed++;
+      },
     });
   });
 }
@@ -382,8 +436,10 @@ function publish(p, s) {
   conn.pendingAcks.set(ack, t);
   s.bytesOut += frame.length;
   s.framesOut++;
-  conn.ws.send(frame);
+  conn.link.send(frame);
 }
+
+const pollingRequests = () => conns.reduce((n, c) => n + (c.polling ? c.link.requests : 0), 0);
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -413,6 +469,7 @@ async function runStep(cmd) {
 
   const s = newStepStats(cmd.id);
   for (let p = 0; p < P; p++) s.start[p] = pubs[p].sent;
+  const pollingRequestsBefore = pollingRequests();
   step = s;
   out({ event: 'window_start', id: cmd.id });
   const t0 = performance.now();
@@ -487,6 +544,11 @@ async function runStep(cmd) {
     delivered_in_window_per_s: s.deliveredInWindow / windowS,
     drain_ms: drainMs,
     latency_ms: s.hist.summary(),
+    latency_polling_ms: s.pollHist.summary(),
+    latency_websocket_ms: s.wsHist.summary(),
+    polling_members: conns.filter((c) => c.polling).length,
+    polling_requests: pollingRequests() - pollingRequestsBefore, // from window start to now
+    close_reasons: totals.close_reasons,
     acks_ok: s.acksOk,
     acks_err: s.acksErr,
     acks_pending: pendingAcks,
@@ -512,7 +574,7 @@ async function runStep(cmd) {
 
 function shutdown(code) {
   for (const c of conns) {
-    try { if (c.ws) c.ws.terminate(); } catch (_) { /* already gone */ }
+    try { if (c.link) c.link.terminate(); } catch (_) { /* already gone */ }
   }
   process.exit(code);
 }
@@ -529,6 +591,7 @@ async function main() {
     connections: conns.length,
     members: MEMBERS,
     publishers: P,
+    polling_members: pollingMembers,
     room_members: Array.from(roomMembers),
     setup_ms: setup.ms,
     other_frames: totals.other_frames,
