@@ -162,9 +162,17 @@ class Chat:
         context.add_init_script(_WATCH_STATUS)
         chat = cls(context, context.new_page())
         chat.page.goto(demo)
-        chat.page.wait_for_function("document.querySelectorAll('#gateway option').length > 0",
-                                    timeout=WAIT_MS)
+        chat.wait_loaded()
         return chat
+
+    def reload(self) -> None:
+        self.page.reload()
+        self.wait_loaded()
+
+    def wait_loaded(self) -> None:
+        """The page has its config (the gateway options)."""
+        self.page.wait_for_function("document.querySelectorAll('#gateway option').length > 0",
+                                    timeout=WAIT_MS)
 
     def connect(self, name: str, room: str, gateway: int | None = None) -> None:
         """Through the balancer (the default), or straight to gateway 1 or 2."""

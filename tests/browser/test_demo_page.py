@@ -1,6 +1,7 @@
 """The demo page in a real browser (Debian's Chromium driven by Playwright) against a real
 devcluster: two people chatting across gateways, presence and typing, XSS payloads shown as
-text, a reload restoring history, and the two ways a connection dies — the browser going
+text, history on join and after a reload, a missed message filled by ``seq``, a refused
+connection saying why, and the two ways a connection dies — the browser going
 offline for longer than a heartbeat, and the page's gateway SIGKILLed — each ending in a
 recovered session with every message once, in order, and no left/joined noise.
 
@@ -21,7 +22,7 @@ import pytest
 pytest.importorskip("playwright.sync_api",
                     reason="playwright is not installed (pip install -e '.[test]')")
 
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, WebSocketRoute, sync_playwright
 
 from tests.browser.demo_page import CHROMIUM, HEARTBEAT_S, WAIT_MS, Chat, Cluster, start_cluster
 from tests.integration.test_devcluster import alive
@@ -190,11 +191,46 @@ def test_history_on_join_and_after_a_reload(open_chat: Iterator[Chat]) -> None:
     newcomer.connect(bob_name, room)
     assert newcomer.wait_texts(room, 3) == [f"before reload {i}" for i in range(3)]
     assert newcomer.messages(room) == before
-    ann.page.reload()
+    ann.reload()
     ann.wait_connected(recovered=False)
     assert ann.page.input_value("#name") == ann_name
     assert ann.wait_texts(room, 3) == [f"before reload {i}" for i in range(3)]
     assert ann.messages(room) == before
+
+
+def test_a_missed_message_is_filled_by_seq(open_chat: Iterator[Chat]) -> None:
+    """A message:received frame dropped on its way to the page (Playwright routes the page's
+    WebSocket): the next message's ``prev`` names the gap, and the page fills it from
+    ``room:history``, in place."""
+    room, ann_name, bob_name = names()
+    ann, bob = next(open_chat), next(open_chat)
+    dropped: list[str] = []
+
+    def route(page_side: WebSocketRoute) -> None:
+        server = page_side.connect_to_server()
+        page_side.on_message(server.send)
+
+        def to_page(frame: str | bytes) -> None:
+            if isinstance(frame, str) and "lost on the way" in frame and not dropped:
+                dropped.append(frame)
+            else:
+                page_side.send(frame)
+
+        server.on_message(to_page)
+
+    ann.page.route_web_socket(re.compile(r"/socket\.io/"), route)
+    ann.reload()  # socket.io-client takes the WebSocket constructor when it loads
+    ann.connect(ann_name, room, gateway=1)  # one gateway: the upgrade needs no takeover
+    ann.page.wait_for_selector("#status:has-text('over websocket')", timeout=WAIT_MS)
+    bob.connect(bob_name, room, gateway=2)
+    texts = ["first", "lost on the way", "after the loss"]
+    for text in texts:
+        bob.send(text)
+    assert ann.wait_texts(room, 3) == texts
+    assert len(dropped) == 1
+    assert ann.log_counter(room, "gaps") == "1"
+    assert ann.log_counter(room, "duplicates") == "0"
+    assert ann.messages(room) == bob.messages(room)
 
 
 def assert_whole_and_quiet(chats: tuple[Chat, Chat], room: str, expected: list[str],
