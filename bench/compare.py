@@ -14,6 +14,9 @@ processes + redis-server; raw = one ``websockets`` process):
   --skip-sends``);
 - **hooks** (``--only hooks``) acked application events through 2 gateways and 2 NATS workers
   against Socket.IO answering in-process (``hooks.py``; no raw target);
+- **polling** (``--only polling``) S1 with a quarter of the members on long-polling through a
+  balancer, round-robin for Switchboard and sticky for Socket.IO (``polling_fanout.py``; the
+  highest of its fixed rates that passed; no raw target);
 - with ``--recovery``, the reconnect storm (``recovery.py``, Switchboard only), as its own CLI
   runs it; its result lines are included when it wrote any.
 
@@ -49,7 +52,7 @@ from fanout import MACHINE_KEYS, Overtime, Recorder, label, serving_cpu, time_bo
 
 BENCH = Path(__file__).resolve().parent
 TARGETS = ("switchboard", "sio", "raw")
-SCENARIOS = ("s1", "s1-live", "s2", "s3", "hooks", "recovery")
+SCENARIOS = ("s1", "s1-live", "s2", "s3", "hooks", "polling", "recovery")
 NAMES = {"switchboard": "Switchboard", "sio": "Socket.IO-Node + redis", "raw": "raw websockets"}
 
 
@@ -321,6 +324,8 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
             ("CPU % per process", lambda f: procs(f["cpu"]), 0),
             ("other processes' CPU %", other_cpu, 0),
         ], out)
+    if "polling" in results:
+        rows_for("S1 25 % polling", results["polling"], s1_rows, out)
     if results.get("recovery"):
         rows_for("reconnect storm", results["recovery"], [
             ("clients", lambda f: f["clients"], 0),
@@ -346,10 +351,11 @@ def plan(args: argparse.Namespace, stem: Path) -> list[tuple[str, list[str], flo
                "--seconds", "3" if args.quick else "5",
                "--tokens", "10000" if args.quick else "40000"],
         "hooks": ["bench/hooks.py", "--max-minutes", "4.5"],
+        "polling": ["bench/polling_fanout.py", *quick, "--max-minutes", "8"],
         "recovery": ["bench/recovery.py", *quick],
     }
     bounds = {"s1": s1_minutes * 60 + 60, "s1-live": s1_minutes * 30 + 60,
-              "s2": (6 if args.quick else 15) * 60 + 60, "s3": 200, "hooks": 320,
+              "s2": (6 if args.quick else 15) * 60 + 60, "s3": 200, "hooks": 320, "polling": 540,
               "recovery": 600}
     chosen = [s for s in SCENARIOS if s in args.only]
     if args.recovery and "recovery" not in chosen:
@@ -367,8 +373,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="every benchmark's quick variant")
     parser.add_argument("--only", default="s1,s1-live,s2,s3", type=benchproc.comma_list(SCENARIOS),
-                        help="comma list of s1, s1-live, s2, s3, hooks, recovery (default: the "
-                        "first 4)")
+                        help="comma list of s1, s1-live, s2, s3, hooks, polling, recovery "
+                        "(default: the first 4)")
     parser.add_argument("--recovery", action="store_true",
                         help="also run bench/recovery.py (Switchboard's reconnect storm)")
     parser.add_argument("--live-all", action="store_true",
@@ -407,6 +413,7 @@ def main(argv: list[str]) -> int:
         "s2": lambda lines: by_target(lines, "memory", s2_line),
         "s3": lambda lines: by_target(lines, "handshakes", s3_line),
         "hooks": lambda lines: by_target(lines, "result", hooks_line),
+        "polling": s1_figures,
         "recovery": recovery_figures,
     }
     results: dict[str, dict[str, dict[str, Any]]] = {}

@@ -263,11 +263,13 @@ def report(summaries: list[dict[str, Any]], rec: Recorder) -> None:
         print(text)
         rec.write("comparison", text=text, switchboard=sb, sio=sio)
     for summary in summaries:
+        relayed = summary["balancer"].get("relayed") or []
+        print(f"{summary['target']}: the balancer relayed {sum(relayed):,} connections "
+              f"({' + '.join(f'{n:,}' for n in relayed)} per upstream)")
         ok = {k: v for k, v in summary["forwarded"].items() if 'outcome="ok"' in k}
         if ok:
-            print(f"{summary['target']}: polling requests forwarded over NATS (run total): {ok}")
-        print(f"{summary['target']}: connections the balancer relayed per upstream: "
-              f"{summary['balancer'].get('relayed')}")
+            print(f"{summary['target']}: polling requests forwarded over NATS, run total "
+                  f"(without keep-alive a request is a connection): {ok}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -282,7 +284,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--publishers", type=int, default=10)
     parser.add_argument("--rates", type=lambda t: [float(x) for x in t.split(",")],
                         default=None, help="publishes/s of the fixed steps, comma list "
-                        "(default 100,200,400; quick 50,150)")
+                        "(default 25,50,100,150,200; quick 25,50,100)")
     parser.add_argument("--step-seconds", type=float, default=None,
                         help="length of a fixed step (default 5, quick 3)")
     parser.add_argument("--quiet-wait", type=float, default=30.0, metavar="S",
@@ -293,8 +295,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "target after the other")
     parser.add_argument("--keep-alive", action="store_true",
                         help="polling members keep their TCP connections (2 each) open")
-    parser.add_argument("--start-rate", type=float, default=None,
-                        help="publishes/s of the first step")
+    parser.add_argument("--start-rate", type=float, default=50.0,
+                        help="publishes/s of the sweep's first step (50)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="hard bound on the whole run (default 20, quick 6)")
@@ -302,7 +304,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.max_minutes is None:
         args.max_minutes = 6.0 if args.quick else 20.0
     if args.rates is None:
-        args.rates = [50.0, 150.0] if args.quick else [100.0, 200.0, 400.0]
+        args.rates = [25.0, 50.0, 100.0] if args.quick else [25.0, 50.0, 100.0, 150.0, 200.0]
     if args.step_seconds is None:
         args.step_seconds = 3.0 if args.quick else 5.0
     if not 0 < args.share <= 1:
@@ -313,8 +315,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     plan = QUICK if args.quick else FULL
-    if args.start_rate:
-        plan = replace(plan, start_rate=args.start_rate)
+    plan = replace(plan, start_rate=args.start_rate)
     scenario = Scenario(rooms=args.rooms, members_per_room=args.members_per_room,
                         publishers=args.publishers)
     out, logs = benchproc.results_files("polling-fanout", args.out)
