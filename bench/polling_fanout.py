@@ -64,9 +64,10 @@ from fanout import (
 
 BENCH = Path(__file__).resolve().parent
 BALANCER = BENCH / "balancer.py"
-TARGETS = ("switchboard", "sio")
+TARGETS = ("switchboard", "sio", "switchboard-sticky")
 SOURCES = [f"127.0.0.{n}" for n in range(2, 18)]  # polling members' source addresses, in turn
-STICKY = {"switchboard": False, "sio": True}  # does the balancer hash the source address?
+# does the balancer hash the source address? (switchboard-sticky: what forwarding costs)
+STICKY = {"switchboard": False, "sio": True, "switchboard-sticky": True}
 
 
 def start_balancer(stack: contextlib.ExitStack, target: Target, logs: Path, sticky: bool,
@@ -122,11 +123,16 @@ def forwarded(target: Target) -> dict[str, float]:
 
 def start_target(name: str, stack: contextlib.ExitStack, logs: Path, secret: str,
                  scenario: Scenario, lifetime_s: float) -> Target:
-    if name == "switchboard":
-        return start_switchboard(stack, logs, secret, scenario.gateways, {})
-    import peers
+    """The servers (their logs in ``logs/<name>``), under ``name``."""
+    (logs / name).mkdir(parents=True, exist_ok=True)
+    if name.startswith("switchboard"):
+        target = start_switchboard(stack, logs / name, secret, scenario.gateways, {})
+    else:
+        import peers
 
-    return peers.start_sio(stack, logs, secret, scenario.gateways, lifetime_s)
+        target = peers.start_sio(stack, logs / name, secret, scenario.gateways, lifetime_s)
+    target.name = name
+    return target
 
 
 class Side:
@@ -237,14 +243,18 @@ def table_row(name: str, fig: dict[str, Any]) -> str:
             f"| {'yes' if fig['passed'] else 'no'} |")
 
 
-def ratio_text(sb: dict[str, Any], sio: dict[str, Any]) -> str:
-    per_core = (f"{sb['per_core_s'] / sio['per_core_s']:.2f}x"
-                if sb["per_core_s"] and sio["per_core_s"] else "-")
-    delivered = sb["deliveries_per_s"] / max(1, sio["deliveries_per_s"])
-    return (f"at {sb['publishes_per_s']:,.0f} / {sio['publishes_per_s']:,.0f} publishes/s: "
-            f"switchboard / socket.io deliveries/s {delivered:.2f}x, per serving core-s "
-            f"{per_core}; p99 polling members {sb['p99_polling_ms']} vs "
-            f"{sio['p99_polling_ms']} ms; lost {sb['lost']} vs {sio['lost']}")
+PAIRS = (("switchboard", "sio"), ("switchboard", "switchboard-sticky"))  # the ratios shown
+
+
+def ratio_text(names: tuple[str, str], a: dict[str, Any], b: dict[str, Any]) -> str:
+    per_core = (f"{a['per_core_s'] / b['per_core_s']:.2f}x"
+                if a["per_core_s"] and b["per_core_s"] else "-")
+    delivered = a["deliveries_per_s"] / max(1, b["deliveries_per_s"])
+    return (f"at {a['publishes_per_s']:,.0f} / {b['publishes_per_s']:,.0f} publishes/s, "
+            f"{names[0]} / {names[1]}: deliveries/s {delivered:.2f}x, per serving core-s "
+            f"{per_core} (serving CPU {a['serving_cpu']} vs {b['serving_cpu']} %); p99 polling "
+            f"members {a['p99_polling_ms']} vs {b['p99_polling_ms']} ms; lost {a['lost']} vs "
+            f"{b['lost']}")
 
 
 def report(summaries: list[dict[str, Any]], rec: Recorder) -> None:
@@ -258,10 +268,11 @@ def report(summaries: list[dict[str, Any]], rec: Recorder) -> None:
         for name, figs in rows.items():
             if index < len(figs):
                 print(table_row(name, figs[index]))
-    for sb, sio in zip(rows.get("switchboard", []), rows.get("sio", []), strict=False):
-        text = ratio_text(sb, sio)
-        print(text)
-        rec.write("comparison", text=text, switchboard=sb, sio=sio)
+    for names in PAIRS:
+        for a, b in zip(rows.get(names[0], []), rows.get(names[1], []), strict=False):
+            text = ratio_text(names, a, b)
+            print(text)
+            rec.write("comparison", text=text, of=names, figures=[a, b])
     for summary in summaries:
         relayed = summary["balancer"].get("relayed") or []
         print(f"{summary['target']}: the balancer relayed {sum(relayed):,} connections "
