@@ -25,7 +25,11 @@ class PollingLink {
     this.host = url.hostname;
     this.port = Number(url.port);
     this.localAddress = opts.localAddress || undefined;
-    this.agent = opts.keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 2 }) : false;
+    // (an idle kept-alive socket is dropped after 5 s, as Node's global agent does, before a
+    // server's idle timeout closes it under a request: Switchboard's is 10 s)
+    this.agent = opts.keepAlive
+      ? new http.Agent({ keepAlive: true, maxSockets: 2, timeout: 5000 })
+      : false;
     this.events = events;
     this.sid = null;
     this.queue = [];
