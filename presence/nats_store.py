@@ -44,6 +44,9 @@ from shared.subjects import (
 
 CAS_ATTEMPTS = 20
 EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
+KNOWN_MAX = 200_000
+"""Record keys whose last write (this replica's own) is remembered, so the next write of the
+same socket needs no read."""
 
 
 class NatsPresenceStore:
@@ -54,6 +57,9 @@ class NatsPresenceStore:
         self._prefix = kv_subject_prefix(bucket)
         self.tombstone_ttl = tombstone_ttl
         self.typing_ttl = typing_ttl
+        self._known: dict[str, tuple[int, int]] = {}
+        """Record key → (record seq, revision) of this replica's own last write there; dropped
+        as soon as the bucket shows the key changed otherwise."""
 
     @classmethod
     async def open(cls, nc: Client, prefix: str, replicas: int, tombstone_ttl: float,
@@ -68,22 +74,39 @@ class NatsPresenceStore:
 
     async def store_record(self, record: SocketRecord) -> bool:
         """Store ``record`` unless a newer one of the same socket is there. ``False`` when
-        it was stale."""
+        it was stale. The first attempt reads nothing: it expects the revision this replica
+        last wrote there (or none, for a new socket), and only a conflict costs a read."""
         key = record_key(record.gateway, record.boot, record.conn)
         ttl = None if record.alive else ttl_seconds(self.tombstone_ttl)
+        known = self._known.get(key)
+        if known is not None and known[0] >= record.seq:
+            return False
+        guess = known[1] if known is not None else 0
         for attempt in range(CAS_ATTEMPTS):
-            stored, revision = await self._read(key)
-            if stored is not None and stored.seq >= record.seq:
-                return False
+            if guess < 0:
+                stored, revision = await self._read(key)
+                if stored is not None and stored.seq >= record.seq:
+                    return False
+            else:
+                revision, guess = guess, -1
             try:
-                await self._js.publish(self._prefix + key, encode(record),
-                                       headers={EXPECTED_LAST: str(revision)}, msg_ttl=ttl)
-                return True
+                ack = await self._js.publish(self._prefix + key, encode(record),
+                                             headers={EXPECTED_LAST: str(revision)}, msg_ttl=ttl)
             except APIError as exc:
                 if "wrong last sequence" not in str(exc.description):
                     raise
-            await asyncio.sleep(cas_backoff(attempt))
+                self._known.pop(key, None)
+                if attempt:
+                    await asyncio.sleep(cas_backoff(attempt))
+                continue
+            self._remember(key, record.seq, ack.seq)
+            return True
         return False
+
+    def _remember(self, key: str, seq: int, revision: int) -> None:
+        if len(self._known) >= KNOWN_MAX:
+            self._known.pop(next(iter(self._known)))
+        self._known[key] = (seq, revision)
 
     async def store_typing(self, notice: TypingNotice) -> None:
         key = presence_typing_key(notice.room, notice.user)
@@ -151,6 +174,9 @@ class NatsPresenceStore:
                 if change is None:
                     continue
                 deleted = entry.operation in ("DEL", "PURGE") or not entry.value
+                known = self._known.get(entry.key)
+                if known is not None and (deleted or known[1] != entry.revision):
+                    del self._known[entry.key]  # changed by another writer, or expired
                 yield Change(change[0], change[1], None if deleted else entry.value)
         finally:
             with contextlib.suppress(Exception):
