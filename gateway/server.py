@@ -101,20 +101,22 @@ async def serve_kicks(nc: Client, subjects: Subjects, gateway_id: str,
 
 async def serve_gateway_requests(nc: Client, subjects: Subjects, settings: GatewaySettings,
                                  gateway: Gateway) -> None:
-    """What other processes ask this gateway: the router's kicks, and the polling requests
-    of this gateway's sessions that other gateways took (this one forwards theirs)."""
+    """What other processes ask this gateway: the router's kicks and emits, the polling
+    requests of this gateway's sessions that landed elsewhere (this one forwards theirs), and
+    the takeovers of its sessions whose upgrade landed elsewhere."""
     await serve_kicks(nc, subjects, settings.instance_id, gateway.admission)
-    await serve_emits(nc, subjects, settings.instance_id, gateway.socket)
     endpoint = gateway.endpoint
+    takeovers = endpoint.takeovers = Takeovers(
+        nc, subjects, settings.instance_id, endpoint.polling.get, settle_seconds(settings),
+        gateway.metrics)
+    await serve_emits(nc, subjects, settings.instance_id, gateway.socket, takeovers.moved.get)
     endpoint.forwarder = PollingForwarder(
         nc, subjects, settings.instance_id, endpoint.polling.get,
         get_timeout_s(settings.ping_interval_ms, settings.ping_timeout_ms), gateway.metrics)
     endpoint.forwarder.arriving = endpoint.arriving.get
     await endpoint.forwarder.start()
-    endpoint.takeovers = Takeovers(nc, subjects, settings.instance_id, endpoint.polling.get,
-                                   settle_seconds(settings), gateway.metrics)
     endpoint.adopt = gateway.adopt
-    await endpoint.takeovers.start()
+    await takeovers.start()
 
 
 class Gateway:

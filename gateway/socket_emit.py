@@ -20,6 +20,7 @@ from typing import Any, TypeGuard
 import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 
 from gateway.actions import Action, NamespaceSocket, SendBinary, SendText
 from gateway.hook_wire import EVENT_NAME_MAX, from_wire
@@ -107,11 +108,28 @@ def push(outbox: Outbox, frames: list[Action]) -> bool:
     return True
 
 
-async def serve_emits(nc: Client, subjects: Subjects, gateway_id: str, find: Find) -> None:
-    """Answer the router's emits to sockets of this gateway."""
+async def serve_emits(nc: Client, subjects: Subjects, gateway_id: str, find: Find,
+                      moved: Callable[[str], str | None] = lambda _: None) -> None:
+    """Answer the router's emits to sockets of this gateway. A socket whose session another
+    gateway took over (``moved``: its sid → that gateway) still has a sid naming this one, so
+    its emits are asked of the new holder and the answer relayed."""
 
     async def on_emit(msg: Msg) -> None:
-        if msg.reply:
-            await msg.respond(orjson.dumps(handle(msg.data, find)))
+        if not msg.reply:
+            return
+        request = parse_emit(msg.data)
+        holder = None
+        if isinstance(request, EmitRequest) and find(request.sid) is None:
+            holder = moved(request.sid)
+        if holder is not None:
+            try:
+                answer = await nc.request(subjects.gateway_emit(holder), msg.data, timeout=2.0)
+            except (TimeoutError, NatsError):
+                await msg.respond(orjson.dumps(error_ack(
+                    ErrorCode.UNAVAILABLE, "the gateway holding the socket did not answer")))
+                return
+            await msg.respond(answer.data)
+            return
+        await msg.respond(orjson.dumps(handle(msg.data, find)))
 
     await nc.subscribe(subjects.gateway_emit(gateway_id), cb=on_emit)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 TAKER = "Sb-Gateway"
 SETTLE_POLL_S = 0.005
+MOVED_MAX = 100_000
+"""Namespace sockets remembered as moved (their sids still name this gateway)."""
 
 
 @runtime_checkable
@@ -59,6 +62,8 @@ class Takeovers:
         self._settle_s = settle_s
         self._metrics = metrics
         self._answering: set[asyncio.Task[None]] = set()
+        self.moved: OrderedDict[str, str] = OrderedDict()
+        """Namespace socket sid → the gateway that took its session over."""
 
     async def start(self) -> None:
         await self._nc.subscribe(self._subjects.session_takeover(self._gateway_id),
@@ -114,6 +119,10 @@ class Takeovers:
         state.packets = channel.moved(taker)
         state.posted, channel.held = channel.held, []
         await self._reply(msg, "200", state.encode())
+        for socket in state.sockets:
+            self.moved[socket.sid] = taker
+            if len(self.moved) > MOVED_MAX:
+                self.moved.popitem(last=False)
         self._metrics.takeovers.labels("given").inc()
         log.info("session %s handed over to %s", state.sid[:6], taker)
 

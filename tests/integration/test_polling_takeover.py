@@ -17,12 +17,15 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
+import nats
 import pytest
 import socketio
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
+from devcluster.natsserver import NatsServer
 from devcluster.tcpproxy import splice
+from shared.subjects import Subjects
 from tests.integration.test_polling import metric
 from tests.support.jsclient import JsClients
 from tests.support.processes import Service
@@ -157,7 +160,7 @@ async def test_python_socketio_defaults_upgrade_onto_the_other_gateway(
 
 
 async def test_the_taken_over_session_carries_what_it_was_owed_in_order(
-    js: JsClients, start_gateway: Callable[..., Service]
+    js: JsClients, start_gateway: Callable[..., Service], nats_server: NatsServer
 ) -> None:
     owner, taker = start_gateway(), start_gateway()
     room, run = f"room:raw-{uuid.uuid4().hex[:6]}", uuid.uuid4().hex[:8]
@@ -170,7 +173,9 @@ async def test_the_taken_over_session_carries_what_it_was_owed_in_order(
         on_owner = f"{poll}&sid={sid}"
         on_taker = f"{taker.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
         await post(http, on_taker, '40/chat,' + json.dumps({"token": make_token("raw")}))
-        assert (await get(http, on_owner)).startswith("40/chat,")
+        connected = await get(http, on_owner)
+        assert connected.startswith("40/chat,")
+        socket_sid = json.loads(connected[len("40/chat,"):].split("\x1e")[0])["sid"]
         await post(http, on_owner, '42/chat,1["room:join",' + json.dumps({"room": room}) + "]")
         assert '"ok":true' in await get(http, on_owner)
         for n in range(3):  # owed to the client when the upgrade comes: they must move
@@ -191,6 +196,21 @@ async def test_the_taken_over_session_carries_what_it_was_owed_in_order(
                 if frame.startswith('42/chat,["message:received"'):
                     texts.append(json.loads(frame[len("42/chat,"):])[1]["text"])
             assert texts == [f"owed{n}" for n in range(6)]
+            # The server API's emit by sid still reaches the owner the sid names, which asks
+            # the gateway holding the socket now.
+            nc = await nats.connect(nats_server.url)
+            try:
+                answer = await nc.request(
+                    Subjects("sb").gateway_emit(owner.env["SB_INSTANCE_ID"]),
+                    json.dumps({"sid": socket_sid, "event": "note", "args": [{"n": 1}]}).encode(),
+                    timeout=5 * UNIT)
+            finally:
+                await nc.close()
+            assert json.loads(answer.data) == {"ok": True, "delivered": 1}
+            while not (frame := str(await asyncio.wait_for(ws.recv(), 5 * UNIT))).startswith(
+                    '42/chat,["note"'):
+                pass
+            assert json.loads(frame[len("42/chat,"):]) == ["note", {"n": 1}]
             # The old owner answers no more for the session: what reaches it is forwarded on.
             async with http.get(on_owner) as response:
                 assert response.status == 400
