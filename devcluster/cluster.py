@@ -165,9 +165,9 @@ class Cluster:
             router=layout.router.url,
             api_key=keys.api_key,
         )
-        if not (config.web_dir / demo.SOCKET_IO_BUILD).is_file():
-            log.warning("the demo page will not work: %s is missing; run `npm ci --prefix web` "
-                        "(scripts/run does)", config.web_dir / demo.SOCKET_IO_BUILD)
+        missing = demo.missing_packages(config.web_dir)
+        if missing is not None:
+            log.warning("%s", missing)
         try:
             self._demo = await demo.serve(config, HOST, layout.demo_port)
         except OSError as exc:

@@ -68,6 +68,15 @@ class DemoConfig:
         return ((self.lb,) if self.lb else ()) + self.gateways
 
 
+def missing_packages(web_dir: Path) -> str | None:
+    """The warning for a page without its npm packages (it would load but never connect)."""
+    build = web_dir / SOCKET_IO_BUILD
+    if build.is_file():
+        return None
+    return (f"the demo page will not work: {build} is missing; run `npm ci --prefix web` "
+            "(scripts/run does)")
+
+
 def issue_dev_token(name: str, secret: str, now: int) -> str:
     """An HS256 token the gateways accept for user ``name`` for one hour."""
     claims = {"sub": name, "name": name, "iat": now, "exp": now + TOKEN_LIFETIME_S}

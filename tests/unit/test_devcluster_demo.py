@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from devcluster.demo import DemoConfig, make_app
+from devcluster.demo import DemoConfig, make_app, missing_packages
 
 SECRET = "demo-test-secret-of-at-least-32-bytes!"
 GATEWAYS = ("http://127.0.0.1:8001", "http://127.0.0.1:8002")
@@ -96,3 +96,12 @@ async def test_missing_socket_io_build_says_how_to_install_it(tmp_path: Path) ->
         response = await test_client.get("/socket.io.min.js")
         assert response.status == 500
         assert "npm ci --prefix web" in await response.text()
+
+
+def test_a_page_without_its_npm_packages_is_warned_about(tmp_path: Path) -> None:
+    warning = missing_packages(tmp_path)
+    assert warning is not None and "npm ci --prefix web" in warning
+    build = tmp_path / "node_modules/socket.io-client/dist/socket.io.min.js"
+    build.parent.mkdir(parents=True)
+    build.write_text("//")
+    assert missing_packages(tmp_path) is None
