@@ -84,13 +84,22 @@ class Balancer:
         log.warning("balancer: no gateway accepted a connection")
         return None
 
+    async def check_all(self) -> None:
+        """One round of health checks now: devcluster runs one before READY, so the rotation
+        a client meets first already counts every gateway that became ready."""
+        timeout = aiohttp.ClientTimeout(total=HEALTH_INTERVAL_S * 2)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            await self._check_round(session)
+
     async def _check_forever(self) -> None:
         timeout = aiohttp.ClientTimeout(total=HEALTH_INTERVAL_S * 2)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
-                await asyncio.gather(*(self._check(session, up)
-                                       for up in self.rotation.upstreams))
+                await self._check_round(session)
                 await asyncio.sleep(HEALTH_INTERVAL_S)
+
+    async def _check_round(self, session: aiohttp.ClientSession) -> None:
+        await asyncio.gather(*(self._check(session, up) for up in self.rotation.upstreams))
 
     async def _check(self, session: aiohttp.ClientSession, upstream: Upstream) -> None:
         host, port = upstream

@@ -105,6 +105,8 @@ class Cluster:
         await self._start_demo(layout, keys)
         if not await self._wait_ready(stop):
             return 0
+        if self._balancer is not None:
+            await self._balancer.check_all()
         _print_ready(layout, self._nats.url)
         return await self._supervise(stop)
 
