@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from fanout import is_loopback  # noqa: E402
 
+from devcluster import ports  # noqa: E402
 from tests.support.tokens import make_token  # noqa: E402
 
 SCENARIOS = HERE / "switchboard.yml"
@@ -46,9 +46,6 @@ ARTILLERY = HERE / "node_modules" / ".bin" / "artillery"
 APP = "examples.orderbook"
 APP_API_KEY = "demo-key"
 """The order-book worker's development key (``SB_ORDERBOOK_API_KEY`` unset)."""
-DEMO_OFFSET = 100
-"""devcluster's demo page listens on base+100, the gateways on base+1..base+N, its balancer
-on base itself."""
 POLLING_EVERY = 4
 """Every fourth user runs over Engine.IO long-polling only; the others over WebSocket."""
 USER_CONNECTIONS = "100"
@@ -133,26 +130,12 @@ def summary(report: Mapping[str, Any], sessions: Mapping[str, float] | None = No
     return line
 
 
-def free_base_port(gateways: int, attempts: int = 50) -> int:
-    """A base port whose devcluster ports (base..base+N and the demo's) are free now."""
-    for _ in range(attempts):
-        base = 20000 + secrets.randbelow(30000)
-        if all_bindable([*range(base, base + gateways + 1), base + DEMO_OFFSET]):
-            return base
-    raise SystemExit("no free range of loopback ports for devcluster")
-
-
-def all_bindable(ports: list[int]) -> bool:
-    """Whether every port binds on 127.0.0.1 now, all held at once (as the servers bind)."""
-    with contextlib.ExitStack() as held:
-        for port in ports:
-            sock = held.enter_context(socket.socket())
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
+def free_base_port(gateways: int) -> int:
+    """A base port whose devcluster ports (the balancer, gateways, the demo) are free now."""
+    try:
+        return ports.free_base_port(gateways)
+    except RuntimeError:
+        raise SystemExit("no free range of loopback ports for devcluster") from None
 
 
 def sessions_opened(gateways: list[str]) -> dict[str, float]:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import re
 import signal
 import socket
@@ -32,6 +31,8 @@ from nats.aio.msg import Msg
 from websockets.exceptions import InvalidStatus
 
 from devcluster.natsserver import free_ports
+from devcluster.ports import free_base_port
+from devcluster.prometheus import PROMETHEUS_OFFSET
 from tests.deploy.promql import Query, dashboard_queries, rule_queries
 from tests.support.timing import UNIT
 from tests.support.tokens import make_token
@@ -59,24 +60,6 @@ class Live:
 NAMESPACES = '[namespaces."/orders"]\nhooks = true\n'
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_base() -> int:
-    for _ in range(100):
-        base = random.randrange(20_000, 32_000)
-        if all(_bindable(base + offset) for offset in (1, 2, 90, 100)):
-            return base
-    raise RuntimeError("no free base port")
-
-
 @pytest.fixture
 async def live(tmp_path: Path) -> AsyncIterator[Live]:
     """devcluster with 2 gateways and Prometheus; every process is gone afterwards."""
@@ -90,7 +73,8 @@ async def live(tmp_path: Path) -> AsyncIterator[Live]:
     with stderr_path.open("wb") as stderr:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "devcluster", "--gateways", "2", "--base-port",
-            str(_free_base()), "--prometheus", "--prometheus-port", str(prom_port),
+            str(free_base_port(2, extra_offsets=(PROMETHEUS_OFFSET,))), "--prometheus",
+            "--prometheus-port", str(prom_port),
             "--prometheus-interval", "1", "--stop-timeout", "5", cwd=tmp_path, env=env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=stderr)
     try:

@@ -11,10 +11,8 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import re
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import aiohttp
 import jwt
 import pytest
 
+from devcluster import ports
 from tests.support.timing import UNIT
 
 pytestmark = pytest.mark.integration
@@ -46,22 +45,8 @@ class Run:
 
 
 def free_base_port() -> int:
-    """A base below the ephemeral range whose gateway ports and demo port are all free."""
-    for _ in range(100):
-        base = random.randrange(20_000, 32_000)
-        if all(_bindable(base + offset) for offset in (*range(GATEWAYS + 1), 100)):
-            return base
-    raise RuntimeError("no free base port found")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
+    """A base whose balancer, gateway and demo ports are all free."""
+    return ports.free_base_port(GATEWAYS)
 
 
 def alive(pid: int) -> bool:

@@ -1,10 +1,14 @@
-"""The devcluster balancer's choice of gateway and the supervisor's restart delays."""
+"""The devcluster balancer's choice of gateway, the supervisor's restart delays, and the
+free base port a test's own devcluster takes."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 
 from devcluster.parent_death import die_with_parent
+from devcluster.ports import bindable, free_base_port
 from devcluster.restarts import FIRST_DELAY_S, MAX_DELAY_S, STABLE_AFTER_S, RestartPolicy
 from devcluster.rotation import Rotation
 
@@ -47,3 +51,11 @@ def test_a_child_dying_at_once_backs_off_and_a_stable_one_starts_afresh() -> Non
 
 def test_children_are_tied_to_their_parent_on_linux() -> None:
     assert callable(die_with_parent())
+
+
+def test_a_free_base_port_has_the_whole_layout_free_the_balancer_included() -> None:
+    base = free_base_port(2, extra_offsets=(90,))
+    assert all(bindable(port) for port in (base, base + 1, base + 2, base + 90, base + 100))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        assert not bindable(taken.getsockname()[1])
