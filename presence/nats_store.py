@@ -31,6 +31,7 @@ from presence.store import ALIVE, BYE, LEAVE_TTL_S, Change, ttl_seconds
 from shared.backoff import CAS_RACE
 from shared.natsconn import key_value
 from shared.presence_wire import GatewayBoot, SocketRecord, TypingNotice, decode, encode
+from shared.recent import Recent
 from shared.subjects import (
     Subjects,
     decode_token,
@@ -57,7 +58,7 @@ class NatsPresenceStore:
         self._prefix = kv_subject_prefix(bucket)
         self.tombstone_ttl = tombstone_ttl
         self.typing_ttl = typing_ttl
-        self._known: dict[str, tuple[int, int]] = {}
+        self._known: Recent[str, tuple[int, int]] = Recent(KNOWN_MAX)
         """Record key → (record seq, revision) of this replica's own last write there; dropped
         as soon as the bucket shows the key changed otherwise."""
 
@@ -81,32 +82,26 @@ class NatsPresenceStore:
         known = self._known.get(key)
         if known is not None and known[0] >= record.seq:
             return False
-        guess = known[1] if known is not None else 0
+        revision: int | None = known[1] if known is not None else 0  # None: read it
         for attempt in range(CAS_ATTEMPTS):
-            if guess < 0:
+            if revision is None:
                 stored, revision = await self._read(key)
                 if stored is not None and stored.seq >= record.seq:
                     return False
-            else:
-                revision, guess = guess, -1
             try:
                 ack = await self._js.publish(self._prefix + key, encode(record),
                                              headers={EXPECTED_LAST: str(revision)}, msg_ttl=ttl)
             except APIError as exc:
                 if "wrong last sequence" not in str(exc.description):
                     raise
-                self._known.pop(key, None)
+                self._known.forget(key)
+                revision = None
                 if attempt:
                     await asyncio.sleep(cas_backoff(attempt))
                 continue
-            self._remember(key, record.seq, ack.seq)
+            self._known.put(key, (record.seq, ack.seq))
             return True
         return False
-
-    def _remember(self, key: str, seq: int, revision: int) -> None:
-        if len(self._known) >= KNOWN_MAX:
-            self._known.pop(next(iter(self._known)))
-        self._known[key] = (seq, revision)
 
     async def store_typing(self, notice: TypingNotice) -> None:
         key = presence_typing_key(notice.room, notice.user)
@@ -176,7 +171,7 @@ class NatsPresenceStore:
                 deleted = entry.operation in ("DEL", "PURGE") or not entry.value
                 known = self._known.get(entry.key)
                 if known is not None and (deleted or known[1] != entry.revision):
-                    del self._known[entry.key]  # changed by another writer, or expired
+                    self._known.forget(entry.key)  # changed by another writer, or expired
                 yield Change(change[0], change[1], None if deleted else entry.value)
         finally:
             with contextlib.suppress(Exception):

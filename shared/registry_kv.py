@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -38,6 +37,7 @@ from nats.js.kv import KeyValue
 from shared.backoff import CAS_RACE
 from shared.light_client import header_int
 from shared.natsconn import key_value
+from shared.recent import Recent
 from shared.registry import (
     Admitted,
     ConnectionInfo,
@@ -108,7 +108,7 @@ class RegistryKV:
         """This process's gateway run, once :meth:`beat` has registered it."""
         self.on_gateway_gone: Callable[[str], None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._known: OrderedDict[str, tuple[UserEntry, int]] = OrderedDict()
+        self._known: Recent[str, tuple[UserEntry, int]] = Recent(KNOWN_MAX)
 
     @classmethod
     async def open(cls, nc: Client, prefix: str, gateway_ttl_s: float,
@@ -262,13 +262,6 @@ class RegistryKV:
         except Exception as exc:  # the request's own failure type is its owner's
             raise RegistryUnavailable(str(exc) or type(exc).__name__) from exc
 
-    def _remember(self, user: str, entry: UserEntry, revision: int) -> None:
-        known = self._known
-        known[user] = (entry, revision)
-        known.move_to_end(user)
-        if len(known) > KNOWN_MAX:
-            known.popitem(last=False)
-
     async def _cas(self, user: str, change: Callable[[UserEntry], Admitted | Refused],
                    guess: bool = False) -> Admitted | Refused:
         """Apply ``change`` by compare-and-set. It starts from the entry this process last
@@ -291,15 +284,15 @@ class RegistryKV:
             try:
                 written = await self._write(key, result.entry.encode(), revision or 0)
             except RegistryUnavailable:
-                self._known.pop(user, None)
+                self._known.forget(user)
                 raise
             if written is None:
-                self._known.pop(user, None)
+                self._known.forget(user)
                 if fresh:  # lost a race on what was read: back off before the next read
                     await asyncio.sleep(CAS_RACE.delay(attempt, random.random()))
                 based, fresh, leader = await self._read(user), True, False
                 continue
-            self._remember(user, result.entry, written)
+            self._known.put(user, (result.entry, written))
             return result
         raise RegistryUnavailable("registry entry kept changing")
 
