@@ -115,10 +115,10 @@ def make_app(config: DemoConfig) -> web.Application:
     for prefix, directory in config.pages.items():
         app.router.add_get(prefix, _page(directory / "index.html", _TYPES[".html"]))
         app.router.add_get(prefix + "{name}", _app_file(directory))
-    app.router.add_post("/dev-token", _dev_token(config))
-    app.router.add_get("/dev/gateways", _dev_gateways(config))
-    app.router.add_post("/dev/kill-gateway", _kill_gateway(config))
-    app.router.add_get("/dev/where", _dev_where(config))
+    app.router.add_post("/dev-token", _development_only(config, _dev_token(config)))
+    app.router.add_get("/dev/gateways", _development_only(config, _dev_gateways(config)))
+    app.router.add_post("/dev/kill-gateway", _development_only(config, _kill_gateway(config)))
+    app.router.add_get("/dev/where", _development_only(config, _dev_where(config)))
     app.router.add_get("/healthz", _ok)
     app.router.add_get("/readyz", _ok)
     return app
@@ -193,10 +193,18 @@ def _config(config: DemoConfig) -> Handler:
     return handler
 
 
+def _development_only(config: DemoConfig, handler: Handler) -> Handler:
+    """The development endpoints answer 404 outside ``SB_ENV=development``."""
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if not config.development:
+            return _error(404, f"{request.path} exists only when SB_ENV=development")
+        return await handler(request)
+
+    return guarded
+
+
 def _dev_token(config: DemoConfig) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
-        if not config.development:
-            return _error(404, "/dev-token exists only when SB_ENV=development")
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
@@ -217,8 +225,6 @@ def _running_gateways(config: DemoConfig) -> Mapping[str, int]:
 def _dev_gateways(config: DemoConfig) -> Handler:
     """The gateways' pids, for the page's hint (``kill -9 PID``) and its button."""
     async def handler(request: web.Request) -> web.StreamResponse:
-        if not config.development:
-            return _error(404, "/dev/gateways exists only when SB_ENV=development")
         pids = sorted(_running_gateways(config).items())
         return web.json_response({"gateways": [{"id": id_, "pid": pid} for id_, pid in pids]})
 
@@ -228,8 +234,6 @@ def _dev_gateways(config: DemoConfig) -> Handler:
 def _kill_gateway(config: DemoConfig) -> Handler:
     """SIGKILL one gateway. JSON only: another site's form cannot post one without a preflight."""
     async def handler(request: web.Request) -> web.StreamResponse:
-        if not config.development:
-            return _error(404, "/dev/kill-gateway exists only when SB_ENV=development")
         try:
             body = await request.json() if request.content_type == "application/json" else None
         except (ValueError, UnicodeDecodeError):
@@ -252,8 +256,6 @@ def _kill_gateway(config: DemoConfig) -> Handler:
 def _dev_where(config: DemoConfig) -> Handler:
     """``?user=&sid=`` → ``{"gateway": holder or null, "registry": whether it was asked}``."""
     async def handler(request: web.Request) -> web.StreamResponse:
-        if not config.development:
-            return _error(404, "/dev/where exists only when SB_ENV=development")
         user, sid = request.query.get("user"), request.query.get("sid")
         if not user or not sid:
             return _error(400, "expected ?user=<name>&sid=<Engine.IO sid>")
