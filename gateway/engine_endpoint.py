@@ -120,16 +120,14 @@ class EngineEndpoint:
             return self._upgrade(request, channel, verdict.sid)
         if channel is None:
             return self._elsewhere(request, verdict.sid, cors)
+        if request.method not in ("GET", "POST"):
+            return error_response(BAD_REQUEST, cors)
         if channel.moved_to is not None and self.forwarder is not None:
-            if request.method not in ("GET", "POST"):
-                return error_response(BAD_REQUEST, cors)
             return self.forwarder.forward(channel.moved_to, verdict.sid, request.method,
                                           request.body, cors)
         if request.method == "GET":
             return channel.get(cors)
-        if request.method == "POST":
-            return channel.post(request.body, cors)
-        return error_response(BAD_REQUEST, cors)
+        return channel.post(request.body, cors)
 
     def _elsewhere(self, request: Request, sid: str, cors: Headers) -> Result:
         """A session this gateway does not hold: its owner's, if it lives (no stickiness)."""
