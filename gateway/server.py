@@ -194,17 +194,18 @@ class Gateway:
               ) -> Connection:
         """``headers``: the handshake's, of which the session keeps those a connect hook
         is to see (``hook_headers``)."""
-        session = Session(sid, identity, self.config, self.namespaces, self.verifier,
-                          self.new_sid, asyncio.get_running_loop().time(), wall_clock=time.time,
-                          headers=headers)
-        connection = self._connection(channel, session)
+        connection = self._connection(channel, sid, identity, headers)
         connection.start(upgrades)
         return connection
 
-    def _connection(self, channel: Channel, session: Session) -> Connection:
+    def _connection(self, channel: Channel, sid: str, identity: Identity | None,
+                    headers: Mapping[str, str] | None) -> Connection:
+        """A connection over ``channel`` with a fresh session core, not started yet."""
+        loop = asyncio.get_running_loop()
+        session = Session(sid, identity, self.config, self.namespaces, self.verifier,
+                          self.new_sid, loop.time(), wall_clock=time.time, headers=headers)
         if self._flusher is None:
-            self._flusher = Flusher(asyncio.get_running_loop(),
-                                    self.settings.write_delay_ms / 1000)
+            self._flusher = Flusher(loop, self.settings.write_delay_ms / 1000)
         connection = Connection(channel, session, self.fanout, self.durable, self.admission,
                                 self.broker, self.metrics,
                                 self._flusher, self.settings.send_budget_bytes,
@@ -215,10 +216,7 @@ class Gateway:
     async def adopt(self, channel: PollingChannel, state: SessionState) -> bool:
         """A session another gateway handed over (:mod:`gateway.takeover`), carried on here
         over ``channel``; closed, for the client to reconnect and recover, if it cannot be."""
-        session = Session(state.sid, state.upgrade_identity, self.config, self.namespaces,
-                          self.verifier, self.new_sid, asyncio.get_running_loop().time(),
-                          wall_clock=time.time, headers=state.headers)
-        connection = self._connection(channel, session)
+        connection = self._connection(channel, state.sid, state.upgrade_identity, state.headers)
         channel.handler = connection
         if await connection.take_over(state):
             return True
