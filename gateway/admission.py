@@ -5,19 +5,30 @@ when the identity is known), against the cluster-wide registry; a refusal is a C
 terminal for socket.io-client (an HTTP 429 would make it retry forever). The local index of
 connections by user serves kicks; the index by connection id lets a close find its users
 without scanning every connection (a drain closes them all).
+
+At most ``max_opening`` namespace CONNECTs are processed at once (admission, the recoverable
+session, the room joins, a recovery's replay), the rest wait their turn in arrival order: when
+a gateway dies and its clients all reconnect to a survivor, thousands of opens each awaiting
+NATS would otherwise share one event loop until their requests time out, and the survivor
+would hand out fresh sessions where every one could have been recovered. Waiting costs
+nothing but a place in the queue; an open that is not waiting does not even suspend.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from shared.metrics import GatewayMetrics
 from shared.registry import ConnectionInfo, Refused
 from shared.registry_kv import RegistryKV, RegistryUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+DEFAULT_MAX_OPENING = 64
 
 
 class Kickable(Protocol):
@@ -28,14 +39,30 @@ class Kickable(Protocol):
 
 class Admission:
     def __init__(self, registry: RegistryKV | None, gateway: str, limit: int,
-                 metrics: GatewayMetrics) -> None:
+                 metrics: GatewayMetrics, max_opening: int = DEFAULT_MAX_OPENING) -> None:
         self._registry = registry
+        self._opening = asyncio.Semaphore(max_opening)
         self._gateway = gateway
         self._limit = limit
         self._metrics = metrics
         self.by_user: dict[str, set[Kickable]] = {}
         self._namespaces: dict[tuple[str, str], tuple[str, ...]] = {}
         self._users: dict[str, set[str]] = {}  # connection id -> users it carries
+
+    async def paced(self, opening: Callable[[], Awaitable[T]]) -> T:
+        """Run ``opening`` (a namespace open) once fewer than ``max_opening`` are running."""
+        if self._opening.locked():
+            self._metrics.opens_waiting.inc()
+            try:
+                await self._opening.acquire()
+            finally:
+                self._metrics.opens_waiting.dec()
+        else:
+            await self._opening.acquire()
+        try:
+            return await opening()
+        finally:
+            self._opening.release()
 
     async def admit(self, conn: Kickable, user: str, nsp: str) -> bool:
         """Admit ``conn`` for ``user`` (again, with one more namespace, if already in)."""

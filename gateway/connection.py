@@ -242,7 +242,7 @@ class Connection(ConnectionHandoff):
             elif isinstance(action, History):
                 await self._history(action)
             elif isinstance(action, Opened):
-                await self._opened(action)
+                await self._admission.paced(partial(self._opened, action))
             elif isinstance(action, Closed):
                 await self._closed(action)
             elif isinstance(action, TypingChange):

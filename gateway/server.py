@@ -140,7 +140,8 @@ class Gateway:
         self.fanout = Fanout(broker, self.metrics, settings.fanout_batch,
                              settings.namespaces.durable)
         self.admission = Admission(registry, settings.instance_id,
-                                   settings.max_user_connections, self.metrics)
+                                   settings.max_user_connections, self.metrics,
+                                   settings.max_opening)
         self.durable = DurableSockets(self.fanout, store, self.metrics, settings.send_budget_bytes,
                                  lease_seconds(settings), settings.recovery_window_s)
         self.connections: set[Connection] = set()

@@ -219,6 +219,9 @@ class GatewaySettings(ClusterSettings):
                                          262_144, "message attachment limit, bytes")
     max_user_connections: int = _setting("SB_MAX_USER_CONNECTIONS", _parse_positive_int, 5,
                                          "connections one user may hold, cluster-wide")
+    max_opening: int = _setting(
+        "SB_MAX_OPENING", _parse_positive_int, 64,
+        "namespace CONNECTs processed at once (the rest wait their turn, in order)")
     inbox_max: int = _setting("SB_INBOX_MAX", _parse_positive_int, 100,
                               "messages kept per offline user for /notifications")
     inbox_max_age_s: float = _setting("SB_INBOX_MAX_AGE_S", _parse_positive_float, 604_800.0,

@@ -101,6 +101,9 @@ class GatewayMetrics:
             f"{PREFIX}_gateway_polling_forwarded", "polling requests of another gateway's "
             "session, forwarded to it (outcome: ok, gone, failed)", ["method", "outcome"],
             registry=r)
+        self.opens_waiting = Gauge(
+            f"{PREFIX}_gateway_opens_waiting", "namespace CONNECTs waiting for their turn "
+            "(SB_MAX_OPENING are processed at once)", registry=r)
         self.takeovers = Counter(
             f"{PREFIX}_gateway_takeovers", "polling sessions moved between gateways by an upgrade "
             "that landed elsewhere (outcome: taken, given; failed: the owner gave nothing, "

@@ -1,12 +1,16 @@
 """Admission's shell over a fake registry: who is admitted, what a close releases (found by
-connection id, for every user the connection carried), kicks, and admitting without the limit
-when the registry cannot answer. The registry's own compare-and-set is in test_registry_kv.py."""
+connection id, for every user the connection carried), kicks, admitting without the limit
+when the registry cannot answer, and the pace of opens (at most ``max_opening`` at once, in
+arrival order). The registry's own compare-and-set is in test_registry_kv.py."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.admission import Admission
@@ -116,3 +120,56 @@ async def test_without_a_registry_answer_the_connection_is_admitted_unchecked() 
     await gate.release(a)  # the registry is still down: logged, nothing raised
 
     assert gate.by_user == {}
+
+
+async def test_opens_beyond_max_opening_wait_their_turn_in_arrival_order() -> None:
+    metrics = GatewayMetrics(CollectorRegistry())
+    gate = Admission(None, "gw-1", 5, metrics, max_opening=2)
+    release = asyncio.Event()
+    started: list[int] = []
+
+    async def opening(n: int) -> int:
+        started.append(n)
+        await release.wait()
+        return n
+
+    tasks = [asyncio.ensure_future(gate.paced(functools.partial(opening, n))) for n in range(5)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert started == [0, 1]
+    assert metrics.opens_waiting._value.get() == 3
+
+    release.set()
+    assert await asyncio.gather(*tasks) == [0, 1, 2, 3, 4]
+    assert started == [0, 1, 2, 3, 4]
+    assert metrics.opens_waiting._value.get() == 0
+
+
+async def test_an_open_with_a_free_place_runs_without_suspending() -> None:
+    gate = Admission(None, "gw-1", 5, GatewayMetrics(CollectorRegistry()), max_opening=1)
+
+    async def opening() -> str:
+        return "done"
+
+    runner = gate.paced(opening)
+    with pytest.raises(StopIteration) as finished:
+        runner.send(None)
+    assert finished.value.value == "done"
+
+
+async def test_a_waiting_open_that_is_cancelled_gives_its_place_on() -> None:
+    gate = Admission(None, "gw-1", 5, GatewayMetrics(CollectorRegistry()), max_opening=1)
+    release = asyncio.Event()
+
+    async def opening(n: int) -> int:
+        await release.wait()
+        return n
+
+    first = asyncio.ensure_future(gate.paced(functools.partial(opening, 1)))
+    cancelled = asyncio.ensure_future(gate.paced(functools.partial(opening, 2)))
+    last = asyncio.ensure_future(gate.paced(functools.partial(opening, 3)))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    release.set()
+    assert await first == 1 and await last == 3
+    assert cancelled.cancelled()
