@@ -13,6 +13,7 @@ subject from it.
 
 from __future__ import annotations
 
+import binascii
 import functools
 import re
 
@@ -21,7 +22,7 @@ ROOM_NAME_MAX = 128
 SUB_MAX = 128
 USER_ROOM_PREFIX = "user:"
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_TOKEN_RE = re.compile(r"(?:[A-Za-z0-9_-]|=[0-9A-F]{2})+")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]*(?:=[0-9A-F]{2}[A-Za-z0-9_-]*)+")
 _ALL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -58,19 +59,12 @@ encode_token = functools.lru_cache(maxsize=8192)(encode_id)
 
 def decode_token(token: str) -> str:
     """Inverse of :func:`encode_token`; raises ``ValueError`` on a token it did not make."""
+    if _ALL_SAFE.fullmatch(token):
+        return token
     if not _TOKEN_RE.fullmatch(token):
         raise ValueError("not an encoded token")
-    raw = bytearray()
-    index = 0
-    while index < len(token):
-        char = token[index]
-        if char == "=":
-            raw.append(int(token[index + 1 : index + 3], 16))
-            index += 3
-        else:
-            raw.append(ord(char))
-            index += 1
-    name = raw.decode("utf-8", "surrogatepass")
+    name = binascii.a2b_qp(token).decode("utf-8", "surrogatepass")
     if encode_token(name) != token:
         raise ValueError("not the canonical encoding of any name")
     return name
+

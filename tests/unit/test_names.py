@@ -7,6 +7,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.protocol.names import (
     decode_token,
@@ -32,6 +34,20 @@ def test_tokens_round_trip_and_stay_in_the_alphabet(name: str) -> None:
 def test_tokens_it_did_not_make_are_refused(token: str) -> None:
     with pytest.raises(ValueError):
         decode_token(token)
+
+
+@given(st.text(min_size=1, alphabet=st.characters(exclude_categories=())))
+def test_any_name_round_trips(name: str) -> None:
+    assert decode_token(encode_id(name)) == name
+
+
+@given(st.text(alphabet="Aa0_-=9FfCc3.\n%", max_size=12))
+def test_a_token_is_decoded_only_when_it_is_the_canonical_encoding_of_its_name(token: str) -> None:
+    try:
+        name = decode_token(token)
+    except ValueError:
+        return
+    assert encode_id(name) == token
 
 
 def test_empty_names_have_no_token() -> None:
