@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 
+from shared.jwt_hmac_fast import HmacFastPath, fast_path_for
 from shared.subjects import SUB_MAX
 
 DEFAULT_ROOM_PATTERNS = ("room:*",)
@@ -43,10 +44,14 @@ class TokenVerifier:
     audience: str = ""
     issuer: str = ""
     leeway_s: float = 10.0
+    _fast: HmacFastPath | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.algorithms or any(a.lower() == "none" for a in self.algorithms):
             raise ValueError("JWT algorithms must be a non-empty list without 'none'")
+        fast = fast_path_for(self.algorithms, self.secret, self.audience, self.issuer,
+                             self.leeway_s)
+        object.__setattr__(self, "_fast", fast)
 
     def verify(self, token: object, known: Identity | None = None,
                now: float | None = None) -> Identity | None:
@@ -58,6 +63,9 @@ class TokenVerifier:
         if known is not None and known.token and token == known.token:
             moment = time.time() if now is None else now
             return known if moment < known.expires_at + self.leeway_s else None
+        accepted = self._fast.accept(token) if self._fast is not None else None
+        if accepted is not None:  # the common HMAC token; any other goes to PyJWT
+            return _identity(accepted, token)
         try:
             algorithms = list(self.algorithms)
             if all(a in _HMAC for a in algorithms) or not any(a in _HMAC for a in algorithms):
