@@ -19,7 +19,7 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jwt.algorithms import HMACAlgorithm
@@ -34,14 +34,26 @@ _HEADER_FIELDS = frozenset({"alg", "typ", "kid"})
 
 @dataclass(frozen=True, slots=True)
 class HmacFastPath:
-    """``macs``: for each allowed HMAC algorithm whose key PyJWT takes without a warning,
-    an HMAC already keyed (each check copies it); ``audience``/``issuer``: ``None`` when
-    not checked."""
+    """``algorithms``: the allowed HMAC algorithms whose key PyJWT takes without a warning,
+    each with an HMAC keyed once (each check copies it); ``audience``/``issuer``: ``None``
+    when not checked."""
 
-    macs: dict[str, hmac.HMAC]
+    key: bytes = field(repr=False)
+    algorithms: tuple[str, ...]
     audience: str | None
     issuer: str | None
     leeway_s: float
+    _macs: dict[str, hmac.HMAC] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        macs = {alg: hmac.new(self.key, digestmod=_HASHES[alg]) for alg in self.algorithms}
+        object.__setattr__(self, "_macs", macs)
+
+    def __reduce__(self) -> tuple[type[HmacFastPath], tuple[Any, ...]]:
+        """Copied and pickled as its parts (a keyed HMAC is neither), so the verifier
+        holding it still is."""
+        return (HmacFastPath, (self.key, self.algorithms, self.audience, self.issuer,
+                               self.leeway_s))
 
     def accept(self, token: str) -> dict[str, Any] | None:
         """The claims when PyJWT would accept ``token`` with exactly these claims, else
@@ -55,7 +67,7 @@ class HmacFastPath:
             if not isinstance(header, dict) or not header.keys() <= _HEADER_FIELDS:
                 return None
             alg = header.get("alg")
-            keyed = self.macs.get(alg) if type(alg) is str else None
+            keyed = self._macs.get(alg) if type(alg) is str else None
             if keyed is None or not isinstance(header.get("kid", ""), str):
                 return None
             mac = keyed.copy()
@@ -102,11 +114,11 @@ def fast_path_for(algorithms: tuple[str, ...], secret: str, audience: str, issue
         key = HMACAlgorithm(_HASHES[allowed[0]]).prepare_key(secret)
     except (InvalidKeyError, ValueError, TypeError):
         return None
-    macs = {alg: hmac.new(key, digestmod=_HASHES[alg]) for alg in allowed
-            if HMACAlgorithm(_HASHES[alg]).check_key_length(key) is None}
-    if not macs:
+    quiet = tuple(alg for alg in allowed
+                  if HMACAlgorithm(_HASHES[alg]).check_key_length(key) is None)
+    if not quiet:
         return None
-    return HmacFastPath(macs, audience or None, issuer or None, leeway_s)
+    return HmacFastPath(key, quiet, audience or None, issuer or None, leeway_s)
 
 
 def _decode(segment: str) -> bytes:

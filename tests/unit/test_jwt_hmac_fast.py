@@ -4,9 +4,11 @@ gives what the PyJWT-only path gives (identity, claims, or the same exception)."
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import json
+import pickle
 import time
 from typing import Any
 
@@ -226,3 +228,13 @@ def test_keys_pyjwt_refuses_or_warns_about_never_take_the_shortcut() -> None:
     assert fast_path_for(("HS512",), SECRET, "", "", 10.0) is None
     assert fast_path_for(("ES256",), SECRET, "", "", 10.0) is None
     assert fast_path_for(("HS256",), "", "", "", 10.0) is None
+
+
+def test_a_verifier_with_the_shortcut_still_copies_and_pickles() -> None:
+    verifier = TokenVerifier(("HS256",), secret=SECRET, audience="switchboard")
+    token = _token({}, SECRET)
+
+    for twin in (copy.deepcopy(verifier), pickle.loads(pickle.dumps(verifier))):
+        assert twin == verifier and twin._fast is not None
+        assert twin._fast.accept(token) is not None
+        assert twin.verify(token) == verifier.verify(token) is not None
