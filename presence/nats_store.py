@@ -23,15 +23,18 @@ import random
 from collections.abc import AsyncIterator
 
 from nats.aio.client import Client
+from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import APIError, KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from presence.store import ALIVE, BYE, LEAVE_TTL_S, Change, ttl_seconds
 from shared.backoff import CAS_RACE
+from shared.kv_write import RawRequest, write_headers, written
 from shared.natsconn import key_value
 from shared.presence_wire import GatewayBoot, SocketRecord, TypingNotice, decode, encode
 from shared.recent import Recent
+from shared.request_mux import RawClient, RequestMux
 from shared.subjects import (
     Subjects,
     decode_token,
@@ -45,15 +48,22 @@ from shared.subjects import (
 
 CAS_ATTEMPTS = 20
 EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
+WRITE_TIMEOUT_S = 5.0
 KNOWN_MAX = 200_000
 """Record keys whose last write (this replica's own) is remembered, so the next write of the
 same socket needs no read."""
 
 
+class StoreUnavailable(NatsError):
+    """A write NATS did not acknowledge (a NATS error, so callers treat it as one)."""
+
+
 class NatsPresenceStore:
     def __init__(self, nc: Client, kv: KeyValue, bucket: str, tombstone_ttl: float,
-                 typing_ttl: float) -> None:
-        self._js = nc.jetstream(timeout=5.0)
+                 typing_ttl: float, request: RawRequest | None = None) -> None:
+        self._js = nc.jetstream(timeout=WRITE_TIMEOUT_S)
+        self._request = request
+        self._mux: RequestMux | None = None
         self._kv = kv
         self._prefix = kv_subject_prefix(bucket)
         self.tombstone_ttl = tombstone_ttl
@@ -65,11 +75,24 @@ class NatsPresenceStore:
     @classmethod
     async def open(cls, nc: Client, prefix: str, replicas: int, tombstone_ttl: float,
                    typing_ttl: float) -> NatsPresenceStore:
+        """Writes go through a light request mux when the client supports one (presence
+        connects with :class:`shared.light_client.LightClient`), else through nats-py."""
         bucket = Subjects(prefix).presence_bucket()
-        kv = await key_value(nc.jetstream(timeout=5.0), KeyValueConfig(
+        kv = await key_value(nc.jetstream(timeout=WRITE_TIMEOUT_S), KeyValueConfig(
             bucket=bucket, history=1, replicas=replicas, storage=StorageType.FILE,
             limit_marker_ttl=1.0))
-        return cls(nc, kv, bucket, tombstone_ttl, typing_ttl)
+        mux = None
+        if isinstance(nc, RawClient):
+            mux = RequestMux(nc, WRITE_TIMEOUT_S, StoreUnavailable)
+            await mux.start()
+        opened = cls(nc, kv, bucket, tombstone_ttl, typing_ttl,
+                     mux.request if mux is not None else None)
+        opened._mux = mux
+        return opened
+
+    def close(self) -> None:
+        if self._mux is not None:
+            self._mux.close()
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -88,37 +111,48 @@ class NatsPresenceStore:
                 stored, revision = await self._read(key)
                 if stored is not None and stored.seq >= record.seq:
                     return False
-            try:
-                ack = await self._js.publish(self._prefix + key, encode(record),
-                                             headers={EXPECTED_LAST: str(revision)}, msg_ttl=ttl)
-            except APIError as exc:
-                if "wrong last sequence" not in str(exc.description):
-                    raise
+            seq = await self._write(key, encode(record), revision, ttl)
+            if seq is None:
                 self._known.forget(key)
                 revision = None
                 if attempt:
                     await asyncio.sleep(cas_backoff(attempt))
                 continue
-            self._known.put(key, (record.seq, ack.seq))
+            self._known.put(key, (record.seq, seq))
             return True
         return False
 
+    async def _write(self, key: str, value: bytes, last: int | None,
+                     ttl: float | None) -> int | None:
+        """Write ``key`` (expected at revision ``last``, unless ``None``): its new revision,
+        or ``None`` when it was no longer at ``last``."""
+        if self._request is not None:
+            headers = write_headers(last, None if ttl is None else int(ttl))
+            reply = await self._request(self._prefix + key, value, headers)
+            return written(reply, StoreUnavailable, "presence write")
+        try:
+            ack = await self._js.publish(
+                self._prefix + key, value, msg_ttl=ttl,
+                headers=None if last is None else {EXPECTED_LAST: str(last)})
+        except APIError as exc:
+            if "wrong last sequence" not in str(exc.description):
+                raise
+            return None
+        return ack.seq
+
     async def store_typing(self, notice: TypingNotice) -> None:
         key = presence_typing_key(notice.room, notice.user)
-        await self._js.publish(self._prefix + key, encode(notice),
-                               msg_ttl=ttl_seconds(2 * self.typing_ttl))
+        await self._write(key, encode(notice), None, ttl_seconds(2 * self.typing_ttl))
 
     async def store_boot(self, boot: GatewayBoot) -> None:
         await self._kv.put(presence_boot_key(boot.gateway), encode(boot))
 
     async def beat(self, replica: str, ttl: float) -> None:
-        await self._js.publish(self._prefix + presence_replica_key(replica), ALIVE,
-                               msg_ttl=ttl_seconds(ttl))
+        await self._write(presence_replica_key(replica), ALIVE, None, ttl_seconds(ttl))
 
     async def leave(self, replica: str) -> None:
         """A clean exit: ``bye`` tells the others nothing needs announcing again."""
-        await self._js.publish(self._prefix + presence_replica_key(replica), BYE,
-                               msg_ttl=ttl_seconds(LEAVE_TTL_S))
+        await self._write(presence_replica_key(replica), BYE, None, ttl_seconds(LEAVE_TTL_S))
 
     async def drop_instance(self, gateway: str, boot: str) -> int:
         """Delete the records of one dead gateway run; returns how many."""

@@ -13,6 +13,7 @@ from presence.nats_store import NatsPresenceStore
 from presence.service import PresenceService
 from shared import httpservice
 from shared.config import PresenceSettings
+from shared.light_client import LightClient
 from shared.metrics import NatsMetrics
 from shared.natsconn import connect, when_ready
 from shared.registry_kv import RegistryKV
@@ -24,7 +25,8 @@ async def run(settings: PresenceSettings, stop: asyncio.Event) -> None:
     registry = CollectorRegistry()
     nats_metrics = NatsMetrics(registry, "presence")
     metrics = PresenceMetrics(registry)
-    nc = await connect(settings.nats_url, f"presence-{settings.instance_id}", nats_metrics)
+    nc = await connect(settings.nats_url, f"presence-{settings.instance_id}", nats_metrics,
+                       client=LightClient())
     config = config_of(settings)
     gateways = await when_ready("opening the registry", lambda: RegistryKV.open(
         nc, settings.subject_prefix, settings.gateway_ttl_s, settings.stream_replicas))
@@ -42,6 +44,7 @@ async def run(settings: PresenceSettings, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         await service.stop()
+        store.close()
         await gateways.close()
         await runner.cleanup()
         await nc.drain()

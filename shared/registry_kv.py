@@ -22,10 +22,8 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Callable
 
-import orjson
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig, StorageType
@@ -35,6 +33,7 @@ from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
 from shared.backoff import CAS_RACE
+from shared.kv_write import RawReply, RawRequest, write_headers, written
 from shared.light_client import header_int
 from shared.natsconn import key_value
 from shared.recent import Recent
@@ -69,24 +68,6 @@ class RegistryUnavailable(Exception):
     """NATS could not answer; admission cannot be decided now."""
 
 
-class RawReply(Protocol):
-    """A reply as the protocol parser handed it over: the body and the raw header block."""
-
-    @property
-    def data(self) -> bytes: ...
-
-    @property
-    def headers(self) -> bytes | None: ...
-
-    @property
-    def status(self) -> bytes: ...
-
-
-RawRequest = Callable[[str, bytes, bytes | None], Awaitable[RawReply]]
-"""A request without nats-py's per-request future, timer and header parsing (the gateway's
-light mux); it raises (any exception) when nothing came back."""
-
-_CONFLICT_CODES = (10071, 10164)  # wrong last sequence (the key changed, or exists)
 _SEQUENCE = b"\r\nNats-Sequence: "
 _GONE = (b"\r\nKV-Operation: ", b"\r\nNats-Marker-Reason: ")  # a delete or expiry marker
 
@@ -244,8 +225,8 @@ class RegistryKV:
         """Compare-and-set at revision ``last`` (0: create): the new revision, or ``None``
         when the entry is no longer at ``last``."""
         if self._request is not None:
-            headers = b"NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: %d\r\n\r\n" % last
-            return _written(await self._raw(self._subject_prefix + key, value, headers))
+            reply = await self._raw(self._subject_prefix + key, value, write_headers(last, None))
+            return written(reply, RegistryUnavailable, "registry write")
         try:
             return await self._registry.update(key, value, last=last)
         except (KeyWrongLastSequenceError, JetStreamError) as exc:
@@ -312,25 +293,6 @@ async def allow_direct(js: JetStreamContext, stream: str) -> None:
     if not info.config.allow_direct:
         info.config.allow_direct = True
         await js.update_stream(info.config)
-
-
-def _written(reply: RawReply) -> int | None:
-    """The revision a raw compare-and-set wrote; ``None`` when it lost the race."""
-    if reply.status:
-        raise RegistryUnavailable(f"registry write failed ({reply.status.decode()})")
-    try:
-        ack = orjson.loads(reply.data)
-    except orjson.JSONDecodeError as exc:
-        raise RegistryUnavailable("registry write: unreadable acknowledgement") from exc
-    error = ack.get("error") if isinstance(ack, dict) else None
-    if isinstance(error, dict):
-        if error.get("err_code") in _CONFLICT_CODES:
-            return None
-        raise RegistryUnavailable(f"registry write failed: {error.get('description')}")
-    seq = ack.get("seq") if isinstance(ack, dict) else None
-    if not isinstance(seq, int):
-        raise RegistryUnavailable("registry write: acknowledgement without a sequence")
-    return seq
 
 
 def _conflict(exc: Exception) -> bool:
