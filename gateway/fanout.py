@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from gateway.broker import Broker, Delivery
 from gateway.delivery import Member
 from gateway.feed import REPAIR_LIMIT, Feed
+from gateway.room_spans import RoomSpans
 from gateway.rooms import RoomKey, RoomRegistry
 from shared import envelope
 from shared.merge import Chained, Logged, log_order, merge_room
@@ -53,6 +54,7 @@ class Fanout:
         self._feeds: dict[str, Feed] = {}
         self._connected = asyncio.Event()
         self._connected.set()
+        self._spans: RoomSpans[Unpacked] = RoomSpans()
         broker.attach(self._sink)
 
     def feed(self, nsp: str) -> Feed:
@@ -180,15 +182,43 @@ class Fanout:
         for room, (after, upto) in ranges.items():
             if upto <= after:
                 continue
-            found = await self.broker.read(nsp, room, after, upto, REPAIR_LIMIT + 1)
-            if len(found) > REPAIR_LIMIT:
-                raise TooLarge(room)
+            found, first_prev = await self._read_room(nsp, room, after, upto)
             if found:
-                first_prev = await self.broker.prev_of(nsp, room, found[0].seq)
-                logged = (Logged(m.seq, None, unpacked) for m in found
-                          if (unpacked := envelope.unpack(m.body)) is not None)
+                logged = (Logged(seq, None, item) for seq, item in found if item is not None)
                 per_room[room] = merge_room(after, logged, first_prev).chain
         return per_room
+
+    async def _read_room(self, nsp: str, room: str, after: int, upto: int
+                         ) -> tuple[list[tuple[int, Unpacked | None]], int]:
+        """The room's messages in ``(after, upto]`` and its last sequence at or before
+        ``after``: from what a recent replay of the room read (:mod:`gateway.room_spans`),
+        else from the log."""
+        key = (nsp, room)
+        span = self._spans.covering(key, after)
+        if span is None:
+            found = await self._read_log(nsp, room, after, upto)
+            if not found:
+                return [], 0
+            first_prev = await self.broker.prev_of(nsp, room, found[0][0])
+            self._spans.keep(key, after, first_prev, found)
+            return found, first_prev
+        if upto > span.hi:
+            more = await self._read_log(nsp, room, span.hi, upto)
+            if not self._spans.fits(span, len(more)):
+                self._spans.drop(key)
+                return await self._read_room(nsp, room, after, upto)
+            span.extend(more)
+        found, first_prev = span.slice(after, upto)
+        if len(found) > REPAIR_LIMIT:
+            raise TooLarge(room)
+        return found, first_prev
+
+    async def _read_log(self, nsp: str, room: str, after: int, upto: int
+                        ) -> list[tuple[int, Unpacked | None]]:
+        found = await self.broker.read(nsp, room, after, upto, REPAIR_LIMIT + 1)
+        if len(found) > REPAIR_LIMIT:
+            raise TooLarge(room)
+        return [(m.seq, envelope.unpack(m.body)) for m in found]
 
     def claim(self, member: Member, nsp: str) -> Offset:
         """What ``member`` has been delivered so far, as an offset would say it."""

@@ -37,6 +37,7 @@ class TapBroker(MemoryBroker):
         super().__init__(bus)
         self.sink: Sink | None = None
         self.failing_reads = 0
+        self.reads: list[tuple[str, int, int]] = []
 
     def attach(self, sink: Sink) -> None:
         self.sink = sink
@@ -46,6 +47,7 @@ class TapBroker(MemoryBroker):
         if self.failing_reads:
             self.failing_reads -= 1
             raise BrokerUnavailable("log read timed out")
+        self.reads.append((room, after, upto))
         return await super().read(nsp, room, after, upto, limit)
 
 
@@ -395,6 +397,47 @@ async def test_a_replay_of_more_than_the_repair_limit_is_too_large(gw: Gateway) 
         await gw.fanout.replay(m, CHAT, {"big": (0, REPAIR_LIMIT + 1)}, Offset(0), 1 << 30)
 
     assert m.outbox.frames == []
+
+
+async def test_a_rooms_members_recovering_together_read_the_log_once(gw: Gateway) -> None:
+    s = await log_three_rooms(gw)
+    members = [member() for _ in range(5)]
+
+    for m in members:
+        await gw.fanout.replay(m, CHAT, {"a": (0, s["a2"]), "b": (s["b1"], s["b2"])},
+                               Offset(0), budget=1 << 20)
+
+    assert gw.broker.reads == [("a", 0, s["a2"]), ("b", s["b1"], s["b2"])]
+    assert all(m.outbox.frames == members[0].outbox.frames for m in members)
+    assert events(members[-1]) == [received("a", "a1", 1, 0, "0|a:1"),
+                                   received("a", "a2", 3, 1, "0|a:3"),
+                                   received("b", "b2", 5, 2, "0|a:3|b:5")]
+
+
+async def test_a_later_replay_reads_only_what_the_room_logged_since(gw: Gateway) -> None:
+    s = await log_three_rooms(gw)
+    await gw.fanout.replay(member(), CHAT, {"a": (0, s["a2"])}, Offset(0), budget=1 << 20)
+    a3 = await gw.publish("a", "a3")
+    m = member()
+
+    await gw.fanout.replay(m, CHAT, {"a": (s["a1"], a3)}, Offset(0), budget=1 << 20)
+
+    assert gw.broker.reads == [("a", 0, s["a2"]), ("a", s["a2"], a3)]
+    assert events(m) == [received("a", "a2", 3, 1, "0|a:3"), received("a", "a3", a3, 3,
+                                                                     f"0|a:{a3}")]
+
+
+async def test_a_range_read_past_the_logs_end_still_gets_what_is_logged_later(
+        gw: Gateway) -> None:
+    await log_three_rooms(gw)
+    await gw.fanout.replay(member(), CHAT, {"c": (0, 9)}, Offset(0), budget=1 << 20)
+    c2 = await gw.publish("c", "c2")
+    m = member(offsets=False)
+
+    await gw.fanout.replay(m, CHAT, {"c": (0, 9)}, Offset(0), budget=1 << 20)
+
+    assert c2 <= 9
+    assert events(m) == [received("c", "c1", 4, 0), received("c", "c2", c2, 4)]
 
 
 async def test_live_copies_held_during_a_replay_go_out_once(gw: Gateway) -> None:
