@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
+from gateway.actions import Restore
 from shared.metrics import GatewayMetrics
 from shared.registry import ConnectionInfo, Refused
 from shared.registry_kv import RegistryKV, RegistryUnavailable
@@ -64,14 +65,19 @@ class Admission:
         finally:
             self._opening.release()
 
-    async def admit(self, conn: Kickable, user: str, nsp: str) -> bool:
-        """Admit ``conn`` for ``user`` (again, with one more namespace, if already in)."""
+    async def admit(self, conn: Kickable, user: str, nsp: str,
+                    restore: Restore | None = None) -> bool:
+        """Admit ``conn`` for ``user`` (again, with one more namespace, if already in).
+        ``restore``: the client is recovering a session, so its user most likely has an
+        entry already (held by the gateway it lost): read it rather than guess a create that
+        would fail and cost a read anyway."""
         key = (conn.eio_sid, user)
         namespaces = tuple(sorted({*self._namespaces.get(key, ()), nsp}))
         if self._registry is not None:
             info = ConnectionInfo(self._gateway, namespaces, time.time(), self._registry.boot)
             try:
-                verdict = await self._registry.admit(user, conn.eio_sid, info, self._limit)
+                verdict = await self._registry.admit(user, conn.eio_sid, info, self._limit,
+                                                     guess=restore is None)
             except RegistryUnavailable:
                 log.warning("registry unavailable: admitting without the per-user limit")
                 self._metrics.admissions.labels("unchecked").inc()

@@ -267,7 +267,7 @@ class Connection(ConnectionHandoff):
 
     async def _opened(self, action: Opened) -> None:
         socket = action.socket
-        if not await self._admission.admit(self, socket.identity.sub, socket.nsp):
+        if not await self._admission.admit(self, socket.identity.sub, socket.nsp, action.restore):
             self._perform_all_now(self.session.refused(socket))
             return
         member = self.members[socket.nsp] = Member(self.outbox, offsets=socket.pid is not None)

@@ -170,11 +170,12 @@ class RegistryKV:
         return (await self._read(user))[0]
 
     async def admit(self, user: str, conn_id: str, info: ConnectionInfo,
-                    limit: int) -> Admitted | Refused:
+                    limit: int, guess: bool = True) -> Admitted | Refused:
+        """``guess``: with no write of its own to start from, start from a create."""
         def change(entry: UserEntry) -> Admitted | Refused:
             return admit(entry, conn_id, info, self.live, limit)
 
-        return await self._cas(user, change, guess=True)
+        return await self._cas(user, change, guess=guess)
 
     async def release(self, user: str, conn_id: str) -> None:
         await self._cas(user, lambda entry: Admitted(release(entry, conn_id)))

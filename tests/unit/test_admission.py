@@ -13,6 +13,7 @@ from typing import Any, cast
 import pytest
 from prometheus_client import CollectorRegistry
 
+from gateway.actions import Restore
 from gateway.admission import Admission
 from shared.metrics import GatewayMetrics
 from shared.registry import Admitted, ConnectionInfo, Refused, UserEntry
@@ -27,9 +28,11 @@ class FakeRegistry:
     released: list[tuple[str, str]] = field(default_factory=list)
     down: bool = False
     boot: str = "boot-1"
+    guesses: list[bool] = field(default_factory=list)
 
     async def admit(self, user: str, conn_id: str, info: ConnectionInfo,
-                    limit: int) -> Admitted | Refused:
+                    limit: int, guess: bool = True) -> Admitted | Refused:
+        self.guesses.append(guess)
         if self.down:
             raise RegistryUnavailable("no NATS")
         mine = self.held.setdefault(user, {})
@@ -173,3 +176,13 @@ async def test_a_waiting_open_that_is_cancelled_gives_its_place_on() -> None:
     release.set()
     assert await first == 1 and await last == 3
     assert cancelled.cancelled()
+
+
+async def test_a_recovering_client_s_user_is_read_not_guessed_new() -> None:
+    registry = FakeRegistry()
+    gate = admission(registry)
+
+    assert await gate.admit(Conn("a"), "alice", "/chat")
+    assert await gate.admit(Conn("b"), "alice", "/chat", Restore("pid-1", "0|room:a:3"))
+
+    assert registry.guesses == [True, False]
