@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from gateway.broker import Broker, Delivery
 from gateway.delivery import Member
 from gateway.feed import REPAIR_LIMIT, Feed
-from gateway.room_spans import RoomSpans
+from gateway.room_spans import RoomSpans, chain_of
 from gateway.rooms import RoomKey, RoomRegistry
 from shared import envelope
-from shared.merge import Chained, Logged, log_order, merge_room
+from shared.merge import Chained, log_order
 from shared.metrics import GatewayMetrics
 from shared.protocol.frames import event_frames, with_position
 from shared.protocol.offsets import Offset, encode_offset
@@ -182,36 +182,31 @@ class Fanout:
         for room, (after, upto) in ranges.items():
             if upto <= after:
                 continue
-            found, first_prev = await self._read_room(nsp, room, after, upto)
-            if found:
-                logged = (Logged(seq, None, item) for seq, item in found if item is not None)
-                per_room[room] = merge_room(after, logged, first_prev).chain
+            chain = await self._read_room(nsp, room, after, upto)
+            if chain:
+                per_room[room] = chain
         return per_room
 
     async def _read_room(self, nsp: str, room: str, after: int, upto: int
-                         ) -> tuple[list[tuple[int, Unpacked | None]], int]:
-        """The room's messages in ``(after, upto]`` and its last sequence at or before
-        ``after``: from what a recent replay of the room read (:mod:`gateway.room_spans`),
-        else from the log."""
+                         ) -> tuple[Chained[Unpacked], ...]:
+        """The room's chain in ``(after, upto]``: from what a recent replay of the room read
+        (:mod:`gateway.room_spans`), else from the log."""
         key = (nsp, room)
         span = self._spans.covering(key, after)
         if span is None:
             found = await self._read_log(nsp, room, after, upto)
             if not found:
-                return [], 0
+                return ()
             first_prev = await self.broker.prev_of(nsp, room, found[0][0])
             self._spans.keep(key, after, first_prev, found)
-            return found, first_prev
+            return chain_of(after, found, first_prev)
         if upto > span.hi:
             more = await self._read_log(nsp, room, span.hi, upto)
             if not self._spans.fits(span, len(more)):
                 self._spans.drop(key)
                 return await self._read_room(nsp, room, after, upto)
             span.extend(more)
-        found, first_prev = span.slice(after, upto)
-        if len(found) > REPAIR_LIMIT:
-            raise TooLarge(room)
-        return found, first_prev
+        return span.chain(after, upto)
 
     async def _read_log(self, nsp: str, room: str, after: int, upto: int
                         ) -> list[tuple[int, Unpacked | None]]:

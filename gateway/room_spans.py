@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from shared.merge import Chained, Logged, merge_room
 from shared.recent import Recent
 
 T = TypeVar("T")
@@ -31,6 +32,16 @@ Key = tuple[str, str]
 SPAN_TTL_S = 10.0
 SPAN_ROOMS = 512
 SPAN_MESSAGES = 1_000
+SPAN_CHAINS = 64
+
+
+def chain_of(after: int, found: list[tuple[int, T | None]], before: int
+             ) -> tuple[Chained[T], ...]:
+    """The room's messages after ``after`` as one chain with their ``prev`` recomputed
+    (``before``: the room's last sequence at or before ``after``); a message that could not
+    be read is left out."""
+    logged = (Logged(seq, None, item) for seq, item in found if item is not None)
+    return merge_room(after, logged, before).chain
 
 
 @dataclass(slots=True)
@@ -45,6 +56,19 @@ class Span(Generic[T]):
     made: float
     seqs: list[int] = field(default_factory=list)
     items: list[T | None] = field(default_factory=list)
+    chains: dict[tuple[int, int], tuple[Chained[T], ...]] = field(default_factory=dict)
+
+    def chain(self, after: int, upto: int) -> tuple[Chained[T], ...]:
+        """:func:`chain_of` the messages in ``(after, upto]``, merged once per range while
+        the span reaches ``upto`` (a range past its end may still fill)."""
+        known = self.chains.get((after, upto))
+        if known is not None:
+            return known
+        found, before = self.slice(after, upto)
+        chain = chain_of(after, found, before) if found else ()
+        if upto <= self.hi and len(self.chains) < SPAN_CHAINS:
+            self.chains[(after, upto)] = chain
+        return chain
 
     def slice(self, after: int, upto: int) -> tuple[list[tuple[int, T | None]], int]:
         """The messages in ``(after, upto]`` (``lo <= after``, ``upto <= hi``) and the room's

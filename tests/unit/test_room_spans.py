@@ -76,3 +76,23 @@ def test_spans_are_bounded_in_messages_and_rooms() -> None:
     assert spans.covering(KEY, 0) is None
     spans.drop(("/chat", "c"))
     assert spans.covering(("/chat", "c"), 0) is None
+
+
+def test_a_ranges_chain_is_merged_once_while_the_span_reaches_its_end() -> None:
+    s = span(10, 7, 12, 15)
+
+    chain = s.chain(10, 15)
+    assert [(c.seq, c.prev) for c in chain] == [(12, 7), (15, 12)]
+    assert s.chain(10, 15) is chain
+
+    past_end = s.chain(12, 40)
+    assert [(c.seq, c.prev) for c in past_end] == [(15, 12)]
+    s.extend([(33, "m33")])
+    assert [(c.seq, c.prev) for c in s.chain(12, 40)] == [(15, 12), (33, 15)]
+
+
+def test_a_message_that_could_not_be_read_is_left_out_of_the_chain() -> None:
+    s: Span[str] = Span(0, 0, 0, 0.0)
+    s.extend([(1, "m1"), (2, None), (3, "m3")])
+
+    assert [(c.seq, c.prev) for c in s.chain(0, 3)] == [(1, 0), (3, 1)]
