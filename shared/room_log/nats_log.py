@@ -89,6 +89,8 @@ class NatsRoomLog:
         self.requests = RequestMux(nc, REQUEST_TIMEOUT_S, LogUnavailable)
         self._publisher = LogPublisher(self.requests)
         self._probes: dict[str, _Probe] = {}
+        self._firsts: dict[str, asyncio.Future[int]] = {}
+        self._asking: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Subscribe the one reply inbox of publish acknowledgements and requests (before any
@@ -192,11 +194,31 @@ class NatsRoomLog:
         return last if last < seq else 0
 
     async def first_seq(self, nsp: str) -> int:
-        try:
-            info = await self._js.stream_info(self._subjects.log_stream(nsp))
-        except (NatsError, JetStreamError, TimeoutError) as exc:
-            raise unavailable(exc) from exc
-        return int(info.state.first_seq or 1)
+        """The log's first sequence, asked once for every caller of this loop pass: the
+        request leaves after they all asked, so none gets an answer older than its question
+        (recoveries arriving together each needed one stream-info request)."""
+        pending = self._firsts.get(nsp)
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            pending = self._firsts[nsp] = loop.create_future()
+            loop.call_soon(self._ask_first, nsp, pending)
+        return await asyncio.shield(pending)
+
+    def _ask_first(self, nsp: str, pending: asyncio.Future[int]) -> None:
+        self._firsts.pop(nsp, None)
+
+        async def ask() -> None:
+            try:
+                info = await self._js.stream_info(self._subjects.log_stream(nsp))
+            except (NatsError, JetStreamError, TimeoutError) as exc:
+                pending.set_exception(unavailable(exc))
+                pending.exception()  # retrieved here; the callers re-raise it
+                return
+            pending.set_result(int(info.state.first_seq or 1))
+
+        task = asyncio.get_running_loop().create_task(ask())
+        self._asking.add(task)
+        task.add_done_callback(self._asking.discard)
 
     async def store_inbox(self, user: str, body: bytes, msg_id: str | None = None) -> None:
         headers = {"Nats-Msg-Id": msg_id} if msg_id else None

@@ -454,6 +454,17 @@ class RoomLogContract:
         assert await broker.first_seq(CHAT) == 1
         assert await broker.first_seq(NOTIFICATIONS) == 1
 
+    async def test_first_seq_asked_by_many_at_once_answers_each(
+        self, log_factory: LogFactory
+    ) -> None:
+        broker = await log_factory()
+        await broker.publish(CHAT, "room:a", b"a1", logged=True)
+
+        asked = [CHAT] * 5 + [NOTIFICATIONS]
+        answers = await asyncio.gather(*(broker.first_seq(nsp) for nsp in asked))
+
+        assert answers == [1] * 6
+
     async def test_namespaces_have_separate_logs(self, log_factory: LogFactory) -> None:
         broker = await log_factory()
 
