@@ -24,6 +24,7 @@ USER_ROOM_PREFIX = "user:"
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]*(?:=[0-9A-F]{2}[A-Za-z0-9_-]*)+")
 _ALL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
+_ASCII_ESCAPES = [chr(byte) if byte in _SAFE else f"={byte:02X}" for byte in range(128)]
 
 
 def is_valid_room_name(name: object) -> bool:
@@ -47,6 +48,8 @@ def encode_id(name: str) -> str:
         raise ValueError("empty names have no token")
     if _ALL_SAFE.fullmatch(name):
         return name
+    if name.isascii():
+        return name.translate(_ASCII_ESCAPES)
     out: list[str] = []
     for byte in name.encode("utf-8", "surrogatepass"):
         out.append(chr(byte) if byte in _SAFE else f"={byte:02X}")

@@ -50,6 +50,16 @@ def test_a_token_is_decoded_only_when_it_is_the_canonical_encoding_of_its_name(t
     assert encode_id(name) == token
 
 
+@given(st.text(min_size=1, alphabet=st.characters(exclude_categories=())))
+def test_the_encoding_is_the_contract_s_byte_by_byte(name: str) -> None:
+    """Tokens are stored (KV keys, recovery offsets) and decoded by workers in other
+    languages: every UTF-8 byte outside [A-Za-z0-9_-] as =HH, whatever path encodes it."""
+    safe = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+    expected = "".join(chr(b) if b in safe else f"={b:02X}"
+                       for b in name.encode("utf-8", "surrogatepass"))
+    assert encode_id(name) == expected
+
+
 def test_empty_names_have_no_token() -> None:
     with pytest.raises(ValueError):
         encode_id("")
