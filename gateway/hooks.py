@@ -221,6 +221,8 @@ def kept_headers(namespaces: Iterable[HasSpec], headers: Mapping[str, str]) -> d
     only those are kept with the session."""
     wanted = {name.lower() for namespace in namespaces if namespace.spec is not None
               for name in namespace.spec.hook_headers}
+    if not wanted:
+        return {}
     return {name.lower(): value for name, value in headers.items() if name.lower() in wanted}
 
 
