@@ -1,10 +1,12 @@
 """The recovery store over a fake client: a put that something waits for is one request whose
 PubAck decides, and the records closing sockets leave go out together at the end of the pass,
-without an ack, newest per session. Recovery itself runs against NATS in tests/integration."""
+without an ack, newest per session; a get's message-get answer read raw. Recovery itself runs
+against NATS in tests/integration."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import Any, cast
 
 import orjson
@@ -12,8 +14,8 @@ import pytest
 
 from gateway.broker import BrokerUnavailable
 from gateway.recovery import RecoveryRecord
-from gateway.recovery_store import RecoveryStore
-from shared.request_mux import RawClient, RequestMux
+from gateway.recovery_store import RecoveryStore, stored_value
+from shared.request_mux import RawClient, Reply, RequestMux
 from tests.unit.test_request_mux import FakeClient
 
 BUCKET = "sb-sessions"
@@ -92,3 +94,38 @@ async def test_a_pending_closing_record_never_lands_after_a_newer_put_or_a_delet
     assert kv.purged == [RecoveryStore.key("/chat", "p2")]
     client.answer(client.sent[-1][2], orjson.dumps({"stream": f"KV_{BUCKET}", "seq": 8}))
     await saving
+
+
+def message_get(data: bytes, hdrs: bytes = b"") -> bytes:
+    message: dict[str, Any] = {"subject": "$KV.sb-sessions.chat.p1", "seq": 4,
+                               "data": base64.b64encode(data).decode()}
+    if hdrs:
+        message["hdrs"] = base64.b64encode(hdrs).decode()
+    return orjson.dumps({"type": "io.nats.jetstream.api.v1.stream_msg_get_response",
+                         "message": message})
+
+
+def test_a_message_get_answer_gives_the_stored_value() -> None:
+    assert stored_value(Reply(message_get(b'{"v":1}'), None)) == b'{"v":1}'
+
+
+@pytest.mark.parametrize("data", [
+    orjson.dumps({"error": {"code": 404, "err_code": 10037, "description": "no message found"}}),
+    message_get(b"", b"NATS/1.0\r\nKV-Operation: DEL\r\n\r\n"),
+    message_get(b"", b"NATS/1.0\r\nKV-Operation: PURGE\r\n\r\n"),
+])
+def test_no_message_or_a_delete_marker_is_no_record(data: bytes) -> None:
+    assert stored_value(Reply(data, None)) is None
+
+
+@pytest.mark.parametrize("reply", [
+    Reply(b"", b"NATS/1.0 503\r\n\r\n"),
+    Reply(orjson.dumps({"error": {"code": 500, "description": "stream offline"}}), None),
+    Reply(b"not json", None),
+    Reply(b"[]", None),
+    Reply(orjson.dumps({"message": {"data": "!!not base64!!"}}), None),
+    Reply(orjson.dumps({"type": "io.nats.jetstream.api.v1.stream_msg_get_response"}), None),
+])
+def test_an_error_or_an_unreadable_answer_is_unavailable(reply: Reply) -> None:
+    with pytest.raises(BrokerUnavailable, match="session not read"):
+        stored_value(reply)
