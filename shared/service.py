@@ -1,4 +1,5 @@
-"""The process entry every service shares: settings, logging, uvloop, signals.
+"""The process entry every service shares: settings, logging, the collector's policy
+(:mod:`shared.gc_policy`), uvloop, signals.
 
 SIGTERM and SIGINT set one stop event; each service's ``run`` drains on it and returns.
 """
@@ -13,8 +14,9 @@ from typing import Any, TypeVar
 
 import uvloop
 
-from shared import logs
+from shared import gc_policy, logs
 from shared.config import ConfigError, ServiceSettings, load
+from shared.gc_policy import FullCollections
 
 S = TypeVar("S", bound=ServiceSettings)
 Runner = Callable[[S, asyncio.Event], Coroutine[Any, Any, None]]
@@ -33,7 +35,14 @@ def main(service: str, settings_cls: type[S], runner: Runner[S]) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await runner(settings, stop)
+        collections = FullCollections()
+        collections.start()
+        try:
+            await runner(settings, stop)
+        finally:
+            collections.stop()
+
+    gc_policy.settle()
 
     try:
         uvloop.run(serve())
