@@ -47,9 +47,15 @@ class Balancer:
                                                   backlog=4096, reuse_address=True)
         self._checks = asyncio.create_task(self._check_forever())
 
-    async def stop(self) -> None:
+    def stop_accepting(self) -> None:
+        """Take no new connections but keep relaying the open ones, so a draining gateway's
+        1012 still reaches its clients through the balancer."""
         if self._server is not None:
             self._server.close()
+
+    async def stop(self) -> None:
+        """Stop accepting, the health checks and every open pair."""
+        self.stop_accepting()
         for task in (self._checks, *self._pairs):
             if task is not None:
                 task.cancel()

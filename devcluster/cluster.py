@@ -111,16 +111,19 @@ class Cluster:
         return await self._supervise(stop)
 
     async def shutdown(self) -> None:
-        """Stop the demo page, gateways, router and presence, and NATS, in that order."""
+        """Stop the demo page, the balancer's accepting, the gateways (their drains still
+        reach clients through the balancer), the balancer, router and presence, and NATS."""
         if self._demo is not None:
             await self._demo.cleanup()
         if self._balancer is not None:
-            await self._balancer.stop()
+            self._balancer.stop_accepting()
         grace = self._options.stop_timeout
         gateways = [c for c in self._children if c.spec.module == "gateway"]
         others = [c for c in self._children if c.spec.module != "gateway"]
-        for group in (gateways, others):
-            await asyncio.gather(*(child.stop(grace) for child in group))
+        await asyncio.gather(*(child.stop(grace) for child in gateways))
+        if self._balancer is not None:
+            await self._balancer.stop()
+        await asyncio.gather(*(child.stop(grace) for child in others))
         pid = self._nats.pid if self._nats.is_running() else None
         await asyncio.to_thread(self._nats.stop)  # also removes its directory
         if pid is not None:
