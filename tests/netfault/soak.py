@@ -138,3 +138,6 @@ async def settle(receivers: Sequence[Receiver], publishers: Sequence[Publisher],
         report.delivered[receiver.client] = receiver.count()
         report.reconnects.update(receiver.reconnects)
         report.problems.extend(problems(receiver, publishers))
+        if not receiver.connected():
+            report.problems.append(f"{receiver.client} not connected again; last reported: "
+                                   f"{receiver.why[-4:]}")

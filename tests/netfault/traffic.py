@@ -69,6 +69,7 @@ class Receiver:
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     reconnects: Counter[str] = field(default_factory=Counter)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    why: list[str] = field(default_factory=list)  # disconnect reasons, connect errors
 
     async def run(self) -> None:
         while True:
@@ -84,6 +85,7 @@ class Receiver:
                                 else f"{self.kind} fresh"] += 1
             else:
                 self.reconnects[f"{self.kind} {msg['type']}"] += 1
+                self.why.append(f"{msg['type']}: {msg.get('reason') or msg.get('message')}")
             self.changed.set()
 
     def count(self) -> int:
