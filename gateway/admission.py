@@ -29,7 +29,6 @@ from shared.registry_kv import RegistryKV, RegistryUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-DEFAULT_MAX_OPENING = 64
 
 
 class Kickable(Protocol):
@@ -40,7 +39,7 @@ class Kickable(Protocol):
 
 class Admission:
     def __init__(self, registry: RegistryKV | None, gateway: str, limit: int,
-                 metrics: GatewayMetrics, max_opening: int = DEFAULT_MAX_OPENING) -> None:
+                 metrics: GatewayMetrics, max_opening: int) -> None:
         self._registry = registry
         self._opening = asyncio.Semaphore(max_opening)
         self._gateway = gateway

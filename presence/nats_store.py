@@ -22,19 +22,19 @@ import contextlib
 import random
 from collections.abc import AsyncIterator
 
-from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import APIError, KeyDeletedError, KeyNotFoundError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from presence.store import ALIVE, BYE, LEAVE_TTL_S, Change, ttl_seconds
 from shared.backoff import CAS_RACE
 from shared.kv_write import RawRequest, write_headers, written
+from shared.light_client import LightClient
 from shared.natsconn import key_value
 from shared.presence_wire import GatewayBoot, SocketRecord, TypingNotice, decode, encode
 from shared.recent import Recent
-from shared.request_mux import RawClient, RequestMux
+from shared.request_mux import RequestMux
 from shared.subjects import (
     Subjects,
     decode_token,
@@ -47,7 +47,6 @@ from shared.subjects import (
 )
 
 CAS_ATTEMPTS = 20
-EXPECTED_LAST = "Nats-Expected-Last-Subject-Sequence"
 WRITE_TIMEOUT_S = 5.0
 KNOWN_MAX = 200_000
 """Record keys whose last write (this replica's own) is remembered, so the next write of the
@@ -59,11 +58,10 @@ class StoreUnavailable(NatsError):
 
 
 class NatsPresenceStore:
-    def __init__(self, nc: Client, kv: KeyValue, bucket: str, tombstone_ttl: float,
-                 typing_ttl: float, request: RawRequest | None = None) -> None:
-        self._js = nc.jetstream(timeout=WRITE_TIMEOUT_S)
-        self._request = request
-        self._mux: RequestMux | None = None
+    def __init__(self, kv: KeyValue, bucket: str, tombstone_ttl: float, typing_ttl: float,
+                 mux: RequestMux) -> None:
+        self._mux = mux
+        self._request: RawRequest = mux.request
         self._kv = kv
         self._prefix = kv_subject_prefix(bucket)
         self.tombstone_ttl = tombstone_ttl
@@ -73,26 +71,20 @@ class NatsPresenceStore:
         as soon as the bucket shows the key changed otherwise."""
 
     @classmethod
-    async def open(cls, nc: Client, prefix: str, replicas: int, tombstone_ttl: float,
+    async def open(cls, nc: LightClient, prefix: str, replicas: int, tombstone_ttl: float,
                    typing_ttl: float) -> NatsPresenceStore:
-        """Writes go through a light request mux when the client supports one (presence
-        connects with :class:`shared.light_client.LightClient`), else through nats-py."""
+        """Writes are raw requests through a light request mux: nats-py's JetStream publish
+        built a header dict, a future, a timer and a ``Msg`` per write."""
         bucket = Subjects(prefix).presence_bucket()
         kv = await key_value(nc.jetstream(timeout=WRITE_TIMEOUT_S), KeyValueConfig(
             bucket=bucket, history=1, replicas=replicas, storage=StorageType.FILE,
             limit_marker_ttl=1.0))
-        mux = None
-        if isinstance(nc, RawClient):
-            mux = RequestMux(nc, WRITE_TIMEOUT_S, StoreUnavailable)
-            await mux.start()
-        opened = cls(nc, kv, bucket, tombstone_ttl, typing_ttl,
-                     mux.request if mux is not None else None)
-        opened._mux = mux
-        return opened
+        mux = RequestMux(nc, WRITE_TIMEOUT_S, StoreUnavailable)
+        await mux.start()
+        return cls(kv, bucket, tombstone_ttl, typing_ttl, mux)
 
     def close(self) -> None:
-        if self._mux is not None:
-            self._mux.close()
+        self._mux.close()
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -126,19 +118,9 @@ class NatsPresenceStore:
                      ttl: float | None) -> int | None:
         """Write ``key`` (expected at revision ``last``, unless ``None``): its new revision,
         or ``None`` when it was no longer at ``last``."""
-        if self._request is not None:
-            headers = write_headers(last, None if ttl is None else int(ttl))
-            reply = await self._request(self._prefix + key, value, headers)
-            return written(reply, StoreUnavailable, "presence write")
-        try:
-            ack = await self._js.publish(
-                self._prefix + key, value, msg_ttl=ttl,
-                headers=None if last is None else {EXPECTED_LAST: str(last)})
-        except APIError as exc:
-            if "wrong last sequence" not in str(exc.description):
-                raise
-            return None
-        return ack.seq
+        headers = write_headers(last, None if ttl is None else int(ttl))
+        reply = await self._request(self._prefix + key, value, headers)
+        return written(reply, StoreUnavailable, "presence write")
 
     async def store_typing(self, notice: TypingNotice) -> None:
         key = presence_typing_key(notice.room, notice.user)

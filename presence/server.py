@@ -25,8 +25,9 @@ async def run(settings: PresenceSettings, stop: asyncio.Event) -> None:
     registry = CollectorRegistry()
     nats_metrics = NatsMetrics(registry, "presence")
     metrics = PresenceMetrics(registry)
-    nc = await connect(settings.nats_url, f"presence-{settings.instance_id}", nats_metrics,
-                       client=LightClient())
+    nc = LightClient()
+    await connect(settings.nats_url, f"presence-{settings.instance_id}", nats_metrics,
+                  client=nc)
     config = config_of(settings)
     gateways = await when_ready("opening the registry", lambda: RegistryKV.open(
         nc, settings.subject_prefix, settings.gateway_ttl_s, settings.stream_replicas))

@@ -32,15 +32,13 @@ from tests.unit.test_presence_store_contract import (
 pytestmark = pytest.mark.integration
 
 
-async def nats_harness(url: str, light: bool = True) -> AsyncIterator[StoreHarness]:
-    """``light``: the stores write through a light request mux, as the presence service's
-    do; otherwise through nats-py's JetStream publish."""
+async def nats_harness(url: str) -> AsyncIterator[StoreHarness]:
     prefix = f"t{uuid4().hex[:8]}"
     clients: list[Client] = []
     stores: list[NatsPresenceStore] = []
 
     async def make() -> PresenceStore:
-        nc = LightClient() if light else Client()
+        nc = LightClient()
         await nc.connect(url, connect_timeout=2 * UNIT, max_reconnect_attempts=0)
         clients.append(nc)
         stores.append(await NatsPresenceStore.open(nc, prefix, 1, TOMBSTONE_TTL, TYPING_TTL))
@@ -64,8 +62,7 @@ async def nats_harness(url: str, light: bool = True) -> AsyncIterator[StoreHarne
 
 
 class TestNatsPresenceStore(PresenceStoreContract):
-    @pytest.fixture(params=["light", "nats-py"])
-    async def harness(self, nats_server: NatsServer,
-                      request: pytest.FixtureRequest) -> AsyncIterator[StoreHarness]:
-        async for made in nats_harness(nats_server.url, light=request.param == "light"):
+    @pytest.fixture
+    async def harness(self, nats_server: NatsServer) -> AsyncIterator[StoreHarness]:
+        async for made in nats_harness(nats_server.url):
             yield made

@@ -15,9 +15,12 @@ from prometheus_client import CollectorRegistry
 
 from gateway.actions import Restore
 from gateway.admission import Admission
+from shared.config import GatewaySettings
 from shared.metrics import GatewayMetrics
 from shared.registry import Admitted, ConnectionInfo, Refused, UserEntry
 from shared.registry_kv import RegistryUnavailable
+
+SHIPPED_MAX_OPENING: int = GatewaySettings.__dataclass_fields__["max_opening"].default
 
 
 @dataclass
@@ -59,7 +62,8 @@ class Conn:
 
 
 def admission(registry: FakeRegistry | None, limit: int = 2) -> Admission:
-    return Admission(cast(Any, registry), "gw-1", limit, GatewayMetrics(CollectorRegistry()))
+    return Admission(cast(Any, registry), "gw-1", limit, GatewayMetrics(CollectorRegistry()),
+                     SHIPPED_MAX_OPENING)
 
 
 async def test_admits_up_to_the_limit_and_a_close_frees_the_slot() -> None:
