@@ -386,11 +386,16 @@ class Sweep:
         self.loadgen.quit()
 
     def run(self) -> dict[str, Any] | None:
-        """Ramp, bisect, confirm; returns the passing confirm step or None."""
+        """Warm up, ramp, bisect, confirm; returns the passing confirm step or None.
+
+        The warm-up step (the start rate, not judged) is there for every target alike:
+        Node's JIT and a fresh process's first seconds made a peer fail its first step, and a
+        failed first step walks the sweep down instead of up."""
         plan = self.plan
         best: float | None = None
         fail: float | None = None
         rate = plan.start_rate
+        self._one_step("warm-up", rate, plan.step_s)
         while rate <= MAX_RATE:  # ramp up until the first failure
             ok, _ = self.run_step("ramp", rate, plan.step_s)
             if not ok:
