@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from nats.aio.subscription import Subscription
 from nats.errors import Error as NatsError
 
 from gateway.broker import BrokerUnavailable, Delivery, Sink
@@ -36,7 +35,7 @@ class NatsBroker(NatsRoomLog):
         self._fan = nc
         self._durable = log.durable
         self._sink: Sink | None = None
-        self._subs: dict[tuple[str, str], Subscription] = {}
+        self._subs: dict[tuple[str, str], int] = {}
         self._settled: dict[tuple[str, str], int] = {}
 
     def attach(self, sink: Sink) -> None:
@@ -54,9 +53,8 @@ class NatsBroker(NatsRoomLog):
             sink(Delivery(nsp, room, data, seq, prev))
 
         try:
-            sub = await self._fan.subscribe(self._subjects.fanout(nsp, room))
-            self._fan.route(sub._id, on_message)
-            self._subs[key] = sub
+            self._subs[key] = await self._fan.subscribe_routed(
+                self._subjects.fanout(nsp, room), on_message)
             if nsp in self._durable:
                 self._settled[key] = await super().last_seq(nsp, room)
                 # For the joiner that called us, which asks at once; nobody later.
@@ -69,11 +67,10 @@ class NatsBroker(NatsRoomLog):
 
     async def unsubscribe(self, nsp: str, room: str) -> None:
         self._settled.pop((nsp, room), None)
-        sub = self._subs.pop((nsp, room), None)
-        if sub is not None:
-            self._fan.unroute(sub._id)
+        sid = self._subs.pop((nsp, room), None)
+        if sid is not None:
             with contextlib.suppress(NatsError):  # a lost connection took the sub with it
-                await sub.unsubscribe()
+                await self._fan.unsubscribe_routed(sid)
 
     async def last_seq(self, nsp: str, room: str) -> int:
         settled = self._settled.pop((nsp, room), None)

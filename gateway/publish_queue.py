@@ -5,6 +5,8 @@ publisher to one message per round trip. Each publish is sent at once instead, a
 acknowledgement releases answers from the head of the queue, so acks keep the client's order
 (one NATS connection stores publishes in the order sent) with no task, future or timer per
 message. ``max_in_flight`` bounds what is unanswered: a flood waits instead of piling up.
+Most sockets never publish, so the queue (a deque and its first block, ~760 B) is made by the
+first publish, not with the connection.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class PublishQueue(Generic[T]):
     def __init__(self, answer: Answer[T], max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._answer = answer
         self._max = max_in_flight
-        self._queue: deque[_Slot[T]] = deque()
+        self._queue: deque[_Slot[T]] | None = None
         self._room: asyncio.Event | None = None
         self._closed = False
 
@@ -46,7 +48,7 @@ class PublishQueue(Generic[T]):
 
     @property
     def full(self) -> bool:
-        return len(self._queue) >= self._max
+        return self._queue is not None and len(self._queue) >= self._max
 
     async def wait_room(self) -> None:
         """Returns once another publish may be begun (at once unless the queue is full)."""
@@ -59,6 +61,8 @@ class PublishQueue(Generic[T]):
     def begin(self, item: T) -> Done:
         """Queue ``item``; the returned callback takes its result (once, in any order)."""
         slot = _Slot(item)
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append(slot)
 
         def done(result: PublishResult | None) -> None:
@@ -71,7 +75,8 @@ class PublishQueue(Generic[T]):
 
     def cancel_last(self) -> None:
         """Forget the newest item: its publish could not be sent (and is answered apart)."""
-        self._queue.pop()
+        if self._queue:
+            self._queue.pop()
 
     def _release(self) -> None:
         queue = self._queue
@@ -85,6 +90,6 @@ class PublishQueue(Generic[T]):
         """Unanswered publishes are dropped: the connection is gone, and a retry on a new
         connection is de-duplicated by its message id."""
         self._closed = True
-        self._queue.clear()
+        self._queue = None
         if self._room is not None:
             self._room.set()

@@ -5,7 +5,10 @@ Every test gets its own subject prefix, so its streams and subjects are its own:
 start at 1 and no other test's messages reach its subscribers. The streams are deleted when
 the test ends. :func:`test_subscribe_returns_only_after_the_server_has_the_sub` checks on the
 wire that ``subscribe`` returns only once the server has the SUB: what it waited for answers a
-command sent after the SUB on the same connection.
+command sent after the SUB on the same connection. Room subscriptions are not nats-py
+``Subscription`` objects (:mod:`gateway.nats_client`), so
+:func:`test_rooms_are_subscribed_again_after_the_connection_to_nats_is_lost` checks that
+nats-py's reconnect still replays them, and only them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from uuid import uuid4
 import pytest
 
 from devcluster.natsserver import NatsServer
-from gateway.broker import Broker
+from gateway.broker import Broker, Delivery
 from gateway.nats_broker import NatsBroker
 from gateway.nats_client import FanoutClient
 from shared.light_client import LightClient
@@ -153,6 +156,12 @@ class RecordingProxy:
                 writer.write(chunk)
                 await writer.drain()
 
+    def cut(self) -> None:
+        """Drop every relayed connection, as a network fault would (new ones still relay)."""
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
     async def until_sent(self, data: bytes) -> None:
         async with asyncio.timeout(5 * UNIT):
             while data not in self.sent:
@@ -205,4 +214,56 @@ async def test_subscribe_returns_only_after_the_server_has_the_sub(
             await client.jetstream().delete_stream(subjects.inbox_stream())
         await broker.close()
         await client.close()
+        await proxy.close()
+
+
+async def test_rooms_are_subscribed_again_after_the_connection_to_nats_is_lost(
+    nats_server: NatsServer,
+) -> None:
+    proxy = RecordingProxy("127.0.0.1", nats_server.port)
+    subjects = Subjects(f"t{uuid4().hex[:8]}")
+    reconnected = asyncio.Event()
+
+    async def on_reconnect() -> None:
+        reconnected.set()
+
+    client = FanoutClient()
+    await client.connect(servers=[await proxy.start()], connect_timeout=2 * UNIT,
+                         reconnect_time_wait=0.05, max_reconnect_attempts=100,
+                         reconnected_cb=on_reconnect)
+    publisher = await _connect(f"nats://127.0.0.1:{nats_server.port}")
+    broker = NatsBroker(client, subjects, LogSettings(durable=frozenset()))
+    got: list[tuple[str, bytes]] = []
+    arrived = asyncio.Event()
+
+    def sink(delivery: Delivery) -> None:
+        got.append((delivery.room, delivery.body))
+        arrived.set()
+
+    broker.attach(sink)
+    try:
+        await broker.start()
+        for room in ("room:kept", "room:left"):
+            await broker.subscribe(CHAT, room)
+        await broker.unsubscribe(CHAT, "room:left")
+        before = len(proxy.sent)
+        proxy.cut()
+        async with asyncio.timeout(10 * UNIT):
+            await reconnected.wait()
+        await client.flush()  # the replayed SUBs went out ahead of this PING
+        replayed = bytes(proxy.sent[before:])
+        assert f"SUB {subjects.fanout(CHAT, 'room:kept')} ".encode() in replayed
+        assert subjects.fanout(CHAT, "room:left").encode() not in replayed
+
+        for room in ("room:left", "room:kept"):  # one publisher: delivered in this order
+            await publisher.publish(subjects.fanout(CHAT, room), room.encode())
+        await publisher.flush()
+        async with asyncio.timeout(5 * UNIT):
+            await arrived.wait()
+        await client.flush()
+        assert got == [("room:kept", b"room:kept")]
+    finally:
+        await broker.close()
+        await client.close()
+        await publisher.close()
         await proxy.close()
