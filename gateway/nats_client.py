@@ -9,7 +9,7 @@ builds a message object; reply inboxes and raw publishes come from
 :class:`shared.light_client.LightClient`, every other subscription works as usual.
 
 A routed subscription is not a nats-py ``Subscription`` either: that one carries an
-``asyncio.Queue`` (four deques) a routed message never enters, about 1.8 KB, and every socket
+``asyncio.Queue`` (four deques) a routed message never enters, about 3 KB, and every socket
 holds its user room's subscription. nats-py keeps a :class:`RoutedSub` in its table instead,
 which is all it reads to replay the SUB after a reconnect and to drop it on close or drain.
 """
