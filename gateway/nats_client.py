@@ -54,6 +54,11 @@ class RoutedSub:
         self._subject = subject
         self._received = 0
 
+    @property
+    def subject(self) -> str:
+        """The subject, read as on nats-py's ``Subscription``."""
+        return self._subject
+
     async def _drain(self) -> None:
         """The client drains: no more of this subject (nothing is queued to wait for)."""
         await self._client._send_unsubscribe(self._id)
