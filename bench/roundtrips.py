@@ -33,6 +33,8 @@ import uvloop
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchproc import free_port
+
 from devcluster.natsserver import NatsServer
 from gateway import server as gateway_server
 from gateway.nats_client import FanoutClient
@@ -116,7 +118,7 @@ async def main(args: argparse.Namespace) -> int:
     tokens = [jwt.encode({"sub": f"rt-{tag}-{n}", "exp": now + 3600}, secret, "HS256")
               for n in range(args.lives)]
     with NatsServer() as nats:
-        port = 18000 + secrets.randbelow(2000)
+        port = free_port()
         settings = load(GatewaySettings, {
             **os.environ, "SB_HOST": "127.0.0.1", "SB_PORT": str(port),
             "SB_NATS_URL": nats.url, "SB_JWT_SECRET": secret, "SB_LOG_LEVEL": "WARNING",
