@@ -245,3 +245,22 @@ def test_the_verdict_names_lost_duplicated_and_reordered_messages() -> None:
     assert "bad room:x: 1 missing, 1 duplicated, 0 unexpected of 3" in found
     assert "bad room:x: 2 seq/prev breaks" in found
     assert "bad room:x: p's messages out of order" in found
+
+
+def test_a_receiver_is_connected_when_its_last_report_was_a_connect() -> None:
+    """socket.io-client reports a disconnect without a connect when a reconnect attempt's
+    Engine.IO session dies before the namespace CONNECT is answered; what counts is the
+    last report, not how many of each came."""
+    receiver = Receiver(None, "j")  # type: ignore[arg-type]
+    outage = [{"type": "disconnect", "reason": "ping timeout"},
+              {"type": "connect_error", "message": "websocket error"},
+              {"type": "disconnect", "reason": "ping timeout"}]
+    for report in outage:
+        receiver.note(report)
+        assert not receiver.connected()
+    receiver.note({"type": "connect", "recovered": True})
+    assert receiver.connected()
+    receiver.note({"type": "disconnect", "reason": "transport close"})
+    assert not receiver.connected()
+    assert receiver.why[-1] == "disconnect: transport close"
+    assert receiver.reconnects["socket.io-client disconnect"] == 3
