@@ -199,7 +199,7 @@ async def test_soak_delivers_every_message_once_in_order(
     assert report.gateways["recovered"] > 0 and report.gateways["fresh"] == 0
     for kind in ("socket.io-client", "sdk"):
         assert report.reconnects[f"{kind} fresh"] == 0
-        assert report.reconnects[f"{kind} recovered"] == report.reconnects[f"{kind} disconnect"]
+        assert report.reconnects[f"{kind} recovered"] == report.reconnects[f"{kind} dropped"]
 
 
 async def test_sdk_peer_answers_as_remote_mjs_does(gateway_pair: list[Service]) -> None:
@@ -249,8 +249,8 @@ def test_the_verdict_names_lost_duplicated_and_reordered_messages() -> None:
 
 def test_a_receiver_is_connected_when_its_last_report_was_a_connect() -> None:
     """socket.io-client reports a disconnect without a connect when a reconnect attempt's
-    Engine.IO session dies before the namespace CONNECT is answered; what counts is the
-    last report, not how many of each came."""
+    Engine.IO session dies before the namespace CONNECT is answered: what counts is the
+    last report, and a drop is a disconnect of a connected socket, not every disconnect."""
     receiver = Receiver(None, "j")  # type: ignore[arg-type]
     outage = [{"type": "disconnect", "reason": "ping timeout"},
               {"type": "connect_error", "message": "websocket error"},
@@ -264,3 +264,4 @@ def test_a_receiver_is_connected_when_its_last_report_was_a_connect() -> None:
     assert not receiver.connected()
     assert receiver.why[-1] == "disconnect: transport close"
     assert receiver.reconnects["socket.io-client disconnect"] == 3
+    assert receiver.reconnects["socket.io-client dropped"] == 2  # the socket's own two drops

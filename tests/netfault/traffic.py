@@ -91,6 +91,8 @@ class Receiver:
                             else f"{self.kind} fresh"] += 1
         else:
             if msg["type"] == "disconnect":
+                if self.online:  # a connected socket dropped (not an attempt that died)
+                    self.reconnects[f"{self.kind} dropped"] += 1
                 self.online = False
             self.reconnects[f"{self.kind} {msg['type']}"] += 1
             self.why.append(f"{msg['type']}: {msg.get('reason') or msg.get('message')}")
