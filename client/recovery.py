@@ -68,8 +68,9 @@ def after_connect(current: RecoveryState, sent_pid: str | None,
                   reply: Mapping[str, Any] | None) -> RecoveryState:
     """The state to keep once the CONNECT reply is in.
 
-    Recovered: the same session goes on, with the offset of the last replayed event (those
-    arrive before the reply and already moved ``current``). Not recovered: a new session (its
+    Recovered: the same session goes on; every event that carried an offset moved
+    ``current`` already (the gateway writes its replay right after the reply, Socket.IO's own
+    server right before it), and the rest will. Not recovered: a new session (its
     pid, or none when the gateway keeps no session) with no offset yet.
     """
     if was_recovered(sent_pid, reply):

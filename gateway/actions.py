@@ -71,7 +71,8 @@ class Restore:
 
 @dataclass(frozen=True, slots=True)
 class Recovered:
-    """A session the shell found and replayed: the socket takes its ids and rooms back."""
+    """A session the shell found, saved and read the replay of: the socket takes its ids and
+    rooms back (the replay is written after its CONNECT reply)."""
 
     pid: str
     sid: str

@@ -272,21 +272,21 @@ class Connection(ConnectionHandoff):
             return
         member = self.members[socket.nsp] = Member(self.outbox, offsets=socket.pid is not None)
         self._metrics.sockets.labels(socket.nsp).inc()
-        recovered = None
+        resumed = None
         if socket.durable:
             try:
-                recovered = await self._durable.open(socket, member, action.restore)
+                resumed = await self._durable.open(socket, member, action.restore)
             except BrokerUnavailable:
                 log.warning("could not save a session; the socket is not recoverable")
-            if recovered is not None:
-                log.info("session %s recovered", recovered.pid[:6])
         else:
             for room in list(socket.rooms):
                 try:
                     await self._fanout.join((socket.nsp, room), member)
                 except BrokerUnavailable:
                     log.warning("could not subscribe a user room; the socket misses direct events")
-        self._perform_all_now(self.session.opened(socket, recovered))
+        self._perform_all_now(self.session.opened(socket, resumed.recovered if resumed else None))
+        if resumed is not None:
+            self._durable.resume(member, resumed)
         self._lifecycle.connected(socket)
 
     async def kick(self, user: str, reason: str) -> bool:

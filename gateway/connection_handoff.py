@@ -116,9 +116,11 @@ class ConnectionHandoff:
             self._metrics.sockets.labels(socket.nsp).inc()
             if socket.durable and socket.pid is not None:
                 restore = Restore(socket.pid, offsets.get(socket.nsp))
-                if await self._durable.open(socket, member, restore) is None:
+                resumed = await self._durable.open(socket, member, restore)
+                if resumed is None:
                     log.warning("taken-over socket %s could not be resumed", socket.sid[:6])
                     return False
+                self._durable.resume(member, resumed)
             else:
                 for room in list(socket.rooms):
                     await self._fanout.join((socket.nsp, room), member)

@@ -3,8 +3,12 @@ record, join with catch-up, leave, history, and the lease that keeps live record
 
 Everything here is I/O against the broker's log and the recovery store, in the order that
 makes delivery exactly-once from the client's view: a member is registered (on hold) before
-positions are read, the recovery record is saved before a join is acked, and a replay is
-written before anything live and before the CONNECT reply of a recovered socket. (The
+positions are read, the recovery record is saved before a join is acked and before a
+recovered socket's CONNECT reply, and a recovered socket's replay is read and sized before
+that reply but written right after it, ahead of anything live (:meth:`DurableSockets.resume`:
+socket.io-client keeps events that arrive before its CONNECT in a buffer a failed attempt does
+not empty, while its offset stays put, so a replay written first and cut off before the reply
+would be emitted twice by the next attempt). (The
 connection's protocol state is :class:`gateway.session.Session`; "recovery" names what
 outlives a connection.) What the results mean for the socket, the core decides.
 """
@@ -15,11 +19,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 
 from gateway.actions import JoinFailure, NamespaceSocket, Recovered, Restore
 from gateway.broker import BrokerUnavailable
 from gateway.delivery import Member
-from gateway.fanout import Fanout, TooLarge
+from gateway.fanout import Catchup, Fanout, TooLarge
 from gateway.recovery import RecoveryRecord, replay_ranges, trimmed
 from gateway.recovery_store import RecoveryStore
 from shared.metrics import GatewayMetrics
@@ -42,6 +47,15 @@ class JoinFailed(Exception):
         self.why = why
 
 
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """A recovered session, saved and in its rooms (on hold), with its replay read: the
+    shell sends the CONNECT reply, then :meth:`DurableSockets.resume` writes the rest."""
+
+    recovered: Recovered
+    catchup: Catchup
+
+
 class DurableSockets:
     """The durable namespaces' sockets of one gateway, with their live recovery records."""
 
@@ -59,12 +73,14 @@ class DurableSockets:
     # --- open / recover -------------------------------------------------------------------
 
     async def open(self, socket: NamespaceSocket, member: Member,
-                   restore: Restore | None) -> Recovered | None:
+                   restore: Restore | None) -> Resumed | None:
         """Join the socket's initial rooms and save its recovery record (or recover the one
-        ``restore`` names). Returns what was recovered, for the core to give the socket."""
+        ``restore`` names). Returns what was recovered, for the core to give the socket, and
+        the replay to :meth:`resume` once the CONNECT reply is queued."""
         if restore is not None and socket.pid is not None:
             recovered = await self._recover(socket, member, restore)
             if recovered is not None:
+                log.info("session %s recovered", restore.pid[:6])
                 self._metrics.recoveries.labels(socket.nsp, "recovered").inc()
                 return recovered
             self._metrics.recoveries.labels(socket.nsp, "fresh").inc()
@@ -91,8 +107,14 @@ class DurableSockets:
         except BrokerUnavailable:
             log.warning("offline inbox not delivered now; it stays for the next connect")
 
+    def resume(self, member: Member, resumed: Resumed) -> None:
+        """Queue a recovered socket's replay and then what arrived live meanwhile, in the
+        loop pass that queued its CONNECT reply (so one write carries them all)."""
+        self._fanout.write_replay(member, resumed.catchup)
+        member.release()
+
     async def _recover(self, socket: NamespaceSocket, member: Member,
-                       restore: Restore) -> Recovered | None:
+                       restore: Restore) -> Resumed | None:
         store = self._store
         if store is None:
             return None
@@ -117,18 +139,18 @@ class DurableSockets:
             ranges = replay_ranges(record, offset, ends)
             if trimmed(ranges, await self._fanout.broker.first_seq(socket.nsp)):
                 raise TooLarge("history trimmed")
-            base = offset or Offset(0)
-            await self._fanout.replay(member, socket.nsp, ranges, base, self._budget)
+            catchup = await self._fanout.read_replay(member, socket.nsp, ranges,
+                                                     offset or Offset(0), self._budget)
+            await self._save(socket, restore.pid, record)
         except (TooLarge, BrokerUnavailable) as exc:
             log.info("session %s not recovered: %s", restore.pid[:6], type(exc).__name__)
+            if self._live.get(restore.pid, (None,))[0] is socket:
+                del self._live[restore.pid]
             for room in joined:
                 await self._fanout.leave((socket.nsp, room), member)
-            member.hold, member.base, member.ahead = None, 0, {}
-            member.floors.clear()
+            member.hold = None
             return None
-        member.release()
-        await self._save(socket, restore.pid, record)
-        return Recovered(restore.pid, record.sid, frozenset(record.rooms))
+        return Resumed(Recovered(restore.pid, record.sid, frozenset(record.rooms)), catchup)
 
     # --- rooms ------------------------------------------------------------------------------
 

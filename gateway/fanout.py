@@ -39,6 +39,18 @@ class Replayed:
     messages: int
 
 
+@dataclass(frozen=True, slots=True)
+class Catchup:
+    """A replay read and sized against the send budget but not written yet: a recovered
+    socket's CONNECT reply goes out first, then this, then what was held live."""
+
+    nsp: str
+    frames: tuple[bytes, ...]
+    base: Offset
+    ranges: dict[str, tuple[int, int]]
+    rooms: int
+
+
 class Fanout:
     """This gateway's room subscriptions, following local membership, and one feed per
     namespace; the replays that catch a member up come from the log through here too."""
@@ -145,10 +157,17 @@ class Fanout:
 
     async def replay(self, member: Member, nsp: str, ranges: dict[str, tuple[int, int]],
                      base: Offset, budget: int) -> Replayed:
-        """Write each room's logged messages in ``(after, upto]`` to one member, merged in log
+        """Read the replay (:meth:`read_replay`) and write it to the member now."""
+        return self.write_replay(member, await self.read_replay(member, nsp, ranges, base,
+                                                                budget))
+
+    async def read_replay(self, member: Member, nsp: str, ranges: dict[str, tuple[int, int]],
+                          base: Offset, budget: int) -> Catchup:
+        """Each room's logged messages in ``(after, upto]`` for one member, merged in log
         order, each with its recomputed per-room ``prev`` and an offset naming how far every
-        room has been delivered. Raises :class:`TooLarge` (writing nothing) when the replay
-        would not fit ``budget``; :class:`~gateway.broker.BrokerUnavailable` on log errors."""
+        room has been delivered. Raises :class:`TooLarge` when the replay would not fit
+        ``budget``; :class:`~gateway.broker.BrokerUnavailable` on log errors. Nothing is
+        written and the member is left as it was."""
         per_room = await self._read_ranges(nsp, ranges)
         positions = dict(base.lagging)
         frames: list[bytes] = []
@@ -163,15 +182,20 @@ class Fanout:
             if size > budget:
                 raise TooLarge(room)
             frames.append(frame)
-        for frame in frames:
+        return Catchup(nsp, tuple(frames), base, ranges, len(per_room))
+
+    def write_replay(self, member: Member, catchup: Catchup) -> Replayed:
+        """Queue a read replay on the member, and raise its floors so the live copies of what
+        it carried (held, or still to come) are dropped."""
+        for frame in catchup.frames:
             member.outbox.push(frame)
-        member.base = max(member.base, base.frontier)
-        for room, (_, upto) in ranges.items():
+        member.base = max(member.base, catchup.base.frontier)
+        for room, (_, upto) in catchup.ranges.items():
             member.ahead[room] = max(member.ahead.get(room, 0), upto)
             member.floors[room] = max(member.floors.get(room, 0), upto)
-        count = len(frames)
-        self.metrics.replayed.labels(nsp).inc(count)
-        return Replayed(len(per_room), count)
+        count = len(catchup.frames)
+        self.metrics.replayed.labels(catchup.nsp).inc(count)
+        return Replayed(catchup.rooms, count)
 
     async def _read_ranges(self, nsp: str, ranges: dict[str, tuple[int, int]]
                            ) -> dict[str, tuple[Chained[Unpacked], ...]]:

@@ -3,11 +3,13 @@ a transport drop, and on another gateway after the first was SIGKILLed."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
 
 from devcluster.tcpproxy import SwitchProxy
+from tests.support.event_cut_relay import EventCutRelay
 from tests.support.jsclient import JsClients
 from tests.support.processes import Service
 from tests.support.tokens import make_token
@@ -109,3 +111,45 @@ async def test_client_that_never_got_an_event_still_recovers(
         assert await texts_until(js, "erin", 2) == ["q1", "q2"]
     finally:
         await proxy.stop()
+
+
+async def test_a_reconnect_attempt_cut_off_in_its_replay_leaves_nothing_twice(
+    js: JsClients, gateway_pair: list[Service]
+) -> None:
+    """The network fails two messages into a recovery's replay. socket.io-client keeps what
+    arrived before its CONNECT in a buffer a failed attempt does not empty, and moves its
+    offset only for what it emitted: a replay written before the CONNECT reply and cut off
+    there would reach the application twice, once from that buffer and once from the next
+    attempt's replay. Written after the reply, what arrived was emitted and the offset says
+    so, and the next attempt resumes after it."""
+    one, two = gateway_pair
+    relay = await EventCutRelay(one.port, "/chat").start()
+    try:
+        await js.connect("gina", relay.url, "/chat", make_token("gina"),
+                         transports=["websocket"], **RECONNECT)
+        await js.connect("hal", two.url, "/chat", make_token("hal"))
+        for client in ("gina", "hal"):
+            await js.call(client, "room:join", {"room": "room:rec-cut"})
+        await js.call("hal", "message:send", {"room": "room:rec-cut", "text": "c0", "id": "c0"})
+        assert await texts_until(js, "gina", 1) == ["c0"]
+
+        relay.switch([("127.0.0.1", 1)])  # nothing listens: gina stays away for a moment
+        relay.cut()
+        await js.expect("gina", {"disconnect"})
+        for n in range(1, 6):
+            await js.call("hal", "message:send", {"room": "room:rec-cut", "text": f"c{n}",
+                                                  "id": f"c{n}"})
+        relay.arm(2)
+        relay.switch([("127.0.0.1", one.port)])
+        await asyncio.wait_for(relay.cut_off.wait(), 10)
+        reconnected = await js.expect("gina", {"connect"}, within=10)
+        assert reconnected["recovered"] is True
+        await js.call("hal", "message:send", {"room": "room:rec-cut", "text": "c6", "id": "c6"})
+
+        assert await texts_until(js, "gina", 6) == [f"c{n}" for n in range(1, 7)]
+        await asyncio.sleep(0.3)
+        assert [m for m in js.pending("gina") if m["type"] == "event"] == []
+        cut_attempt = [p for p in relay.forwarded if p.startswith((b"40/chat,", b"42/chat,"))]
+        assert cut_attempt[0].startswith(b"40/chat,")  # the CONNECT reply led the replay
+    finally:
+        await relay.stop()

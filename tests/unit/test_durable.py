@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from gateway.actions import JoinFailure, NamespaceSocket, Recovered, Restore
+from gateway.broker import BrokerUnavailable
 from gateway.durable import DurableSockets, JoinFailed
 from gateway.fanout import Fanout
 from gateway.memory_broker import MemoryBroker, MemoryBus
@@ -103,12 +104,44 @@ async def test_a_recovered_socket_is_handed_back_to_the_core_with_its_replay(
         "alice", CHAT, "old-sid", {"user:alice": 0, "room:a": 0}, time.time() + 60)
     socket, m = world.socket(), member()
 
-    recovered = await world.durable.open(socket, m, Restore("old-pid", None))
+    resumed = await world.durable.open(socket, m, Restore("old-pid", None))
 
-    assert recovered == Recovered("old-pid", "old-sid", frozenset({"user:alice", "room:a"}))
-    assert texts(m) == ["before"]  # replayed before the core sends the CONNECT reply
+    assert resumed is not None
+    assert resumed.recovered == Recovered("old-pid", "old-sid",
+                                          frozenset({"user:alice", "room:a"}))
+    assert texts(m) == []  # the core's CONNECT reply goes first
     assert (socket.pid, socket.sid, socket.rooms) == ("new-pid", "new-sid", {"user:alice"})
-    assert "old-pid" in world.store.records  # the recovered record lives on under its pid
+    assert "old-pid" in world.store.records  # saved before the CONNECT reply
+
+    await world.publish("room:a", "during")
+    await asyncio.sleep(0.05)
+    assert texts(m) == []  # held behind the replay
+
+    world.durable.resume(m, resumed)
+
+    assert texts(m) == ["before", "during"]
+
+
+async def test_a_recovery_whose_record_cannot_be_saved_leaves_its_rooms(world: World) -> None:
+    world.store.records["old-pid"] = RecoveryRecord(
+        "alice", CHAT, "old-sid", {"user:alice": 0, "room:a": 0}, time.time() + 60)
+    put = world.store.put
+
+    async def unavailable(pid: str, record: RecoveryRecord) -> None:
+        if pid == "old-pid":
+            raise BrokerUnavailable("down")
+        await put(pid, record)
+
+    world.store.put = unavailable  # type: ignore[method-assign]
+    socket, m = world.socket(), member()
+
+    assert await world.durable.open(socket, m, Restore("old-pid", None)) is None
+
+    assert m.hold is None
+    assert world.store.records["new-pid"].rooms == {"user:alice": 0}  # a fresh session
+    await world.publish("room:a", "after")
+    await asyncio.sleep(0.05)
+    assert texts(m) == []  # not left in room:a
 
 
 @pytest.mark.parametrize("record", [
