@@ -82,10 +82,11 @@ async def splice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  up_reader: asyncio.StreamReader, up_writer: asyncio.StreamWriter) -> None:
     """Copy bytes both ways until either side ends; an end on one side aborts the other, as a
     balancer's closed backend resets its client."""
-    await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy one direction until its reader ends, then abort the writer."""
     try:
         while data := await reader.read(65536):
             writer.write(data)

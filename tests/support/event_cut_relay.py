@@ -4,8 +4,8 @@ namespace. It stands for a network that fails in the middle of a recovery's repl
 timed cut cannot hit reliably.
 
 The relay reads the server's WebSocket frames (unmasked, never fragmented by the gateway),
-forwards them whole, and after the chosen EVENT closes both sides with a FIN, so the client
-reads everything forwarded before it sees the end of the stream.
+forwards them whole, and after the chosen EVENT ends the connection: the client's side with a
+FIN, so the client reads everything forwarded before it sees the end of the stream.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from devcluster.tcpproxy import SwitchProxy
+from devcluster.tcpproxy import SwitchProxy, pipe
 
 
-def _frame_length(buffer: bytes) -> int | None:
-    """The length of the WebSocket frame at the start of ``buffer``, once it is all there."""
+def _frame_bounds(buffer: bytes) -> tuple[int, int] | None:
+    """Where the payload of the WebSocket frame at the start of ``buffer`` begins and where
+    the frame ends, once the whole frame is there."""
     if len(buffer) < 2:
         return None
     length, header = buffer[1] & 0x7F, 2
@@ -29,13 +30,8 @@ def _frame_length(buffer: bytes) -> int | None:
         if len(buffer) < 10:
             return None
         length, header = int.from_bytes(buffer[2:10], "big"), 10
-    total = header + length
-    return total if len(buffer) >= total else None
-
-
-def _payload(frame: bytes) -> bytes:
-    length = frame[1] & 0x7F
-    return frame[{126: 4, 127: 10}.get(length, 2):]
+    end = header + length
+    return (header, end) if len(buffer) >= end else None
 
 
 class EventCutRelay(SwitchProxy):
@@ -63,7 +59,7 @@ class EventCutRelay(SwitchProxy):
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
-        upstream = asyncio.ensure_future(self._forward(reader, up_writer))
+        upstream = asyncio.ensure_future(pipe(reader, up_writer))
         try:
             await self._forward_until(up_reader, writer, limit)
         except OSError:
@@ -74,13 +70,6 @@ class EventCutRelay(SwitchProxy):
                 self._writers.discard(w)
                 with contextlib.suppress(Exception):
                     w.close()
-
-    @staticmethod
-    async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := await reader.read(65536):
-                writer.write(chunk)
-                await writer.drain()
 
     async def _forward_until(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                              limit: int) -> None:
@@ -94,10 +83,11 @@ class EventCutRelay(SwitchProxy):
                     continue
                 writer.write(buffer[:end + 4])
                 buffer, upgraded = buffer[end + 4:], True
-            while (length := _frame_length(buffer)) is not None:
-                frame, buffer = buffer[:length], buffer[length:]
+            while (bounds := _frame_bounds(buffer)) is not None:
+                start, end = bounds
+                frame, buffer = buffer[:end], buffer[end:]
                 writer.write(frame)
-                payload = _payload(frame)
+                payload = frame[start:]
                 self.forwarded.append(payload)
                 if payload.startswith(self._event_prefix):
                     seen += 1
