@@ -21,3 +21,6 @@ class Channel(Protocol):
     def pause_reading(self) -> None: ...
 
     def resume_reading(self) -> None: ...
+
+    def take_preface(self) -> bytes | None:
+        """Bytes to write before the first frame, handed over once (a WebSocket's 101)."""

@@ -104,7 +104,7 @@ class Connection(ConnectionHandoff):
         self._lost = False
         self._paused = False
         assert ws.transport is not None
-        self.outbox = Outbox(ws.transport, flusher, budget, self._slow_consumer)
+        self.outbox = Outbox(ws.transport, flusher, budget, self._slow_consumer, ws.take_preface())
 
     def start(self, upgrades: tuple[str, ...] = ()) -> None:
         """The transport is open: the open packet goes out and the heartbeat starts."""

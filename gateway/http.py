@@ -106,7 +106,8 @@ def text_response(status: int, text: str, headers: tuple[tuple[str, str], ...] =
 @dataclass(frozen=True, slots=True)
 class Upgrade:
     """Switch the connection to another protocol: ``response`` (a 101) is written, then the
-    transport goes to ``protocol``, with any bytes that followed the request."""
+    transport goes to ``protocol``, with any bytes that followed the request. A WebSocket
+    protocol gets the 101 as its preface instead, to write with its first frames."""
 
     response: Response
     protocol: Callable[[], asyncio.Protocol]

@@ -17,6 +17,7 @@ from collections import deque
 from typing import cast
 
 from gateway.http import Handler, Request, RequestParser, Response, Upgrade, text_response
+from gateway.websocket_protocol import WebSocketProtocol
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +127,11 @@ class HttpProtocol(asyncio.Protocol):
             self._answer(request, text_response(400, "not an upgrade request\n", close=True))
             return
         self._transport = self._parser = None
-        transport.write(upgrade.response.encode())
         protocol = upgrade.protocol()
+        if isinstance(protocol, WebSocketProtocol):
+            protocol.preface = upgrade.response.encode()
+        else:
+            transport.write(upgrade.response.encode())
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         if parser.upgraded:

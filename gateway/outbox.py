@@ -23,7 +23,10 @@ class Outbox:
         flusher: Flusher,
         budget: int,
         on_overflow: Callable[[], None],
+        preface: bytes | None = None,
     ) -> None:
+        """``preface``: bytes that must precede every frame (an upgrade's 101), queued first
+        so that they leave in the same write as the frames of this pass (the open packet)."""
         self.transport = transport
         self.budget = budget
         self.on_overflow = on_overflow
@@ -31,6 +34,8 @@ class Outbox:
         self.queued = 0
         self.backlog = 0
         self._flusher = flusher
+        if preface is not None:
+            self.push(preface)
 
     def push(self, frame: bytes) -> bool:
         """Queue ``frame``; ``False`` (and the overflow callback) if it would bust the budget.

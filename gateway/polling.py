@@ -135,6 +135,10 @@ class PollingChannel:
     def pause_reading(self) -> None:
         self._paused = True
 
+    def take_preface(self) -> None:
+        """Every response is written whole by the HTTP layer: nothing precedes the frames."""
+        return None
+
     def resume_reading(self) -> None:
         self._paused = False
         waiter, self._post_waiter = self._post_waiter, None

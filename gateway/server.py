@@ -38,6 +38,7 @@ from gateway.configuration import (
     verifier_for,
 )
 from gateway.connection import Connection
+from gateway.drain import close_gap
 from gateway.durable import DurableSockets
 from gateway.engine_endpoint import EngineEndpoint
 from gateway.fanout import Fanout
@@ -243,13 +244,15 @@ class Gateway:
 
     async def drain(self) -> None:
         """Stop taking upgrades (503, and /readyz 503), then close every connection with 1012
-        spread over the drain window, so clients reconnect and recover on other gateways
-        without arriving all at once. Returns when none is left or the window is over."""
+        at the drain rate, spread over the drain window at most (:func:`close_gap`), so
+        clients reconnect and recover on other gateways without arriving all at once.
+        Returns when none is left or the window is over."""
         self.draining = True
         window = self.settings.drain_window_s
         connections = list(self.connections)
-        log.info("draining %d connections over %.1fs", len(connections), window)
-        gap = window / len(connections) if connections else 0.0
+        gap = close_gap(len(connections), window, self.settings.drain_rate)
+        log.info("draining %d connections over %.1fs", len(connections),
+                 gap * len(connections))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + window
         start = loop.time()

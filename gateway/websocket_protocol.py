@@ -72,7 +72,7 @@ class WebSocketProtocol(asyncio.Protocol):
     connection that dropped without one: what the connection's log line reports."""
 
     __slots__ = ("_close_timeout", "_handler", "_open", "_paused", "_pending", "_reader",
-                 "_timer", "close_code", "closing", "transport")
+                 "_timer", "close_code", "closing", "preface", "transport")
 
     def __init__(self, max_size: int, opened: Callable[[WebSocketProtocol], MessageHandler],
                  close_timeout: float = CLOSE_TIMEOUT_S) -> None:
@@ -86,6 +86,14 @@ class WebSocketProtocol(asyncio.Protocol):
         self.closing = False  # a close frame was sent: no more frames go out
         self._pending: list[Event] | None = None  # read, waiting for the next pass
         self._paused = 0
+        self.preface: bytes | None = None
+        """Bytes owed to the client before any frame (the HTTP layer's 101): a handler that
+        writes through an outbox takes them (:meth:`take_preface`), so the 101 and the open
+        packet leave in one write; otherwise they are written once the handler exists."""
+
+    def take_preface(self) -> bytes | None:
+        preface, self.preface = self.preface, None
+        return preface
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -93,6 +101,8 @@ class WebSocketProtocol(asyncio.Protocol):
         opened, self._open = self._open, None  # the closure is not kept for the socket's life
         if opened is not None:
             self._handler = opened(self)
+        if self.preface is not None:
+            self.transport.write(self.take_preface() or b"")
 
     def data_received(self, data: bytes) -> None:
         events = self._reader.feed(data)

@@ -62,11 +62,12 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-async def devcluster(tmp_path: Path) -> AsyncIterator[Run]:
+async def devcluster(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Run]:
+    """A test may add settings: ``parametrize("devcluster", [{...}], indirect=True)``."""
     base = free_base_port()
     stderr_path = tmp_path / "devcluster.stderr"
     env = {**os.environ, "SB_JWT_SECRET": SECRET, "SB_API_KEY": "devcluster-test-api-key",
-           "SB_ENV": "development"}
+           "SB_ENV": "development", **getattr(request, "param", {})}
     with stderr_path.open("wb") as stderr:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "devcluster", "--gateways", str(GATEWAYS),

@@ -88,14 +88,16 @@ async def test_no_child_outlives_a_killed_devcluster(devcluster: Run) -> None:
                      f"every child of a SIGKILLed devcluster gone: {pids}")
 
 
+@pytest.mark.parametrize("devcluster", [{"SB_DRAIN_RATE": "0.5"}], indirect=True)
 async def test_a_second_stop_signal_stops_at_once(devcluster: Run) -> None:
     ready = await read_ready(devcluster)
     pids = devcluster.child_pids()
     url = f"{ready['lb']}/socket.io/?EIO=4&transport=websocket"
     async with fresh_session() as session, session.ws_connect(url) as held:
         assert (await held.receive_str()).startswith("0{")
-        # The drain's 1012 reaches the socket through the balancer, and the drain lasts
-        # the whole window (2 s in devcluster), so the first signal has not stopped it yet.
+        # The drain's 1012 reaches the socket through the balancer, and at 0.5 closes/s the
+        # drain lasts the whole window (2 s in devcluster), so the first signal has not
+        # stopped it yet.
         devcluster.proc.send_signal(signal.SIGTERM)
         closing = await held.receive(5 * UNIT)
         assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1012), closing
