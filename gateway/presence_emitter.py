@@ -8,9 +8,10 @@ A socket that closes before its first record went out is dropped: presence never
 :class:`PresenceEmitter` is the shell: it publishes what is pending to the JetStream work
 queue (acknowledged, so nothing is lost when a presence replica dies), puts back what failed
 unless something newer replaced it, and backs off while NATS is away. Nothing here ever waits
-on a socket, and no socket waits on it. What piled up while the last publish was in flight
-goes out packed, many notices per message (up to ``PACK_BYTES``): a burst of opens and closes
-costs a few round trips, not two per socket.
+on a socket, and no socket waits on it. Notices gather for ``LINGER_S`` before each publish
+(unless a full batch is waiting), and what piled up goes out packed, many notices per message
+(up to ``PACK_BYTES``): a burst of opens and closes costs a few round trips, not two per
+socket, and a socket gone within the linger is never sent.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ from shared.subjects import USER_ROOM_PREFIX
 log = logging.getLogger(__name__)
 
 BATCH = 512
+LINGER_S = 0.05
+"""How long notices gather before a publish that is not a full batch. Presence is debounced
+anyway (an offline waits out a grace period), so 50 ms more before an online or a join is
+announced is not seen; in exchange a socket that opens and closes within it costs presence
+nothing (neither record is sent), and a burst of opens goes out in one message."""
 PACK_BYTES = 256 * 1024  # well under NATS's default max_payload (1 MB)
 RETRY_BACKOFF = Backoff(base=0.05, cap=2.0)
 QUERY_TIMEOUT_S = 2.0
@@ -206,6 +212,8 @@ class PresenceEmitter:
             await self._wake.wait()
             self._wake.clear()
             while len(self.pending):
+                if len(self.pending) < BATCH:
+                    await asyncio.sleep(LINGER_S)
                 packs = packed(self.pending.take())
                 results = await asyncio.gather(
                     *(self._js.publish(self._subject, body) for _, body in packs),

@@ -1,15 +1,19 @@
 """The gateway → presence notices: the wire codec (total on bad input), the gateway's pending
-set (coalescing, bounded by sockets)."""
+set (coalescing, bounded by sockets), and the emitter's linger (a socket gone within it is
+never sent)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.presence_emitter import PendingPresence, packed
+from gateway.presence_emitter import LINGER_S, PendingPresence, PresenceEmitter, packed
 from shared.presence_wire import (
     GatewayBoot,
     SocketRecord,
@@ -185,3 +189,37 @@ def test_take_respects_its_limit() -> None:
     for n in range(10):
         pending.socket(f"s{n}", "u", [], True, 1.0)
     assert len(pending.take(4)) == 4 and len(pending) == 6
+
+
+class RecordingStream:
+    """Stands in for JetStream's publish: what the emitter sent, decoded."""
+
+    def __init__(self) -> None:
+        self.notices: list[object] = []
+
+    async def publish(self, subject: str, body: bytes) -> None:
+        self.notices.extend(unpack(body))
+
+
+def chat_socket(sid: str, user: str) -> Any:
+    return SimpleNamespace(nsp="/chat", sid=sid, identity=SimpleNamespace(sub=user),
+                           rooms={"room:a"})
+
+
+async def test_a_socket_gone_within_the_linger_never_reaches_presence() -> None:
+    stream = RecordingStream()
+    emitter = PresenceEmitter(cast(Any, stream), "sb.presence.events", "gw-1", "b00t",
+                              frozenset({"/chat"}))
+    emitter.start()
+    brief, staying = chat_socket("sid-1", "alice"), chat_socket("sid-2", "bob")
+    emitter.socket(brief, True)
+    emitter.socket(staying, True)
+    await asyncio.sleep(LINGER_S / 5)
+    emitter.socket(brief, False)  # closed before the linger was over
+    await asyncio.sleep(LINGER_S * 3)
+    await emitter.close()
+
+    records = [n for n in stream.notices if isinstance(n, SocketRecord)]
+    assert [(r.conn, r.alive, r.rooms) for r in records] == [
+        ("sid-2", True, frozenset({ROOM}))]
+    assert any(isinstance(n, GatewayBoot) for n in stream.notices)
