@@ -107,7 +107,8 @@ def text_response(status: int, text: str, headers: tuple[tuple[str, str], ...] =
 class Upgrade:
     """Switch the connection to another protocol: ``response`` (a 101) is written, then the
     transport goes to ``protocol``, with any bytes that followed the request. A WebSocket
-    protocol gets the 101 as its preface instead, to write with its first frames."""
+    protocol gets the 101 as its preface instead, to write with its first frames, unless
+    frames came with the request (it may answer those at once)."""
 
     response: Response
     protocol: Callable[[], asyncio.Protocol]

@@ -128,9 +128,9 @@ class HttpProtocol(asyncio.Protocol):
             return
         self._transport = self._parser = None
         protocol = upgrade.protocol()
-        if isinstance(protocol, WebSocketProtocol):
+        if isinstance(protocol, WebSocketProtocol) and not parser.upgraded:
             protocol.preface = upgrade.response.encode()
-        else:
+        else:  # frames sent with the request may be answered (pong, close) before a flush
             transport.write(upgrade.response.encode())
         transport.set_protocol(protocol)
         protocol.connection_made(transport)

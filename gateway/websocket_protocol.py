@@ -101,8 +101,9 @@ class WebSocketProtocol(asyncio.Protocol):
         opened, self._open = self._open, None  # the closure is not kept for the socket's life
         if opened is not None:
             self._handler = opened(self)
-        if self.preface is not None:
-            self.transport.write(self.take_preface() or b"")
+        preface = self.take_preface()
+        if preface is not None:
+            self.transport.write(preface)
 
     def data_received(self, data: bytes) -> None:
         events = self._reader.feed(data)

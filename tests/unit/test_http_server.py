@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.http import Request, Response, Router, Upgrade, text_response
 from gateway.http_server import HttpProtocol
+from gateway.outbox import Flusher, Outbox
 from gateway.websocket import check_upgrade, switching_protocols
 from gateway.websocket_protocol import PASS_LIMIT, WebSocketProtocol
 from tests.support.rawhttp import exchange, statuses
@@ -248,3 +249,69 @@ async def test_frames_read_before_a_drop_are_still_handed_over(serve: Serve) -> 
 
     (echo,) = ECHOES
     assert echo.received == [f"{n:03d}" for n in range(PASS_LIMIT * 3)]
+
+
+class Greeter:
+    """Writes through an outbox that took the 101, as the gateway's connection does: the
+    greeting and the 101 leave in one write."""
+
+    def __init__(self, ws: WebSocketProtocol) -> None:
+        assert ws.transport is not None
+        loop = asyncio.get_running_loop()
+        self.outbox = Outbox(ws.transport, Flusher(loop), 1_000_000, lambda: None,
+                             ws.take_preface())
+        self.outbox.push(b"\x81\x05hello")
+
+    def receive(self, message: str | bytes) -> None:
+        pass
+
+    def closing(self) -> None:
+        pass
+
+    def lost(self) -> None:
+        pass
+
+
+async def greeting_server() -> tuple[asyncio.Server, int]:
+    def endpoint(request: Request) -> Response | Upgrade:
+        accept = check_upgrade(request)
+        if isinstance(accept, Response):
+            return accept
+        return Upgrade(switching_protocols(accept), lambda: WebSocketProtocol(100, Greeter))
+
+    loop = asyncio.get_running_loop()
+    routes = Router(endpoint)
+    server = await loop.create_server(lambda: HttpProtocol(routes, 100, 5.0), "127.0.0.1", 0)
+    return server, int(server.sockets[0].getsockname()[1])
+
+
+UPGRADE = (b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+async def test_the_101_and_the_first_frames_leave_together() -> None:
+    server, port = await greeting_server()
+    try:
+        wire = await exchange(port, UPGRADE)
+    finally:
+        server.close()
+    head, _, frames = wire.partition(b"\r\n\r\n")
+    assert statuses(head + b"\r\n") == [101] and frames == b"\x81\x05hello"
+
+
+@pytest.mark.parametrize(("pipelined", "answer"), [
+    (bytes([0x89, 0x80]) + b"\0\0\0\0", b"\x8a\x00"),  # a ping, answered at once
+    (bytes([0x88, 0x82]) + b"\0\0\0\0" + b"\x03\xe8", b"\x88\x02\x03\xe8"),  # a close, echoed
+])
+async def test_frames_sent_with_the_upgrade_are_answered_after_the_101(pipelined: bytes,
+                                                                      answer: bytes) -> None:
+    """The protocol answers a ping or a close straight to the transport, so a 101 still
+    waiting in the outbox would come after that answer: it is written at once instead."""
+    server, port = await greeting_server()
+    try:
+        wire = await exchange(port, UPGRADE + pipelined)
+    finally:
+        server.close()
+    assert wire.startswith(b"HTTP/1.1 101 ")
+    _, _, frames = wire.partition(b"\r\n\r\n")
+    assert answer in frames
