@@ -38,7 +38,7 @@ from gateway.configuration import (
     verifier_for,
 )
 from gateway.connection import Connection
-from gateway.drain import close_gap, closes_due
+from gateway.drain import close_gap
 from gateway.durable import DurableSockets
 from gateway.engine_endpoint import EngineEndpoint
 from gateway.fanout import Fanout
@@ -256,14 +256,10 @@ class Gateway:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + window
         start = loop.time()
-        closed = 0
-        while closed < len(connections):
-            for connection in connections[closed:closes_due(loop.time() - start, gap,
-                                                             len(connections))]:
-                connection.close(CloseCode.DRAIN, "gateway draining")
-                closed += 1
-            if closed < len(connections):
-                await asyncio.sleep(max(0.0, start + closed * gap - loop.time()))
+        for index, connection in enumerate(connections):
+            connection.close(CloseCode.DRAIN, "gateway draining")
+            if gap:  # on a schedule, so time spent closing does not stretch the window
+                await asyncio.sleep(max(0.0, start + (index + 1) * gap - loop.time()))
         if self.connections:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), max(0.1, deadline - loop.time()))
