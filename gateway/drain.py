@@ -6,6 +6,11 @@ hundred sockets take the full window to stop, and its last clients waited the lo
 benefit. The survivors absorb recoveries at a rate, not per window, so the closes go out at
 ``SB_DRAIN_RATE`` per second and the window only bounds the drain of a gateway holding more
 than ``rate * window`` sockets (then they are spread over the window, faster than the rate).
+
+The drain closes at most one connection per event-loop pass, so a busy gateway closes slower
+than the rate but never faster than it finishes each close's own work (the registry release,
+the session record, presence): a schedule that caught up with several closes per pass gained
+nothing in measured storms and cost the draining gateway about 30 % more CPU.
 """
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ class GatewaySettings(ClusterSettings):
         "comma-separated proxy addresses/CIDRs whose X-Forwarded-Proto is believed")
     drain_window_s: float = _setting("SB_DRAIN_WINDOW_S", _parse_non_negative_float, 10.0,
                                      "SIGTERM: connections are closed (1012) spread over, s")
-    drain_rate: float = _setting("SB_DRAIN_RATE", _parse_positive_float, 1_000.0,
+    drain_rate: float = _setting("SB_DRAIN_RATE", _parse_positive_float, 2_000.0,
                                  "SIGTERM: at most this many closes per second (a drain "
                                  "takes connections / rate s, the window at most)")
     ping_interval_ms: int = _setting("SB_PING_INTERVAL_MS", _parse_positive_int, 25_000,

@@ -90,7 +90,7 @@ async def test_drain_closes_with_1012_and_clients_recover_elsewhere(
 async def test_a_drain_closes_at_its_rate_and_does_not_wait_out_a_long_window(
     js: JsClients, start_gateway: Callable[..., Service], gateway_pair: list[Service]
 ) -> None:
-    """Three sockets at the default rate (1,000 closes/s) take milliseconds to close, so the
+    """Three sockets at the default rate (2,000 closes/s) take milliseconds to close, so the
     gateway stops long before its 60 s window, and every client recovers on the survivor."""
     draining = start_gateway(SB_DRAIN_WINDOW_S="60")
     survivor = gateway_pair[1]

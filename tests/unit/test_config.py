@@ -47,7 +47,7 @@ def test_gateway_defaults_are_the_contract() -> None:
     assert settings.env == "development"
     assert settings.trusted_proxies == ()
     assert settings.drain_window_s == 10.0
-    assert settings.drain_rate == 1_000.0
+    assert settings.drain_rate == 2_000.0
 
 
 def test_instance_id_defaults_to_something_unique_per_process() -> None:
